@@ -1,0 +1,1 @@
+// Umbrella header for the protoc-c output (replaced by scripts/gen-proto's include).

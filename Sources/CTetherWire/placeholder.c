@@ -1,0 +1,1 @@
+// Placeholder until scripts/gen-proto writes tether.pb-c.c
