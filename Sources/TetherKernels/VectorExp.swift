@@ -8,7 +8,12 @@ extension VectorOps {
     @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.72283))
-        let n = (xc * 1.442_695_04).rounded(.toNearestOrEven)
+        // Round-to-nearest by the 1.5·2²³ trick: the integer lands in the low mantissa bits
+        // (the generic SIMD rounding and Float→Int32 conversions are scalar loops).
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = xc * 1.442_695_04 + magic
+        let n = t - magic
+        let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
         var r = xc - n * 0.693_359_375
         r = r + n * 2.121_944_4e-4
         var p = SIMD8<Float>(repeating: 1.987_569_15e-4) * r + 1.398_199_950_7e-3
@@ -18,7 +23,6 @@ extension VectorOps {
         p = p * r + 5.000_000_120_1e-1
         let y = p * (r * r) + r + 1
         // 2^n as 2^a · 2^(n−a), a = ⌊n/2⌋, so n = 128 (x near 88.7) and n = −126 stay normal.
-        let ni = SIMD8<Int32>(n, rounding: .towardZero)
         let a = ni &>> 1, b = ni &- a
         let sa = unsafeBitCast((a &+ 127) &<< 23, to: SIMD8<Float>.self)
         let sb = unsafeBitCast((b &+ 127) &<< 23, to: SIMD8<Float>.self)
