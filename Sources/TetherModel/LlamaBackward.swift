@@ -1,0 +1,67 @@
+import TetherKernels
+
+extension LlamaModel {
+    /// Adds dLoss/dparameters into `gradients`, given dLoss/dlogp per position (and optionally
+    /// dLoss/dentropy per position), both `[batch, T−1]` as returned by the last `sequenceLogProbs`.
+    /// Every loss (SFT cross-entropy = −mean logp, GRPO/PPO, KL) reduces to these two vectors.
+    public func backward(dLogProbs: [Float], dEntropy: [Float]? = nil) {
+        guard let a = training else { preconditionFailure("backward called before sequenceLogProbs") }
+        precondition(dLogProbs.count == a.rows, "dLogProbs has \(dLogProbs.count) entries, expected \(a.rows)")
+        precondition(dEntropy == nil || a.entropyComputed, "dEntropy given but the forward did not compute entropy")
+        precondition(dEntropy == nil || dEntropy!.count == a.rows, "dEntropy has the wrong size")
+        dLogProbs.withUnsafeBufferPointer { dlp in
+            if let dEntropy {
+                dEntropy.withUnsafeBufferPointer { de in
+                    TokenLogProb.backward(logits: a.logits.pointer, targets: a.targets.baseAddress!, logSumExp: a.logSumExp.pointer,
+                                          entropy: a.entropy.pointer, dLogProbs: dlp.baseAddress!, dEntropy: de.baseAddress!,
+                                          rows: a.rows, vocab: config.vocabSize, dLogits: a.dLogits.pointer)
+                }
+            } else {
+                TokenLogProb.backward(logits: a.logits.pointer, targets: a.targets.baseAddress!, logSumExp: a.logSumExp.pointer,
+                                      entropy: nil, dLogProbs: dlp.baseAddress!, dEntropy: nil,
+                                      rows: a.rows, vocab: config.vocabSize, dLogits: a.dLogits.pointer)
+            }
+        }
+        backwardFromLogits(a)
+    }
+
+    /// Backward of the whole decoder from `a.dLogits` (llm.c's `gpt2_backward`, layer by layer in reverse).
+    func backwardFromLogits(_ a: TrainingActivations) {
+        let c = config, n = a.rows, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize
+        let qkvw = h + 2 * kv
+        let w = parameters.pointer, g = gradients.pointer
+        let dx = a.dResidual.pointer, dn = a.dNormed.pointer
+        let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
+                                          kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+        BLAS.linearBackward(x: a.normedFinal.pointer, weight: w + lmHeadOffset, dy: a.dLogits.pointer, dx: dn,
+                            dWeight: g + lmHeadOffset, rows: n, inFeatures: h, outFeatures: c.vocabSize)
+        dx.update(repeating: 0, count: n * h)
+        RMSNorm.backward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rstd: a.rstdFinal.pointer,
+                         dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + finalNormOffset)
+        for (l, o) in layers.enumerated().reversed() {
+            // MLP half: x_{l+1} = mid + down(swiglu(gateUp(norm2(mid)))).
+            BLAS.linearBackward(x: a.act[l].pointer, weight: w + o.down, dy: dx, dx: a.dAct.pointer,
+                                dWeight: g + o.down, rows: n, inFeatures: f, outFeatures: h)
+            SwiGLU.backward(gateUp: a.gateUp[l].pointer, dOut: a.dAct.pointer, rows: n, dim: f, dGateUp: a.dGateUp.pointer)
+            BLAS.linearBackward(x: a.normed2[l].pointer, weight: w + o.gateUp, dy: a.dGateUp.pointer, dx: dn,
+                                dWeight: g + o.gateUp, rows: n, inFeatures: h, outFeatures: 2 * f)
+            RMSNorm.backward(x: a.residualMid[l].pointer, weight: w + o.postNorm, rstd: a.rstd2[l].pointer,
+                             dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + o.postNorm)
+            // Attention half: mid = x_l + o(attn(rope(qkv(norm1(x_l))))).
+            BLAS.linearBackward(x: a.attnOut[l].pointer, weight: w + o.o, dy: dx, dx: a.dAttn.pointer,
+                                dWeight: g + o.o, rows: n, inFeatures: h, outFeatures: h)
+            let qkv = a.qkv[l].pointer, dqkv = a.dQKV.pointer
+            CausalAttention.backward(q: qkv, ldq: qkvw, k: qkv + h, v: qkv + h + kv, ldkv: qkvw,
+                                     probs: a.probs[l].pointer, dOut: a.dAttn.pointer, ldo: h,
+                                     dq: dqkv, dk: dqkv + h, dv: dqkv + h + kv, scratch: a.attnScratch.pointer,
+                                     shape: shape, lengths: a.lengths.baseAddress!)
+            rope.apply(dqkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!, inverse: true)
+            rope.apply(dqkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!, inverse: true)
+            BLAS.linearBackward(x: a.normed1[l].pointer, weight: w + o.qkv, dy: dqkv, dx: dn,
+                                dWeight: g + o.qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+            RMSNorm.backward(x: a.residual[l].pointer, weight: w + o.inputNorm, rstd: a.rstd1[l].pointer,
+                             dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + o.inputNorm)
+        }
+        Embedding.backward(tokens: a.tokens.baseAddress!, rows: n, dOut: dx, dim: h, dTable: g + embeddingOffset)
+    }
+}
