@@ -24,6 +24,8 @@ public final class LlamaModel: @unchecked Sendable {
     let finalNormOffset: Int
     let lmHeadOffset: Int
     var training: TrainingActivations?
+    var decodeBuffers: DecodeWorkspace?
+    var generationCache: KVCache?
 
     struct LayerOffsets {
         let inputNorm: Int, qkv: Int, o: Int, postNorm: Int, gateUp: Int, down: Int

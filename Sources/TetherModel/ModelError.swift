@@ -13,6 +13,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case unknownToken(String)
     case tokenOutOfRange(token: Int, vocabSize: Int)
     case sequenceTooLong(length: Int, maxPositions: Int)
+    case emptySequence(index: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +32,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let token, let vocab): return "token id \(token) is outside the vocabulary (size \(vocab))"
         case .sequenceTooLong(let length, let maxPositions):
             return "sequence of \(length) tokens exceeds max_position_embeddings \(maxPositions)"
+        case .emptySequence(let index): return "sequence \(index) is empty (a prompt needs at least one token)"
         }
     }
 }

@@ -1,0 +1,116 @@
+import TetherKernels
+
+/// Why a completion ended.
+public enum FinishReason: String, Sendable, Codable, Equatable {
+    /// The stop token was sampled (it is the last entry of `tokens`).
+    case eos
+    /// The per-sequence limit of new tokens was reached.
+    case length
+}
+
+/// The new tokens sampled after one prompt, with per-token log-probs (see `SampledToken`).
+public struct Completion: Sendable, Equatable {
+    public var tokens: [Int]
+    /// log-prob under the temperature-scaled, top-k/top-p truncated distribution sampled from.
+    public var logProbs: [Float]
+    /// log-prob under the untruncated temperature-1 softmax of the same logits.
+    public var rawLogProbs: [Float]
+    public var finishReason: FinishReason
+}
+
+extension LlamaModel {
+    /// Samples completions for many prompts at once with a KV cache: prompts of different lengths
+    /// are prefilled together (identical prompts — a GRPO group — only once, then their cached
+    /// prefix is copied), then every live sequence advances one token per step in one batched
+    /// forward. Sequence i draws from its own random stream `(seed, i)`, so its tokens do not depend
+    /// on which other prompts share the batch.
+    public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), seed: UInt64) throws -> [Completion] {
+        try generate(prompts: prompts, maxNewTokens: Array(repeating: maxNewTokens, count: prompts.count), sampling: sampling, seed: seed)
+    }
+
+    public func generate(prompts: [[Int]], maxNewTokens: [Int], sampling: SamplingParameters = SamplingParameters(), seed: UInt64) throws -> [Completion] {
+        precondition(maxNewTokens.count == prompts.count, "one maxNewTokens per prompt")
+        let n = prompts.count
+        guard n > 0 else { return [] }
+        for (i, prompt) in prompts.enumerated() {
+            guard !prompt.isEmpty else { throw ModelError.emptySequence(index: i) }
+            for t in prompt where t < 0 || t >= config.vocabSize { throw ModelError.tokenOutOfRange(token: t, vocabSize: config.vocabSize) }
+            let total = prompt.count + max(0, maxNewTokens[i] - 1)
+            if total > config.maxPositionEmbeddings { throw ModelError.sequenceTooLong(length: total, maxPositions: config.maxPositionEmbeddings) }
+        }
+        let eos = sampling.eosTokenId ?? config.eosTokenId
+        let capacity = zip(prompts, maxNewTokens).map { $0.count + max(0, $1) }.max()!
+        let cache: KVCache
+        if let c = generationCache, c.slots >= n, c.capacity >= capacity { cache = c; cache.reset() } else {
+            generationCache = nil
+            cache = KVCache(config: config, slots: n, capacity: capacity)
+            generationCache = cache
+        }
+        let V = config.vocabSize
+
+        // Prefill the distinct prompts in one forward.
+        var firstSlot: [[Int]: Int] = [:]
+        var unique: [(slot: Int, tokens: [Int])] = []
+        for (i, p) in prompts.enumerated() where firstSlot[p] == nil {
+            firstSlot[p] = i
+            unique.append((slot: i, tokens: p))
+        }
+        let prefillLogits = try extend(cache: cache, unique)
+        var logitRow = [Int](repeating: 0, count: n)
+        var uniqueIndex: [Int: Int] = [:]
+        for (k, u) in unique.enumerated() { uniqueIndex[u.slot] = k }
+        for i in 0..<n {
+            let src = firstSlot[prompts[i]]!
+            if src != i { cache.copySlot(from: src, to: i) }
+            logitRow[i] = uniqueIndex[src]!
+        }
+
+        var rngs = (0..<n).map { SeededRandom(seed: seed, stream: UInt64($0)) }
+        var sampler = TokenSampler(vocabSize: V)
+        var completions = (0..<n).map { i in
+            Completion(tokens: [], logProbs: [], rawLogProbs: [], finishReason: .length)
+        }
+        for i in 0..<n {
+            completions[i].tokens.reserveCapacity(maxNewTokens[i])
+            completions[i].logProbs.reserveCapacity(maxNewTokens[i])
+            completions[i].rawLogProbs.reserveCapacity(maxNewTokens[i])
+        }
+        var live = (0..<n).filter { maxNewTokens[$0] > 0 }
+        var next = live
+        // Step 0 samples from the prefill logits; later steps from the decode workspace.
+        var fromPrefill = true
+        while !live.isEmpty {
+            next.removeAll(keepingCapacity: true)
+            let decoded = UnsafePointer(decodeWorkspace(rows: live.count).logits.pointer)
+            prefillLogits.withUnsafeBufferPointer { pre in
+                for (row, i) in live.enumerated() {
+                    let z = fromPrefill ? pre.baseAddress! + logitRow[i] * V : decoded + row * V
+                    let s = sampler.sample(logits: z, parameters: sampling, rng: &rngs[i])
+                    completions[i].tokens.append(s.token)
+                    completions[i].logProbs.append(s.logProb)
+                    completions[i].rawLogProbs.append(s.rawLogProb)
+                    if let eos, s.token == eos {
+                        completions[i].finishReason = .eos
+                    } else if completions[i].tokens.count >= maxNewTokens[i] {
+                        completions[i].finishReason = .length
+                    } else {
+                        next.append(i)
+                    }
+                }
+            }
+            fromPrefill = false
+            swap(&live, &next)
+            if live.isEmpty { break }
+            let w = decodeWorkspace(rows: live.count)
+            for (row, i) in live.enumerated() {
+                w.tokens[row] = Int32(completions[i].tokens.last!)
+                w.slots[row] = Int32(i)
+                w.positions[row] = Int32(cache.lengths[i])
+                w.lastRows[row] = row
+                cache.lengths[i] += 1
+            }
+            forwardCached(rows: live.count, outputs: live.count, cache: cache, workspace: w)
+        }
+        return completions
+    }
+}

@@ -1,0 +1,75 @@
+import TetherKernels
+
+extension LlamaModel {
+    func decodeWorkspace(rows: Int) -> DecodeWorkspace {
+        if let w = decodeBuffers, w.rowCapacity >= rows { return w }
+        decodeBuffers = nil
+        let w = DecodeWorkspace(config: config, rows: max(rows, 16))
+        decodeBuffers = w
+        return w
+    }
+
+    /// The cached forward over the `rows` tokens already staged in `w.tokens/slots/positions`:
+    /// writes their keys/values into `cache`, and leaves in `w.logits` the logits of the
+    /// `outputs` rows listed in `w.lastRows`. Prefill (many rows per slot) and decoding (one row per
+    /// slot) are the same call; GEMMs run over all rows of all sequences at once.
+    func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace) {
+        let c = config, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize, qkvw = h + 2 * kv
+        let p = parameters.pointer
+        let x = w.x.pointer, xn = w.normed.pointer, qkv = w.qkv.pointer
+        let slots = w.slots.baseAddress!, positions = w.positions.baseAddress!
+        Embedding.forward(tokens: w.tokens.baseAddress!, rows: n, table: p + embeddingOffset, dim: h, out: x)
+        for (l, o) in layers.enumerated() {
+            RMSNorm.forward(x: x, weight: p + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
+            BLAS.linearForward(x: xn, weight: p + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+            rope.apply(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: positions)
+            rope.apply(qkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: positions)
+            let kBase = cache.keys.pointer + cache.layerOffset(l), vBase = cache.values.pointer + cache.layerOffset(l)
+            for r in 0..<n {
+                let at = (Int(slots[r]) * cache.capacity + Int(positions[r])) * kv
+                (kBase + at).update(from: qkv + r * qkvw + h, count: kv)
+                (vBase + at).update(from: qkv + r * qkvw + h + kv, count: kv)
+            }
+            CachedAttention.forward(q: qkv, ldq: qkvw, rows: n, slots: slots, positions: positions,
+                                    keys: kBase, values: vBase, capacity: cache.capacity,
+                                    heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                                    out: w.attn.pointer, ldo: h, scratch: w.attnScratch.pointer)
+            BLAS.linearForward(x: w.attn.pointer, weight: p + o.o, y: x, rows: n, inFeatures: h, outFeatures: h, beta: 1)
+            RMSNorm.forward(x: x, weight: p + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
+            BLAS.linearForward(x: xn, weight: p + o.gateUp, y: w.gateUp.pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
+            SwiGLU.forward(gateUp: w.gateUp.pointer, rows: n, dim: f, out: w.act.pointer)
+            BLAS.linearForward(x: w.act.pointer, weight: p + o.down, y: x, rows: n, inFeatures: f, outFeatures: h, beta: 1)
+        }
+        // Only the rows whose next token is wanted go through the final norm and the LM head.
+        for i in 0..<outputs { (w.attn.pointer + i * h).update(from: x + w.lastRows[i] * h, count: h) }
+        RMSNorm.forward(x: w.attn.pointer, weight: p + finalNormOffset, rows: outputs, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
+        BLAS.linearForward(x: xn, weight: p + lmHeadOffset, y: w.logits.pointer, rows: outputs, inFeatures: h, outFeatures: c.vocabSize)
+    }
+
+    /// Appends tokens to sequences held in `cache` and returns the logits after each entry's last
+    /// token, `[entries.count, vocab]`. Each entry is (slot, tokens): a whole prompt for prefill,
+    /// one sampled token per step for decoding; slots must be distinct within a call.
+    public func extend(cache: KVCache, _ entries: [(slot: Int, tokens: [Int])]) throws -> [Float] {
+        let rows = entries.reduce(0) { $0 + $1.tokens.count }
+        let w = decodeWorkspace(rows: rows)
+        var r = 0
+        for (i, e) in entries.enumerated() {
+            precondition(e.slot >= 0 && e.slot < cache.slots, "slot \(e.slot) outside the cache (\(cache.slots) slots)")
+            guard !e.tokens.isEmpty else { throw ModelError.emptySequence(index: i) }
+            let start = cache.lengths[e.slot]
+            let end = start + e.tokens.count
+            guard end <= cache.capacity, end <= config.maxPositionEmbeddings else {
+                throw ModelError.sequenceTooLong(length: end, maxPositions: min(cache.capacity, config.maxPositionEmbeddings))
+            }
+            for (k, t) in e.tokens.enumerated() {
+                guard t >= 0 && t < config.vocabSize else { throw ModelError.tokenOutOfRange(token: t, vocabSize: config.vocabSize) }
+                w.tokens[r] = Int32(t); w.slots[r] = Int32(e.slot); w.positions[r] = Int32(start + k)
+                r += 1
+            }
+            w.lastRows[i] = r - 1
+        }
+        for e in entries { cache.lengths[e.slot] += e.tokens.count }
+        forwardCached(rows: rows, outputs: entries.count, cache: cache, workspace: w)
+        return Array(UnsafeBufferPointer(start: w.logits.pointer, count: entries.count * config.vocabSize))
+    }
+}

@@ -1,0 +1,95 @@
+import TetherKernels
+import TetherModel
+import XCTest
+
+final class DecodingTests: XCTestCase {
+    /// Prefill prompts of different lengths together, then feed tokens one at a time: every step's
+    /// logits equal the full forward's logits at that position.
+    func testKVCacheMatchesFullForwardTokenByToken() throws {
+        let model = try LlamaModel(config: .tiny, seed: 5, std: 0.1)
+        let V = model.config.vocabSize
+        let sequences = [[3, 9, 1, 4, 4, 8, 2, 7, 30], [5, 6, 7, 8, 9, 10, 11], [60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]
+        let promptLengths = [3, 1, 5]
+        let full = try model.logits(TokenBatch(sequences: sequences))
+        let T = sequences.map(\.count).max()!
+        func fullRow(_ b: Int, _ t: Int) -> ArraySlice<Float> { full[((b * T + t) * V)..<((b * T + t + 1) * V)] }
+
+        let cache = KVCache(config: model.config, slots: 4, capacity: 16)
+        // Sequence b lives in slot b+1, to show slots need not be 0..<n.
+        let prefill = try model.extend(cache: cache, sequences.indices.map { (slot: $0 + 1, tokens: Array(sequences[$0].prefix(promptLengths[$0]))) })
+        for b in sequences.indices {
+            assertClose(prefill[(b * V)..<((b + 1) * V)], fullRow(b, promptLengths[b] - 1), "prefill of sequence \(b)")
+        }
+        XCTAssertEqual(cache.lengths, [0, 3, 1, 5])
+        var position = promptLengths
+        while true {
+            let live = sequences.indices.filter { position[$0] < sequences[$0].count }
+            if live.isEmpty { break }
+            let step = try model.extend(cache: cache, live.map { (slot: $0 + 1, tokens: [sequences[$0][position[$0]]]) })
+            for (k, b) in live.enumerated() {
+                assertClose(step[(k * V)..<((k + 1) * V)], fullRow(b, position[b]), "sequence \(b) position \(position[b])")
+                position[b] += 1
+            }
+        }
+    }
+
+    func assertClose(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-4, what, file: file, line: line)
+    }
+
+    func testGenerateMatchesGreedyFullForwardAndReturnsRawLogProbs() throws {
+        let model = try LlamaModel(config: .tiny, seed: 7, std: 0.2)
+        let prompts = [[1, 2, 3], [9], [1, 2, 3], [40, 41]]
+        let completions = try model.generate(prompts: prompts, maxNewTokens: 6, sampling: .greedy, seed: 0)
+        XCTAssertEqual(completions[0], completions[2], "identical prompts share a prefix and decode identically")
+        for (i, c) in completions.enumerated() {
+            XCTAssertEqual(c.tokens.count, 6)
+            XCTAssertEqual(c.finishReason, .length)
+            // Re-score the whole sequence with the training forward: greedy picks the argmax and
+            // rawLogProbs are its log-softmax.
+            let seq = prompts[i] + c.tokens
+            let scored = try model.sequenceLogProbs(TokenBatch(sequences: [seq]))
+            let logits = try model.logits(TokenBatch(sequences: [seq]))
+            let V = model.config.vocabSize
+            for k in 0..<c.tokens.count {
+                let t = prompts[i].count - 1 + k
+                let row = logits[(t * V)..<((t + 1) * V)]
+                XCTAssertEqual(c.tokens[k], row.indices.max { row[$0] < row[$1] }! - t * V)
+                XCTAssertEqual(c.rawLogProbs[k], scored.logProbs[t], accuracy: 1e-4)
+                XCTAssertEqual(c.logProbs[k], 0, "greedy samples from a point mass")
+            }
+        }
+    }
+
+    func testGenerationStopsAtEOSAndIsDeterministicPerSeed() throws {
+        let model = try LlamaModel(config: .tiny, seed: 8, std: 0.5)
+        let prompts = (0..<6).map { [$0 + 1, 2 * $0 + 3] }
+        let a = try model.generate(prompts: prompts, maxNewTokens: 20, sampling: SamplingParameters(temperature: 1), seed: 11)
+        let b = try model.generate(prompts: prompts, maxNewTokens: 20, sampling: SamplingParameters(temperature: 1), seed: 11)
+        let c = try model.generate(prompts: prompts, maxNewTokens: 20, sampling: SamplingParameters(temperature: 1), seed: 12)
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a.map(\.tokens), c.map(\.tokens))
+        // A sequence's tokens do not depend on its batch neighbours.
+        let alone = try model.generate(prompts: [prompts[0]], maxNewTokens: 20, sampling: SamplingParameters(temperature: 1), seed: 11)
+        XCTAssertEqual(alone[0].tokens, a[0].tokens)
+        // Use the most frequent sampled token as EOS: sequences stop right after it.
+        var counts: [Int: Int] = [:]
+        for c in a { for t in c.tokens { counts[t, default: 0] += 1 } }
+        let eos = counts.max { $0.value < $1.value }!.key
+        let stopped = try model.generate(prompts: prompts, maxNewTokens: 20, sampling: SamplingParameters(temperature: 1, eosTokenId: eos), seed: 11)
+        for (full, s) in zip(a, stopped) {
+            if let k = full.tokens.firstIndex(of: eos) {
+                XCTAssertEqual(s.tokens, Array(full.tokens[...k]))
+                XCTAssertEqual(s.finishReason, .eos)
+            } else {
+                XCTAssertEqual(s.tokens, full.tokens)
+                XCTAssertEqual(s.finishReason, .length)
+            }
+        }
+        XCTAssertTrue(stopped.contains { $0.finishReason == .eos })
+        // Per-sequence limits.
+        let limited = try model.generate(prompts: [[1], [2]], maxNewTokens: [1, 3], sampling: SamplingParameters(), seed: 1)
+        XCTAssertEqual(limited.map(\.tokens.count), [1, 3])
+    }
+}

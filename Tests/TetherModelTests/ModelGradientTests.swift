@@ -1,0 +1,101 @@
+import TetherKernels
+import TetherModel
+import XCTest
+
+/// The whole decoder's backward against central finite differences, for a few entries of EVERY
+/// tensor of the layout, with grouped-query attention, padding, and both tied and untied heads.
+final class ModelGradientTests: XCTestCase {
+    static func config(tied: Bool) -> LlamaConfig {
+        LlamaConfig(vocabSize: 11, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
+                    intermediateSize: 24, tieWordEmbeddings: tied, maxPositionEmbeddings: 16)
+    }
+
+    func testGradientsOfEveryTensorUntied() throws { try checkModelGradients(tied: false) }
+    func testGradientsOfEveryTensorTied() throws { try checkModelGradients(tied: true) }
+
+    func checkModelGradients(tied: Bool) throws {
+        let model = try LlamaModel(config: Self.config(tied: tied), seed: 3, std: 0.3)
+        // Norm weights away from 1 so their gradients are exercised off the identity.
+        var rng = SeededRandom(seed: 9)
+        for e in model.layout.entries where e.shape.count == 1 {
+            let t = model.tensor(e.name)!
+            for i in 0..<t.count { t[i] = 1 + Float(rng.nextNormal()) * 0.2 }
+        }
+        let batch = TokenBatch(sequences: [[1, 5, 2, 9, 3, 7], [4, 4, 10, 0]])
+        let positions = batch.length - 1
+        let cLogp = (0..<(2 * positions)).map { _ in Float(rng.nextNormal()) }
+        let cEnt = (0..<(2 * positions)).map { _ in Float(rng.nextNormal()) }
+        func loss() throws -> Double {
+            let out = try model.sequenceLogProbs(batch, entropy: true)
+            var s = 0.0
+            for i in 0..<out.logProbs.count {
+                // Padding positions carry coefficients too: they must contribute nothing.
+                s += Double(cLogp[i]) * Double(out.logProbs[i]) + Double(cEnt[i]) * Double(out.entropy![i])
+            }
+            return s
+        }
+        model.zeroGradients()
+        let out = try model.sequenceLogProbs(batch, entropy: true)
+        XCTAssertEqual(out.mask, [1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+        XCTAssertEqual(out.logProbs[8], 0)
+        model.backward(dLogProbs: cLogp, dEntropy: cEnt)
+        let analytic = model.gradients.toArray()
+
+        let eps: Float = 1e-2
+        var checked = 0
+        for e in model.layout.entries {
+            let scale = max((0..<e.count).map { abs(analytic[e.offset + $0]) }.max()!, 1e-3)
+            // The largest-gradient entry plus a few spread through the tensor.
+            var picks = [(0..<e.count).max { abs(analytic[e.offset + $0]) < abs(analytic[e.offset + $1]) }!]
+            for k in 1...3 { picks.append((k * 7919 + 13) % e.count) }
+            for i in picks {
+                let p = model.parameters.pointer + e.offset + i
+                let saved = p.pointee
+                p.pointee = saved + eps; let lp = try loss()
+                p.pointee = saved - eps; let lm = try loss()
+                p.pointee = saved
+                let fd = (lp - lm) / Double(2 * eps)
+                let an = Double(analytic[e.offset + i])
+                XCTAssertLessThan(abs(fd - an), 0.03 * Double(scale) + 0.02 * abs(fd),
+                                  "\(e.name)[\(i)] (tied=\(tied)): finite difference \(fd) vs backward \(an)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 4 * model.layout.entries.count)
+    }
+
+    /// −mean log p as an SFT loss: dℓ/dlogp = −1/N on real positions. A few SGD steps on one batch
+    /// must lower it (the gradient points downhill through the whole stack).
+    func testSFTStepsLowerCrossEntropy() throws {
+        let model = try LlamaModel(config: .tiny, seed: 1)
+        let batch = TokenBatch(sequences: [[1, 2, 3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3]])
+        func meanNLL() throws -> (Double, [Float]) {
+            let out = try model.sequenceLogProbs(batch)
+            let n = out.mask.reduce(0, +)
+            let nll = -zip(out.logProbs, out.mask).map { Double($0 * $1) }.reduce(0, +) / Double(n)
+            return (nll, out.mask.map { -$0 / n })
+        }
+        let (first, _) = try meanNLL()
+        for _ in 0..<10 {
+            model.zeroGradients()
+            let (_, d) = try meanNLL()
+            model.backward(dLogProbs: d)
+            VectorOps.axpy(-0.5, model.gradients.pointer, model.parameters.pointer, model.parameters.count)
+        }
+        let (last, _) = try meanNLL()
+        XCTAssertLessThan(last, first - 0.1, "SGD on the SFT loss should reduce it: \(first) → \(last)")
+    }
+
+    func testBadTokensAreTypedErrors() throws {
+        let model = try LlamaModel(config: .tiny, seed: 1)
+        XCTAssertThrowsError(try model.sequenceLogProbs(TokenBatch(sequences: [[1, 64, 2]]))) { error in
+            XCTAssertEqual(error as? ModelError, .tokenOutOfRange(token: 64, vocabSize: 64))
+        }
+        XCTAssertThrowsError(try model.logits(TokenBatch(sequences: [Array(repeating: 1, count: 129)]))) { error in
+            XCTAssertEqual(error as? ModelError, .sequenceTooLong(length: 129, maxPositions: 128))
+        }
+        XCTAssertThrowsError(try model.generate(prompts: [[1], []], maxNewTokens: 2, seed: 0)) { error in
+            XCTAssertEqual(error as? ModelError, .emptySequence(index: 1))
+        }
+    }
+}
