@@ -24,11 +24,15 @@ extension LlamaModel {
     /// prefix is copied), then every live sequence advances one token per step in one batched
     /// forward. Sequence i draws from its own random stream `(seed, i)`, so its tokens do not depend
     /// on which other prompts share the batch.
-    public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), seed: UInt64) throws -> [Completion] {
-        try generate(prompts: prompts, maxNewTokens: Array(repeating: maxNewTokens, count: prompts.count), sampling: sampling, seed: seed)
+    /// `sharePromptPrefixes: false` prefills every prompt separately (same results, more work).
+    public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), seed: UInt64,
+                         sharePromptPrefixes: Bool = true) throws -> [Completion] {
+        try generate(prompts: prompts, maxNewTokens: Array(repeating: maxNewTokens, count: prompts.count), sampling: sampling, seed: seed,
+                     sharePromptPrefixes: sharePromptPrefixes)
     }
 
-    public func generate(prompts: [[Int]], maxNewTokens: [Int], sampling: SamplingParameters = SamplingParameters(), seed: UInt64) throws -> [Completion] {
+    public func generate(prompts: [[Int]], maxNewTokens: [Int], sampling: SamplingParameters = SamplingParameters(), seed: UInt64,
+                         sharePromptPrefixes: Bool = true) throws -> [Completion] {
         precondition(maxNewTokens.count == prompts.count, "one maxNewTokens per prompt")
         let n = prompts.count
         guard n > 0 else { return [] }
@@ -51,8 +55,8 @@ extension LlamaModel {
         // Prefill the distinct prompts in one forward.
         var firstSlot: [[Int]: Int] = [:]
         var unique: [(slot: Int, tokens: [Int])] = []
-        for (i, p) in prompts.enumerated() where firstSlot[p] == nil {
-            firstSlot[p] = i
+        for (i, p) in prompts.enumerated() where !sharePromptPrefixes || firstSlot[p] == nil {
+            if firstSlot[p] == nil { firstSlot[p] = i }
             unique.append((slot: i, tokens: p))
         }
         let prefillLogits = try extend(cache: cache, unique)
@@ -60,7 +64,7 @@ extension LlamaModel {
         var uniqueIndex: [Int: Int] = [:]
         for (k, u) in unique.enumerated() { uniqueIndex[u.slot] = k }
         for i in 0..<n {
-            let src = firstSlot[prompts[i]]!
+            let src = sharePromptPrefixes ? firstSlot[prompts[i]]! : i
             if src != i { cache.copySlot(from: src, to: i) }
             logitRow[i] = uniqueIndex[src]!
         }

@@ -1,0 +1,79 @@
+import Foundation
+import TetherKernels
+import TetherModel
+import TetherRL
+import XCTest
+
+final class AdamWTests: XCTestCase {
+    /// Two steps worked by hand (β = 0.9/0.999, ε = 1e-8, λ = 0.01, η = 0.1, constant gradient):
+    /// step 1: m̂ = g, v̂ = g², so the Adam direction is sign(g); θ = 0.999·θ − 0.1·sign(g).
+    /// step 2: m = 0.095, v = 0.00049975 → m̂ = 0.095/0.19 = 0.5, v̂ = 0.00049975/0.0019990 = 0.25: again sign(g).
+    /// The last entry is exempt from decay.
+    func testTwoStepsMatchHandComputation() {
+        let p = FloatBuffer([1, -2, 3]), g = FloatBuffer([0.5, -0.1, 0.2])
+        let opt = AdamW(parameterCount: 3, hyperparameters: AdamWHyperparameters(weightDecay: 0.01), noDecay: [2..<3])
+        opt.update(parameters: p, gradients: g, learningRate: 0.1)
+        XCTAssertEqual(opt.step, 1)
+        XCTAssertEqual(p[0], 0.999 * 1 - 0.1, accuracy: 1e-6)
+        XCTAssertEqual(p[1], 0.999 * -2 + 0.1, accuracy: 1e-6)
+        XCTAssertEqual(p[2], 3 - 0.1, accuracy: 1e-6)
+        XCTAssertEqual(opt.firstMoment[0], 0.05, accuracy: 1e-7)
+        XCTAssertEqual(opt.secondMoment[1], 0.00001, accuracy: 1e-9)
+        opt.update(parameters: p, gradients: g, learningRate: 0.1)
+        XCTAssertEqual(p[0], 0.999 * 0.899 - 0.1, accuracy: 1e-5)
+        XCTAssertEqual(p[1], 0.999 * -1.898 + 0.1, accuracy: 1e-5)
+        XCTAssertEqual(p[2], 2.9 - 0.1, accuracy: 1e-5)
+        XCTAssertEqual(opt.firstMoment[0], 0.095, accuracy: 1e-7)
+    }
+
+    /// A gradient that changes sign: the update is m̂/(√v̂+ε), not sign(g).
+    func testMomentsAndBiasCorrection() {
+        let p = FloatBuffer([0]), g = FloatBuffer([1])
+        let opt = AdamW(parameterCount: 1, hyperparameters: AdamWHyperparameters(weightDecay: 0))
+        opt.update(parameters: p, gradients: g, learningRate: 1)
+        g[0] = -1
+        opt.update(parameters: p, gradients: g, learningRate: 1)
+        // m = 0.09 − 0.1 = −0.01, m̂ = −0.01/0.19; v = 0.000999 + 0.001 = 0.001999, v̂ = 1.
+        XCTAssertEqual(p[0], -1 + (0.01 / 0.19), accuracy: 1e-5)
+    }
+
+    func testStateRestoresAndRejectsWrongSizes() throws {
+        let p = FloatBuffer([1, 2]), g = FloatBuffer([0.3, -0.3])
+        let a = AdamW(parameterCount: 2), b = AdamW(parameterCount: 2)
+        a.update(parameters: p, gradients: g, learningRate: 0.01)
+        try b.restore(step: a.step, firstMoment: a.firstMoment.toArray(), secondMoment: a.secondMoment.toArray())
+        let pa = FloatBuffer(p.toArray()), pb = FloatBuffer(p.toArray())
+        a.update(parameters: pa, gradients: g, learningRate: 0.01)
+        b.update(parameters: pb, gradients: g, learningRate: 0.01)
+        XCTAssertEqual(pa.toArray(), pb.toArray())
+        XCTAssertThrowsError(try b.restore(step: 1, firstMoment: [0], secondMoment: [0, 0]))
+    }
+
+    func testLayoutOptimizerExemptsNormsOnly() throws {
+        let layout = ParameterLayout(config: .tiny)
+        let opt = AdamW(layout: layout)
+        XCTAssertEqual(opt.noDecay.count, 2 * LlamaConfig.tiny.numHiddenLayers + 1)
+        XCTAssertTrue(opt.noDecay.allSatisfy { $0.count == LlamaConfig.tiny.hiddenSize })
+    }
+
+    func testGlobalNormClipping() {
+        let g = FloatBuffer([3, 4])
+        XCTAssertEqual(GradientClipping.clipGlobalNorm(g, maxNorm: 1), 5, accuracy: 1e-6)
+        XCTAssertEqual(g[0], 0.6, accuracy: 1e-6)
+        XCTAssertEqual(g[1], 0.8, accuracy: 1e-6)
+        let small = FloatBuffer([0.3, 0.4])
+        XCTAssertEqual(GradientClipping.clipGlobalNorm(small, maxNorm: 1), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(small.toArray(), [0.3, 0.4])
+    }
+
+    func testWarmupCosineSchedule() {
+        let s = WarmupCosineSchedule(peakLearningRate: 1e-3, warmupSteps: 4, totalSteps: 14, minLearningRate: 1e-4)
+        XCTAssertEqual(s.learningRate(step: 0), 2.5e-4, accuracy: 1e-9)
+        XCTAssertEqual(s.learningRate(step: 3), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(s.learningRate(step: 4), 1e-3, accuracy: 1e-9)           // cos(0)
+        XCTAssertEqual(s.learningRate(step: 9), 5.5e-4, accuracy: 1e-8)          // halfway: (max+min)/2
+        XCTAssertEqual(s.learningRate(step: 6), 1e-4 + 9e-4 * Float(0.5 * (1 + cos(Double.pi * 0.2))), accuracy: 1e-8)
+        XCTAssertEqual(s.learningRate(step: 14), 1e-4)
+        XCTAssertEqual(s.learningRate(step: 100), 1e-4)
+    }
+}
