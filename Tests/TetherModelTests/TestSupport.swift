@@ -63,7 +63,7 @@ enum PeerPython {
     static func require(_ modules: [String]) throws {
         let probe = "import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in \(modules)) else 1)"
         do { _ = try run(probe, timeout: 120) } catch {
-            throw XCTSkip("peer check skipped: \(executable) \(prefixArguments.joined()) cannot import \(modules.joined(separator: ", ")) (set TETHER_PYTHON to a Python with them)")
+            throw XCTSkip("peer check skipped: \(([executable] + prefixArguments).joined(separator: " ")) lacks \(modules.joined(separator: ", ")) (set TETHER_PYTHON to a Python that has them)")
         }
     }
 }
