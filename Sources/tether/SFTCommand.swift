@@ -22,7 +22,9 @@ struct SFTCommand: AsyncParsableCommand {
         place on a terminal, plain lines otherwise. --out is written atomically with \
         trainer_state.json and optimizer.safetensors beside the weights.
 
-        --resume continues the run saved in --checkpoint (its AdamW moments, step and data position)         up to --steps in total; with the same --data, --seed and --batch-size the result equals an         uninterrupted run.
+        --resume continues the run saved in --checkpoint (its AdamW moments, step and data position) \
+        up to --steps in total; with the same --data, --seed and --batch-size the result equals an \
+        uninterrupted run.
         """)
 
     @Option(help: "Checkpoint directory to start from.")
