@@ -27,9 +27,7 @@ public enum CachedAttention {
                     scratch[j] = sc
                     m = Swift.max(m, sc)
                 }
-                var sum: Float = 0
-                for j in 0..<n { let e = expf(scratch[j] - m); scratch[j] = e; sum += e }
-                let inv = 1 / sum
+                let inv = 1 / VectorOps.expShifted(scratch, n, shift: m)
                 let oh = out + r * ldo + h * D
                 oh.update(repeating: 0, count: D)
                 for j in 0..<n { VectorOps.axpy(scratch[j] * inv, vBase + j * kvDim + g * D, oh, D) }

@@ -44,8 +44,7 @@ public enum CausalAttention {
     @inline(__always)
     static func softmaxCausalRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
         let m = VectorOps.max(row, valid)
-        var sum: Float = 0
-        for j in 0..<valid { let e = expf(row[j] - m); row[j] = e; sum += e }
+        let sum = VectorOps.expShifted(row, valid, shift: m)
         VectorOps.scale(row, 1 / sum, valid)
         if width > valid { (row + valid).update(repeating: 0, count: width - valid) }
     }
