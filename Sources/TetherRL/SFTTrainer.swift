@@ -167,9 +167,7 @@ public final class SFTTrainer {
         guard optimizerState.step == trainerState.step else {
             throw SFTResumeError("optimizer step \(optimizerState.step) differs from trainer step \(trainerState.step)")
         }
-        do {
-            try optimizer.restore(step: optimizerState.step, firstMoment: optimizerState.firstMoment, secondMoment: optimizerState.secondMoment)
-        } catch { throw SFTResumeError("\(error)") }
+        do { try optimizer.restore(optimizerState) } catch { throw SFTResumeError("\(error)") }
         step = trainerState.step
         examplesSeen = trainerState.examplesSeen ?? 0
     }
@@ -236,6 +234,6 @@ public final class SFTTrainer {
 
     /// AdamW moments for `optimizer.safetensors`, so a later run can resume.
     public func optimizerState() -> OptimizerState {
-        OptimizerState(step: optimizer.step, firstMoment: optimizer.firstMoment.toArray(), secondMoment: optimizer.secondMoment.toArray())
+        optimizer.checkpointState
     }
 }
