@@ -7,7 +7,10 @@ extension VectorOps {
     /// share of the learner's profile.
     @inline(__always)
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.72283))
+        let lo = SIMD8<Float>(repeating: -87.33654), hi = SIMD8<Float>(repeating: 88.72283)
+        // Masked selects, not the generic pointwiseMin/Max, which did not inline.
+        var xc = x.replacing(with: lo, where: x .< lo)
+        xc = xc.replacing(with: hi, where: xc .> hi)
         // Round-to-nearest by the 1.5·2²³ trick: the integer lands in the low mantissa bits
         // (the generic SIMD rounding and Float→Int32 conversions are scalar loops).
         let magic = SIMD8<Float>(repeating: 12_582_912)

@@ -87,10 +87,12 @@ final class AttentionTests: XCTestCase {
         for b in 0..<shape.batch { for t in 0..<Int(lengths[b]) { slots.append(Int32(2 - b)); positions.append(Int32(t)); rowsUsed.append(b * T + t) } }
         var q = [Float](repeating: 0, count: rowsUsed.count * ld)
         for (i, row) in rowsUsed.enumerated() { for c in 0..<ld { q[i * ld + c] = qkv[row * ld + c] } }
-        var out = [Float](repeating: 0, count: rowsUsed.count * h), scratch = [Float](repeating: 0, count: capacity)
-        CachedAttention.forward(q: q, ldq: ld, rows: rowsUsed.count, slots: slots, positions: positions, keys: keys, values: values,
-                                capacity: capacity, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim,
-                                out: &out, ldo: h, scratch: &scratch)
-        for (i, row) in rowsUsed.enumerated() { for c in 0..<h { XCTAssertEqual(out[i * h + c], full[row * h + c], accuracy: 1e-5) } }
+        for workers in [1, 2, 3] {
+            var out = [Float](repeating: 0, count: rowsUsed.count * h), scratch = [Float](repeating: 0, count: workers * capacity)
+            CachedAttention.forward(q: q, ldq: ld, rows: rowsUsed.count, slots: slots, positions: positions, keys: keys, values: values,
+                                    capacity: capacity, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim,
+                                    out: &out, ldo: h, scratch: &scratch, workers: workers)
+            for (i, row) in rowsUsed.enumerated() { for c in 0..<h { XCTAssertEqual(out[i * h + c], full[row * h + c], accuracy: 1e-5, "workers \(workers)") } }
+        }
     }
 }
