@@ -31,7 +31,7 @@ final class CheckpointTests: XCTestCase {
     func expectLoadError(_ dir: String, file: StaticString = #filePath, line: UInt = #line, _ check: (ModelError) -> Bool) {
         XCTAssertThrowsError(try LlamaCheckpoint.read(from: dir), file: file, line: line) { e in
             guard let m = e as? ModelError, check(m) else { return XCTFail("unexpected error \(e)", file: file, line: line) }
-            print("expected error: \(m)")
+            print("rejected as expected: \(m)")
         }
     }
 
