@@ -9,6 +9,9 @@ struct TetherCommand: AsyncParsableCommand {
         abstract: "Reinforcement-learning post-training of language-model policies: actors, learner, tools.",
         subcommands: [
             BenchCommand.self,
+            InitCommand.self,
+            GenerateCommand.self,
+            SFTCommand.self,
         ]
     )
 }

@@ -1,0 +1,242 @@
+import Foundation
+
+/// One tensor listed in a safetensors header: its dtype name as written, its shape, and its byte
+/// range inside the data section (the bytes after the 8-byte length and the JSON header).
+public struct SafeTensorsEntry: Equatable, Sendable {
+    public let name: String
+    public let dtype: String
+    public let shape: [Int]
+    public let dataRange: Range<Int>
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A safetensors file (https://github.com/huggingface/safetensors): an 8-byte little-endian header
+/// length N, N bytes of JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {…}}`,
+/// then the raw little-endian tensor bytes, offsets relative to the end of the header.
+///
+/// `open` validates the whole header against the file size before any tensor is read, so a
+/// truncated or corrupt file is rejected up front with an error that names the file and the tensor.
+public struct SafeTensorsFile: Sendable {
+    public let path: String
+    public let metadata: [String: String]
+    /// Entries in data-offset order.
+    public let entries: [SafeTensorsEntry]
+    private let index: [String: Int]
+    private let bytes: Data
+    private let dataStart: Int
+
+    /// Bytes per element of every dtype the format defines; a name outside this table is corrupt.
+    static let dtypeSizes: [String: Int] = [
+        "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+        "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+        "U32": 4, "I32": 4, "F32": 4,
+        "U64": 8, "I64": 8, "F64": 8,
+    ]
+    /// The header limit of the reference implementation (100 MB): larger is garbage, not a model.
+    static let maxHeaderBytes = 100_000_000
+
+    public static func open(path: String) throws -> SafeTensorsFile {
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.missingFile(path: path) }
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw ModelError.corruptFile(path: path, detail: "cannot read: \(error.localizedDescription)")
+        }
+        return try SafeTensorsFile(bytes: bytes, path: path)
+    }
+
+    /// Parses and validates a safetensors image held in memory; `path` only names it in errors.
+    public init(bytes: Data, path: String) throws {
+        self.path = path
+        self.bytes = bytes
+        guard bytes.count >= 8 else {
+            throw ModelError.truncatedFile(path: path, detail: "\(bytes.count) bytes, shorter than the 8-byte header length")
+        }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[bytes.startIndex + i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(Self.maxHeaderBytes) else {
+            throw ModelError.corruptFile(path: path, detail: "header length \(headerLength) is implausible (not a safetensors file?)")
+        }
+        guard 8 + Int(headerLength) <= bytes.count else {
+            throw ModelError.truncatedFile(
+                path: path, detail: "header of \(headerLength) bytes runs past the end of the \(bytes.count)-byte file")
+        }
+        dataStart = 8 + Int(headerLength)
+        let headerBytes = bytes.subdata(in: (bytes.startIndex + 8)..<(bytes.startIndex + dataStart))
+        guard headerBytes.first == UInt8(ascii: "{"),
+              let header = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any]
+        else { throw ModelError.corruptFile(path: path, detail: "header is not a JSON object") }
+
+        let dataSize = bytes.count - dataStart
+        var metadata: [String: String] = [:]
+        var entries: [SafeTensorsEntry] = []
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let m = value as? [String: Any] else {
+                    throw ModelError.corruptFile(path: path, detail: "__metadata__ is not an object")
+                }
+                for (k, v) in m {
+                    guard let s = v as? String else {
+                        throw ModelError.corruptFile(path: path, detail: "__metadata__ value for \(k) is not a string")
+                    }
+                    metadata[k] = s
+                }
+                continue
+            }
+            entries.append(try Self.parseEntry(name: name, value: value, dataSize: dataSize, path: path))
+        }
+        entries.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound) }
+        for (a, b) in zip(entries, entries.dropFirst()) where b.dataRange.lowerBound < a.dataRange.upperBound {
+            throw ModelError.corruptFile(path: path, detail: "tensors \(a.name) and \(b.name) overlap in the data section")
+        }
+        self.metadata = metadata
+        self.entries = entries
+        self.index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+    }
+
+    private static func parseEntry(name: String, value: Any, dataSize: Int, path: String) throws -> SafeTensorsEntry {
+        func corrupt(_ why: String) -> ModelError { .corruptFile(path: path, detail: "tensor \(name): \(why)") }
+        guard let d = value as? [String: Any] else { throw corrupt("entry is not an object") }
+        guard let dtype = d["dtype"] as? String else { throw corrupt("dtype is missing") }
+        guard let elementSize = dtypeSizes[dtype] else { throw ModelError.unsupportedDType(name: name, dtype: dtype) }
+        guard let shapeAny = d["shape"] as? [Any], let shape = Self.nonNegativeInts(shapeAny) else {
+            throw corrupt("shape is not a list of non-negative integers")
+        }
+        guard let offsetsAny = d["data_offsets"] as? [Any], let offsets = Self.nonNegativeInts(offsetsAny),
+              offsets.count == 2, offsets[0] <= offsets[1]
+        else { throw corrupt("data_offsets is not [begin, end] with begin ≤ end") }
+        guard offsets[1] <= dataSize else {
+            throw ModelError.truncatedFile(
+                path: path, detail: "tensor \(name) ends at byte \(offsets[1]) of the data section, which has only \(dataSize)")
+        }
+        let (count, overflow) = shape.reduce((1, false)) { acc, n in
+            let (p, o) = acc.0.multipliedReportingOverflow(by: n)
+            return (p, acc.1 || o)
+        }
+        let (byteCount, overflow2) = count.multipliedReportingOverflow(by: elementSize)
+        guard !overflow, !overflow2, byteCount == offsets[1] - offsets[0] else {
+            throw corrupt("shape \(shape) of \(dtype) needs \(byteCount) bytes but data_offsets span \(offsets[1] - offsets[0])")
+        }
+        return SafeTensorsEntry(name: name, dtype: dtype, shape: shape, dataRange: offsets[0]..<offsets[1])
+    }
+
+    private static func nonNegativeInts(_ values: [Any]) -> [Int]? {
+        var out: [Int] = []
+        for v in values {
+            // JSONSerialization gives NSNumber; reject fractions and negatives, which also bridge to Int.
+            guard let n = v as? NSNumber else { return nil }
+            let d = n.doubleValue
+            guard d >= 0, d == d.rounded(), d < 9.0e15 else { return nil }
+            out.append(n.intValue)
+        }
+        return out
+    }
+
+    public subscript(name: String) -> SafeTensorsEntry? { index[name].map { entries[$0] } }
+    public var tensorNames: [String] { entries.map(\.name) }
+
+    /// Decodes a tensor to Float32 into `destination` (exactly `elementCount` floats).
+    /// F32 is copied bit for bit; BF16 is the top half of a Float32, so widening is exact.
+    public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        guard let e = self[name] else { throw ModelError.missingTensor(name: name, file: path) }
+        precondition(destination.count == e.elementCount, "destination holds \(destination.count) floats, \(name) has \(e.elementCount)")
+        let start = dataStart + e.dataRange.lowerBound
+        let count = e.elementCount
+        let dst = destination.baseAddress
+        try bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let src = raw.baseAddress! + start
+            switch e.dtype {
+            case "F32":
+                if count > 0 { memcpy(dst!, src, count * 4) }
+                #if _endian(big)
+                for i in 0..<count { dst![i] = Float(bitPattern: UInt32(littleEndian: dst![i].bitPattern)) }
+                #endif
+            case "BF16":
+                for i in 0..<count {
+                    let lo = UInt32(src.load(fromByteOffset: 2 * i, as: UInt8.self))
+                    let hi = UInt32(src.load(fromByteOffset: 2 * i + 1, as: UInt8.self))
+                    dst![i] = Float(bitPattern: (hi << 24) | (lo << 16))
+                }
+            default:
+                throw ModelError.unsupportedDType(name: name, dtype: e.dtype)
+            }
+        }
+    }
+
+    /// Convenience for tests and small tensors.
+    public func floats(_ name: String) throws -> [Float] {
+        guard let e = self[name] else { throw ModelError.missingTensor(name: name, file: path) }
+        var out = [Float](repeating: 0, count: e.elementCount)
+        try out.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
+        return out
+    }
+}
+
+/// Writes Float32 safetensors files, tensors in the order given, contiguous, header padded with
+/// spaces to a multiple of 8 bytes (as the reference writer does, so the data section is aligned).
+public enum SafeTensorsWriter {
+    public struct Tensor {
+        public let name: String
+        public let shape: [Int]
+        public let values: UnsafeBufferPointer<Float>
+        public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+            precondition(shape.reduce(1, *) == values.count, "tensor \(name): shape \(shape) does not hold \(values.count) floats")
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// The complete file image. `transformers` refuses files whose metadata lacks `format: pt`.
+    public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:]) -> Data {
+        var meta = metadata
+        if meta["format"] == nil { meta["format"] = "pt" }
+        var header = "{\"__metadata__\":{"
+        header += meta.keys.sorted().map { "\(jsonString($0)):\(jsonString(meta[$0]!))" }.joined(separator: ",")
+        header += "}"
+        var offset = 0
+        for t in tensors {
+            let bytes = t.values.count * 4
+            header += ",\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],"
+            header += "\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
+        }
+        header += "}"
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
+        var out = Data(capacity: 8 + headerBytes.count + offset)
+        var n = UInt64(headerBytes.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(contentsOf: headerBytes)
+        for t in tensors where t.values.count > 0 {
+            #if _endian(big)
+            for v in t.values { var le = v.bitPattern.littleEndian; withUnsafeBytes(of: &le) { out.append(contentsOf: $0) } }
+            #else
+            out.append(UnsafeBufferPointer(start: UnsafeRawPointer(t.values.baseAddress!).assumingMemoryBound(to: UInt8.self),
+                                           count: t.values.count * 4))
+            #endif
+        }
+        return out
+    }
+
+    /// Encodes and writes atomically (see `AtomicFile`).
+    public static func write(_ tensors: [Tensor], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+    }
+}
+
+/// A JSON string literal (quotes included) with the escapes RFC 8259 requires.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import TetherModel
+
+/// `tether generate`: sample one completion of a prompt from a checkpoint (KV-cache decoding).
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Sample a completion of a prompt from a checkpoint; prints only the completion on stdout.",
+        discussion: """
+        The prompt is encoded with the checkpoint's tokenizer after a <bos> token; sampling stops at \
+        <eos> or after --max-new-tokens (capped by the model's max_position_embeddings). The \
+        distribution is Hugging Face's: logits / temperature, then top-k, then top-p (nucleus). \
+        --temperature 0 is greedy decoding and ignores the seed. The same seed gives the same output.
+        """)
+
+    @Option(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json).")
+    var checkpoint: String
+
+    @Option(help: "Prompt text, in characters the tokenizer knows (for the built-in one: digits, a-z, space, newline, punctuation).")
+    var prompt: String
+
+    @Option(help: "Maximum number of tokens to sample.")
+    var maxNewTokens: Int = 64
+
+    @Option(help: "Softmax temperature; 0 is greedy.")
+    var temperature: Float = 1
+
+    @Option(help: "Nucleus sampling: keep the most likely tokens whose probability sums to at least P (1 keeps all).")
+    var topP: Float = 1
+
+    @Option(help: "Keep only the K most likely tokens (0 keeps all).")
+    var topK: Int = 0
+
+    @Option(help: "Seed of the sampler.")
+    var seed: UInt64 = 0
+
+    @OptionGroup var blas: BLASThreadOption
+
+    func validate() throws {
+        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be non-negative") }
+        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number ≥ 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be non-negative") }
+    }
+
+    func run() async throws {
+        blas.apply()
+        let (model, ckpt) = try LlamaModel.load(from: checkpoint)
+        let tokenizer = ckpt.tokenizer
+        let ids = [tokenizer.bosId] + (try tokenizer.encode(prompt))
+        let room = model.config.maxPositionEmbeddings - ids.count + 1
+        guard room > 0 else {
+            throw ModelError.sequenceTooLong(length: ids.count, maxPositions: model.config.maxPositionEmbeddings)
+        }
+        let newTokens = min(maxNewTokens, room)
+        if newTokens < maxNewTokens {
+            FileHandle.standardError.write(Data("note: --max-new-tokens capped at \(newTokens) by max_position_embeddings \(model.config.maxPositionEmbeddings)\n".utf8))
+        }
+        let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, eosTokenId: tokenizer.eosId)
+        let completion = try model.generate(prompts: [ids], maxNewTokens: newTokens, sampling: sampling, seed: seed)[0]
+        print(try tokenizer.decode(completion.tokens))
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import TetherModel
+import XCTest
+
+final class SafeTensorsTests: XCTestCase {
+    /// A safetensors image from a hand-written header and data section (the format, not our writer).
+    static func image(header: String, data: [UInt8], declaredLength: UInt64? = nil) -> Data {
+        var out = Data()
+        var n = (declaredLength ?? UInt64(header.utf8.count)).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(contentsOf: Array(header.utf8))
+        out.append(contentsOf: data)
+        return out
+    }
+
+    func expectError(_ bytes: Data, _ check: (ModelError) -> Bool, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try SafeTensorsFile(bytes: bytes, path: "x.safetensors"), file: file, line: line) { e in
+            guard let m = e as? ModelError, check(m) else { return XCTFail("unexpected error \(e)", file: file, line: line) }
+        }
+    }
+
+    func testWriterRoundTripIsBitExactAndAligned() throws {
+        var rng = TestRandom(state: 1)
+        var a = rng.floats(12)
+        a[0] = -0.0; a[1] = .nan; a[2] = .infinity; a[3] = .leastNonzeroMagnitude
+        let b: [Float] = [1, 2, 3]
+        let bytes = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+            SafeTensorsWriter.encode([.init(name: "a", shape: [3, 4], values: pa), .init(name: "b\"q", shape: [3], values: pb)],
+                                     metadata: ["note": "line\nbreak"])
+        } }
+        let f = try SafeTensorsFile(bytes: bytes, path: "mem")
+        XCTAssertEqual(f.metadata, ["format": "pt", "note": "line\nbreak"])
+        XCTAssertEqual(f.tensorNames, ["a", "b\"q"])
+        XCTAssertEqual(f["a"]?.shape, [3, 4])
+        XCTAssertEqual(try f.floats("a").map(\.bitPattern), a.map(\.bitPattern))
+        XCTAssertEqual(try f.floats("b\"q"), b)
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        XCTAssertEqual(headerLength % 8, 0, "data section must start 8-byte aligned")
+    }
+
+    func testBF16WidensExactly() throws {
+        // BF16 is the upper 16 bits of a Float32: 1.0 = 0x3F80, -2.5 = 0xC020, 0.15625 = 0x3E20.
+        let data: [UInt8] = [0x80, 0x3F, 0x20, 0xC0, 0x20, 0x3E, 0x00, 0x00]
+        let f = try SafeTensorsFile(bytes: Self.image(
+            header: #"{"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}}"#, data: data), path: "bf16")
+        XCTAssertEqual(try f.floats("w"), [1.0, -2.5, 0.15625, 0.0])
+    }
+
+    func testHeaderLengthPastEndOfFileIsTruncated() {
+        expectError(Self.image(header: "{}", data: [], declaredLength: 4096)) {
+            if case .truncatedFile = $0 { return true } else { return false }
+        }
+        expectError(Data([1, 2, 3])) { if case .truncatedFile = $0 { return true } else { return false } }
+    }
+
+    func testGarbageHeaderIsCorrupt() {
+        expectError(Self.image(header: "not json at all", data: [])) { if case .corruptFile = $0 { return true } else { return false } }
+        expectError(Self.image(header: #"{"w":{"dtype":"F32","shape":"big","data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])) {
+            if case .corruptFile(_, let d) = $0 { return d.contains("tensor w") } else { return false }
+        }
+    }
+
+    func testOffsetsBeyondDataAreTruncated() {
+        expectError(Self.image(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [UInt8](repeating: 0, count: 8))) {
+            if case .truncatedFile(_, let d) = $0 { return d.contains("tensor w") } else { return false }
+        }
+    }
+
+    func testOverlappingTensorsAreCorrupt() {
+        let h = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        expectError(Self.image(header: h, data: [UInt8](repeating: 0, count: 12))) {
+            if case .corruptFile(_, let d) = $0 { return d.contains("overlap") } else { return false }
+        }
+    }
+
+    func testShapeThatDisagreesWithByteRangeIsCorrupt() {
+        expectError(Self.image(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8))) {
+            if case .corruptFile(_, let d) = $0 { return d.contains("tensor w") && d.contains("12 bytes") } else { return false }
+        }
+    }
+
+    func testUnsupportedDTypeNamesTheTensor() throws {
+        // A known dtype that Tether does not load is reported when the tensor is read…
+        let f = try SafeTensorsFile(bytes: Self.image(
+            header: #"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), path: "i64")
+        XCTAssertThrowsError(try f.floats("ids")) { XCTAssertEqual($0 as? ModelError, .unsupportedDType(name: "ids", dtype: "I64")) }
+        // …and a dtype the format does not define is reported when the file is opened.
+        expectError(Self.image(header: #"{"q":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, data: [0])) {
+            $0 == .unsupportedDType(name: "q", dtype: "Q4")
+        }
+    }
+
+    func testMissingFileIsNamed() {
+        XCTAssertThrowsError(try SafeTensorsFile.open(path: "/nonexistent/model.safetensors")) {
+            XCTAssertEqual($0 as? ModelError, .missingFile(path: "/nonexistent/model.safetensors"))
+        }
+    }
+}

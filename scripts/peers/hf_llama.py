@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Peer checks of Tether checkpoints against Hugging Face transformers (used by TetherModelTests).
+
+  hf_llama.py JOBS_JSON    run a list of jobs in one process (importing transformers once is
+                           most of the cost), print a JSON list with one result per job:
+
+  ["logits", DIR, IDS, NEW]        load DIR with LlamaForCausalLM.from_pretrained; result
+                                   {"logits": [T][V] for IDS, "greedy": NEW greedy tokens, no stop}
+  ["random", DIR, SEED, IDS, NEW]  save a random tiny LlamaForCausalLM (safetensors) to DIR, then
+                                   as "logits" on DIR
+"""
+import json
+import sys
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+def logits(directory, ids, new_tokens):
+    model = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    ids = torch.tensor([ids])
+    with torch.no_grad():
+        out = model(ids).logits[0]
+        greedy = model.generate(ids, max_new_tokens=new_tokens, do_sample=False,
+                                eos_token_id=None, pad_token_id=0)[0, ids.shape[1]:]
+    return {"logits": out.tolist(), "greedy": greedy.tolist()}
+
+
+def random_model(directory, seed, ids, new_tokens):
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=48, max_position_embeddings=64,
+                         rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # non-trivial norm weights, so a mix-up of norms would show
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+    model.save_pretrained(directory, safe_serialization=True)
+    return logits(directory, ids, new_tokens)
+
+
+if __name__ == "__main__":
+    jobs = {"logits": logits, "random": random_model}
+    print(json.dumps([jobs[job[0]](*job[1:]) for job in json.loads(sys.argv[1])]))
