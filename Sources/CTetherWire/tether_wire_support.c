@@ -69,3 +69,7 @@ int tether_all_finite_f32(const float *values, size_t count) {
     }
     return 1;
 }
+
+#include <sys/eventfd.h>
+
+int tether_wake_fd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }

@@ -15,6 +15,9 @@ uint64_t tether_xxh64(const void *data, size_t length, uint64_t seed);
 /// True when all `count` floats are finite (no NaN, no ±inf).
 int tether_all_finite_f32(const float *values, size_t count);
 
+/// A non-blocking eventfd (Linux) that wakes a socket owner thread blocked in zmq_poll.
+int tether_wake_fd(void);
+
 #ifdef __cplusplus
 }
 #endif
