@@ -6,6 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure throughput of the model, the wire and the cluster (prints figures; --json for machines).",
         subcommands: [
+            WireBenchCommand.self,
         ]
     )
 }
