@@ -18,6 +18,9 @@ import Glibc
 ///   good neighbour with it: each multipart message is decoded on its own.
 ///
 /// An eventfd wakes the owner when something is enqueued, so no polling interval adds latency.
+///
+/// Lifetime: the owner thread keeps the socket alive until `close()` (or `WireContext.close()`,
+/// which closes every socket of the context) — dropping the last reference does not stop it.
 public final class WireSocket: @unchecked Sendable {
     // @unchecked Sendable: the zmq socket is touched only by `thread`; `outbox`, `validation`,
     // `stopping` and the statistics are behind `lock`; the inbox has its own lock.
