@@ -138,6 +138,22 @@ final class WireSocketTests: XCTestCase {
         buffer.deallocate()
     }
 
+    func testBorrowedFramesAreReleasedEvenWhenNeverDelivered() throws {
+        let ctx = try WireContext()
+        defer { ctx.close() }
+        var o = WireSocketOptions(kind: .push, connect: ["tcp://127.0.0.1:1"], name: "nobody-listens")
+        o.lingerMilliseconds = 0
+        let push = try WireSocket(context: ctx, options: o)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { buffer.deallocate() }
+        let released = expectation(description: "released on close")
+        let (message, frames) = WeightsFrames.message(version: 1, slots: [.init(name: "w", shape: [16], elementOffset: 0)],
+                                                      buffer: UnsafeRawBufferPointer(buffer), keepAlive: nil, onRelease: { released.fulfill() })
+        try push.send(message, attachments: frames)
+        push.close()
+        wait(for: [released], timeout: 5)
+    }
+
     func testRouterRepliesReachTheDealerThatAsked() throws {
         let ctx = try WireContext()
         defer { ctx.close() }
@@ -155,7 +171,7 @@ final class WireSocketTests: XCTestCase {
         let ctx = try WireContext()
         let pull = try WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: ["tcp://127.0.0.1:*"]))
         let push = try WireSocket(context: ctx, options: WireSocketOptions(kind: .push, connect: pull.boundEndpoints))
-        try push.send(.control(Control(kind: .stop)))
+        try await push.sendAsync(.control(Control(kind: .stop)))
         let first = await pull.next()
         XCTAssertEqual(first?.message, .control(Control(kind: .stop)))
         let waiter = Task { await pull.next() }
