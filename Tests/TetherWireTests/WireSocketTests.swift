@@ -154,6 +154,30 @@ final class WireSocketTests: XCTestCase {
         wait(for: [released], timeout: 5)
     }
 
+    func testZeroMQReconnectsWhenTheLearnerComesBack() throws {
+        let ctx = try WireContext()
+        defer { ctx.close() }
+        var first = try WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: ["tcp://127.0.0.1:*"], name: "learner"))
+        let endpoint = first.boundEndpoints[0]
+        var o = WireSocketOptions(kind: .push, connect: [endpoint], name: "actor")
+        o.reconnectIntervalMilliseconds = 20
+        o.reconnectIntervalMaxMilliseconds = 100
+        let actor = try WireSocket(context: ctx, options: o)
+        let beat = { (n: UInt64) in WireMessage.heartbeat(Heartbeat(senderId: "a", role: .learner, sequence: n, sentUnixMs: 0, policyVersion: 0)) }
+        try actor.send(beat(1))
+        XCTAssertEqual(first.receive(timeout: 5)?.message, beat(1))
+        first.close()
+        // ZeroMQ releases the port asynchronously after close: retry the bind briefly.
+        var restarted: WireSocket?
+        for _ in 0..<100 where restarted == nil {
+            restarted = try? WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: [endpoint], name: "learner-restarted"))
+            if restarted == nil { usleep(20_000) }
+        }
+        first = try XCTUnwrap(restarted, "could not bind \(endpoint) again")
+        try actor.send(beat(2))
+        XCTAssertEqual(first.receive(timeout: 10)?.message, beat(2), "the actor must reconnect to the restarted learner by itself")
+    }
+
     func testRouterRepliesReachTheDealerThatAsked() throws {
         let ctx = try WireContext()
         defer { ctx.close() }
