@@ -1,5 +1,8 @@
 import CZMQ
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A CurveZMQ key pair as two Z85 strings of 40 characters (what `zmq_curve_keypair` produces
 /// and `ZMQ_CURVE_*KEY` options take). `tether keygen` writes one.
@@ -33,8 +36,14 @@ public struct CurveKeyPair: Sendable, Equatable {
     public func write(directory: String, name: String = "tether") throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let p = CurveKeyPair.paths(directory: directory, name: name)
-        try (secretKey + "\n").write(toFile: p.secretKey, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: p.secretKey)
+        // Created with mode 0600 from the start: the secret is never readable by others, not even briefly.
+        try? FileManager.default.removeItem(atPath: p.secretKey)
+        let fd = open(p.secretKey, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WireSocketError.invalidKey("cannot create \(p.secretKey): \(String(cString: strerror(errno)))") }
+        let line = Array((secretKey + "\n").utf8)
+        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        Glibc.close(fd)
+        guard written == line.count else { throw WireSocketError.invalidKey("cannot write \(p.secretKey)") }
         try (publicKey + "\n").write(toFile: p.publicKey, atomically: true, encoding: .utf8)
     }
 

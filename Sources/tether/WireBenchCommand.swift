@@ -28,6 +28,7 @@ struct WireBenchCommand: ParsableCommand {
                 "broadcast_ms": plain.tetherMilliseconds, "raw_broadcast_ms": plain.rawMilliseconds, "broadcast_vs_raw": plain.ratio,
                 "broadcast_curve_ms": curve.tetherMilliseconds, "raw_broadcast_curve_ms": curve.rawMilliseconds,
                 "broadcast_vs_raw_curve": curve.ratio,
+                "broadcast_curve_vs_raw_plain": plain.rawMilliseconds / curve.tetherMilliseconds,
             ]
             let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
