@@ -12,6 +12,7 @@ struct TetherCommand: AsyncParsableCommand {
             InitCommand.self,
             GenerateCommand.self,
             SFTCommand.self,
+            KeygenCommand.self,
         ]
     )
 }
