@@ -178,9 +178,13 @@ public enum PolicyLoss {
             case .truncatedIS(let cap):
                 let rho = exp(logp - behav)
                 weight = rho
-                let wBar: Double
-                if rho > Double(cap) { capped += 1; wBar = Double(cap) } else { wBar = rho }
-                s = TokenSurrogate(loss: -wBar * a, dLogProb: -wBar * a)
+                let c = Double(cap)
+                if rho > c {
+                    capped += 1
+                    s = TokenSurrogate(loss: -a * c * (1 + (logp - behav - log(c))), dLogProb: -c * a)
+                } else {
+                    s = TokenSurrogate(loss: -a * rho, dLogProb: -a * rho)
+                }
                 oldLogp = behav
             }
             if s.clippedLow { clipLow += 1 }

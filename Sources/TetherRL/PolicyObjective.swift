@@ -31,8 +31,10 @@ public enum PolicyObjective: Equatable, Sendable {
     ///
     ///     ∇ℓ_t = −min(ρ_t, C) Â_t ∇log π_θ,   ρ_t = π_θ/π_behav
     ///
-    /// realised as ℓ_t = −sg(min(ρ_t, C)/ρ_t)·ρ_t·Â_t, whose value is −min(ρ_t, C)Â_t. No clip:
-    /// the cap bounds the variance of the weight instead; tokens above it still get a gradient.
+    /// realised as the potential of that gradient, ℓ_t = −Â_t·ψ(ρ_t) with ψ(ρ) = ρ for ρ ≤ C and
+    /// ψ(ρ) = C·(1 + ln(ρ/C)) above (dψ/d log π_θ = min(ρ, C)), so the loss is an honest function
+    /// of log π_θ (finite differences agree) rather than a stop-gradient construct. No clip: the cap
+    /// bounds the variance of the weight instead; tokens above it still get a gradient.
     case truncatedIS(cap: Float)
 
     /// GRPO/PPO defaults: symmetric ε = 0.2.
