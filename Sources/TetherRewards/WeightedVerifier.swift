@@ -30,6 +30,11 @@ public struct RewardSpec: Equatable, Sendable {
     public struct Term: Equatable, Sendable {
         public var name: String
         public var weight: Float
+
+        public init(name: String, weight: Float) {
+            self.name = name
+            self.weight = weight
+        }
     }
 
     /// Settings shared by the built-in verifiers.

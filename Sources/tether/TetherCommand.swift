@@ -9,6 +9,7 @@ struct TetherCommand: AsyncParsableCommand {
         abstract: "Reinforcement-learning post-training of language-model policies: actors, learner, tools.",
         subcommands: [
             BenchCommand.self,
+            TasksCommand.self,
         ]
     )
 }
