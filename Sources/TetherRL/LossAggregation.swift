@@ -11,7 +11,9 @@ public enum LossAggregation: Equatable, Sendable {
     /// completions. Liu et al. 2025 show the 1/L_i factor favours long wrong answers.
     case seqMeanTokenMean
     /// a = 1/(B·maxTokens). Dr. GRPO (Liu et al. 2025): a token sum divided by a constant
-    /// (the generation budget) instead of each completion's length.
+    /// (the generation budget) instead of each completion's length, keeping the paper's 1/G mean
+    /// over completions. verl's mode of this name omits the 1/B (it is B times larger); the
+    /// direction of the gradient is the same.
     case seqMeanTokenSumNorm(maxTokens: Int)
 
     public static let allNames = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
