@@ -71,8 +71,8 @@ public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
     func generate(count: Int, allowNegative: Bool, _ rng: inout SplitMix64) -> [Int] {
         switch self {
         case .arithmetic:
-            let start = rng.int(in: 0 ... 40)
-            var step = rng.int(in: 1 ... 15)
+            let start = rng.int(in: 0 ... 99)
+            var step = rng.int(in: 1 ... 20)
             if allowNegative && rng.int(in: 0 ... 1) == 1 { step = -step }
             return (0 ..< count).map { start + $0 * step }
         case .geometric:
@@ -81,7 +81,7 @@ public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
             while t.count < count { t.append(t.last! * q) }
             return t
         case .fibonacci:
-            var t = [rng.int(in: 1 ... 15), rng.int(in: 1 ... 15)]
+            var t = [rng.int(in: 1 ... 30), rng.int(in: 1 ... 30)]
             while t.count < count { t.append(t[t.count - 1] + t[t.count - 2]) }
             return t
         case .squares:

@@ -14,7 +14,7 @@ struct TasksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print N problems of one split as JSONL: {\"id\",\"task\",\"prompt\",\"answer\"}, or {\"prompt\",\"completion\"} with --sft.",
             discussion: """
-                Problems are split by a hash of the problem into train (RL prompts, 50%), sft (30%) and heldout (20%), \
+                Problems are split by a hash of the problem into train (RL prompts, 30%), sft (50%) and heldout (20%), \
                 disjoint for every n and seed. The same seed gives the same lines. --sft prints SFT examples from the sft \
                 split unless --split says otherwise (never heldout).
                 """)
