@@ -20,8 +20,11 @@ public struct SequenceTask: TaskGenerator {
         self.answerFormat = answerFormat
     }
 
-    /// 1: arithmetic progressions · 2: + geometric · 3: all five families (the default)
+    /// 1: arithmetic progressions · 2: + geometric (the default) · 3: all five families
     /// · 4: all families, decreasing progressions, only three terms shown.
+    ///
+    /// Calibration (as for `ArithmeticTask.level`: hidden 64, 2 layers, 1000 SFT steps): level 1
+    /// reaches 51 % on held-out prompts, level 2 28 %, level 3 12 %.
     public static func level(_ level: Int, answerFormat: AnswerFormat = .bare) throws -> SequenceTask {
         switch level {
         case 1: return try SequenceTask(families: [.arithmetic], answerFormat: answerFormat)

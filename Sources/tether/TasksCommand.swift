@@ -23,7 +23,7 @@ struct TasksCommand: ParsableCommand {
         @Option(help: "train, heldout or sft (default: train for prompts, sft with --sft).") var split: String?
         @Option(name: .customLong("n"), help: "Number of lines.") var count: Int
         @Option(help: "Random seed.") var seed: UInt64 = 0
-        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 3).") var level: Int?
+        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 2).") var level: Int?
         @Option(help: "Answer format: bare (the integer) or tagged (<think>…</think><answer>…</answer>).") var format: String = "bare"
         @Flag(help: "Print SFT examples (prompt and correct completion) instead of RL prompts.") var sft = false
 
