@@ -21,8 +21,11 @@ final class TaskTests: XCTestCase {
         }
         // Pinned: the stream is defined by SplitMix64 and FNV-1a, so these never change.
         let first = try TaskDataset.prompts(ArithmeticTask.level(3), split: .train, count: 3, seed: 0)
-        XCTAssertEqual(first.count, 3)
+        XCTAssertEqual(first.map(\.prompt), ["9-8=", "4+7=", "80+6="])
+        XCTAssertEqual(first.map(\.answer), ["1", "11", "86"])
         XCTAssertEqual(first.map(\.id), ["arithmetic/train/0", "arithmetic/train/1", "arithmetic/train/2"])
+        let seq = try TaskDataset.prompts(SequenceTask.level(3), split: .heldout, count: 2, seed: 0)
+        XCTAssertEqual(seq.map(\.prompt), ["1 4 9 16 ?", "18 1 19 20 ?"])
     }
 
     func testTrainAndHeldoutAreDisjoint() throws {
