@@ -13,6 +13,7 @@ struct TetherCommand: AsyncParsableCommand {
             GenerateCommand.self,
             SFTCommand.self,
             KeygenCommand.self,
+            TasksCommand.self,
         ]
     )
 }

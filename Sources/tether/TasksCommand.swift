@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import TetherRewards
+
+/// `tether tasks …`: the built-in tasks as JSONL, for RL prompts (`export`) and SFT sets (`export --sft`).
+struct TasksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tasks",
+        abstract: "Built-in tasks (arithmetic, sequence): export prompts or SFT examples as JSONL.",
+        subcommands: [Export.self]
+    )
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print N problems of one split as JSONL: {\"id\",\"task\",\"prompt\",\"answer\"}, or {\"prompt\",\"completion\"} with --sft.",
+            discussion: """
+                Problems are split by a hash of the problem into train (RL prompts, 30%), sft (50%) and heldout (20%), \
+                disjoint for every n and seed. The same seed gives the same lines. --sft prints SFT examples from the sft \
+                split unless --split says otherwise (never heldout).
+                """)
+
+        @Option(help: "Task: \(TaskCatalog.names.joined(separator: ", ")).") var task: String
+        @Option(help: "train, heldout or sft (default: train for prompts, sft with --sft).") var split: String?
+        @Option(name: .customLong("n"), help: "Number of lines.") var count: Int
+        @Option(help: "Random seed.") var seed: UInt64 = 0
+        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 2).") var level: Int?
+        @Option(help: "Answer format: bare (the integer) or tagged (<think>…</think><answer>…</answer>).") var format: String = "bare"
+        @Flag(help: "Print SFT examples (prompt and correct completion) instead of RL prompts.") var sft = false
+
+        func run() throws {
+            let splitName = split ?? (sft ? "sft" : "train")
+            guard let split = DatasetSplit(rawValue: splitName) else {
+                throw ValidationError("--split must be train, heldout or sft, got '\(splitName)'")
+            }
+            guard let format = AnswerFormat(rawValue: format) else {
+                throw ValidationError("--format must be bare or tagged, got '\(self.format)'")
+            }
+            guard count >= 0 else { throw ValidationError("--n must be ≥ 0") }
+            let generator = try TaskCatalog.generator(named: task, level: level, answerFormat: format)
+            let lines: [String] = sft
+                ? try TaskDataset.sft(generator, split: split, count: count, seed: seed).map(\.jsonLine)
+                : try TaskDataset.prompts(generator, split: split, count: count, seed: seed).map(\.jsonLine)
+            var out = lines.joined(separator: "\n")
+            if !lines.isEmpty { out += "\n" }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+}
