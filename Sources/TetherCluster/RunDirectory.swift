@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,39 +5,72 @@ import Glibc
 import Darwin
 #endif
 
-/// Crash-safe file and directory replacement: a reader sees the old content or the new, never a
-/// half-written file. The recipe is the POSIX one (write a temporary in the same directory, fsync
-/// it, rename over the target, fsync the directory so the rename itself is durable).
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create \(tmp)", path: path) }
-        var ok = false
-        defer {
-            if !ok { unlink(tmp) }
+/// A failed file operation, saying which file, what was attempted and what to do about it.
+public enum DurableFileError: Error, Equatable, CustomStringConvertible {
+    case noSpace(path: String)
+    case notWritable(path: String, reason: String)
+    case io(path: String, operation: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .noSpace(let path): return "\(path): no space left on device (disk full or file size limit); free space and resume from the last checkpoint"
+        case let .notWritable(path, reason): return "\(path): not writable (\(reason)); check the directory exists and its permissions"
+        case let .io(path, operation, reason): return "\(path): \(operation) failed: \(reason)"
         }
+    }
+
+    /// Maps an errno to the case that tells the user what to do.
+    public static func from(errno code: Int32, path: String, operation: String) -> DurableFileError {
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT, EFBIG: return .noSpace(path: path)
+        case EACCES, EPERM, EROFS, ENOENT, ENOTDIR, EISDIR: return .notWritable(path: path, reason: reason)
+        default: return .io(path: path, operation: operation, reason: reason)
+        }
+    }
+}
+
+/// Writes a whole file so a reader sees either the old or the new contents, never a torn mix,
+/// even if the process dies or the machine loses power mid-write: write a temporary file in the
+/// same directory, fsync it, rename(2) over the target (atomic within one file system), fsync the
+/// directory so the rename itself is durable.
+public enum AtomicFile {
+    /// Temporary files are named `.<name>.tmp-<pid>-<n>`; `removeStaleTemporaries` cleans leftovers.
+    public static let temporaryMarker = ".tmp-"
+
+    public static func write(_ data: Data, to url: URL) throws {
+        let directory = url.deletingLastPathComponent().path
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0 ... .max))").path
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DurableFileError.from(errno: errno, path: temporary, operation: "create") }
+        var renamed = false
+        defer { if !renamed { unlink(temporary) } }
         do {
             defer { close(fd) }
-            try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-                var done = 0
-                while done < raw.count {
-                    let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError("write failed", path: path)
-                    }
-                    done += n
-                }
-            }
-            guard fsync(fd) == 0 else { throw ioError("fsync failed", path: path) }
+            try writeAll(data, to: fd, path: temporary)
+            guard fsync(fd) == 0 else { throw DurableFileError.from(errno: errno, path: temporary, operation: "fsync") }
         }
-        guard rename(tmp, path) == 0 else { throw ioError("rename into place failed", path: path) }
-        ok = true
-        syncDirectory(dir)
+        guard rename(temporary, url.path) == 0 else {
+            throw DurableFileError.from(errno: errno, path: url.path, operation: "rename")
+        }
+        renamed = true
+        try syncDirectory(directory)
     }
+
+    public static func write(_ text: String, to url: URL) throws { try write(Data(text.utf8), to: url) }
+
+    /// Deletes temporary files left by writes that were interrupted (they were never visible).
+    @discardableResult
+    public static func removeStaleTemporaries(in directory: URL) throws -> [String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        let stale = names.filter { $0.hasPrefix(".") && $0.contains(temporaryMarker) }
+        for name in stale { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        return stale
+    }
+
+    /// Path-string spelling of `write(_:to:)` for callers that work in paths (checkpoints).
+    public static func write(_ data: Data, to path: String) throws { try write(data, to: URL(fileURLWithPath: path)) }
 
     /// Builds a directory under a temporary name beside `path` (via `fill`), then moves it into
     /// place. An existing directory at `path` is swapped out atomically (`RENAME_EXCHANGE`) and then
@@ -49,14 +82,14 @@ public enum AtomicFile {
         let name = url.lastPathComponent
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
-            throw ModelError.writeFailed(path: parent, detail: "cannot create directory: \(error.localizedDescription)")
+            throw DurableFileError.notWritable(path: parent, reason: error.localizedDescription)
         }
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let tmp = parent + "/." + name + ".tmp-" + tag
-        guard mkdir(tmp, 0o755) == 0 else { throw ioError("cannot create \(tmp)", path: path) }
+        guard mkdir(tmp, 0o755) == 0 else { throw DurableFileError.from(errno: errno, path: tmp, operation: "create directory") }
         do {
             try fill(tmp)
-            syncDirectory(tmp)
+            try syncDirectory(tmp)
         } catch {
             try? fm.removeItem(atPath: tmp)
             throw error
@@ -65,11 +98,11 @@ public enum AtomicFile {
         let exists = fm.fileExists(atPath: url.path, isDirectory: &isDir)
         if exists && !isDir.boolValue {
             try? fm.removeItem(atPath: tmp)
-            throw ModelError.writeFailed(path: url.path, detail: "exists and is not a directory; refusing to replace it")
+            throw DurableFileError.notWritable(path: url.path, reason: "exists and is not a directory; refusing to replace it")
         }
         if exists, let exchange = renameExchange, exchange(AT_FDCWD, tmp, AT_FDCWD, url.path, renameExchangeFlag) == 0 {
             // Swapped in one step: readers never see the path missing; `tmp` now holds the old directory.
-            syncDirectory(parent)
+            try syncDirectory(parent)
             try? fm.removeItem(atPath: tmp)
             return
         }
@@ -78,17 +111,17 @@ public enum AtomicFile {
             let aside = parent + "/." + name + ".old-" + tag
             guard rename(url.path, aside) == 0 else {
                 try? fm.removeItem(atPath: tmp)
-                throw ioError("cannot move the previous directory aside", path: path)
+                throw DurableFileError.from(errno: errno, path: path, operation: "move the previous directory aside")
             }
             old = aside
         }
         guard rename(tmp, url.path) == 0 else {
-            let e = ioError("cannot rename the new directory into place", path: path)
+            let e = DurableFileError.from(errno: errno, path: path, operation: "rename the new directory into place")
             if let old { _ = rename(old, url.path) }
             try? fm.removeItem(atPath: tmp)
             throw e
         }
-        syncDirectory(parent)
+        try syncDirectory(parent)
         if let old { try? fm.removeItem(atPath: old) }
     }
 
@@ -106,15 +139,28 @@ public enum AtomicFile {
         #endif
     }()
 
-    static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY)
-        if fd >= 0 {
-            _ = fsync(fd)
-            close(fd)
+    public static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < raw.count {
+                #if canImport(Glibc)
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #else
+                let n = Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #endif
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DurableFileError.from(errno: errno, path: path, operation: "write")
+                }
+                offset += n
+            }
         }
     }
 
-    static func ioError(_ what: String, path: String) -> ModelError {
-        .writeFailed(path: path, detail: "\(what): \(String(cString: strerror(errno)))")
+    public static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw DurableFileError.from(errno: errno, path: path, operation: "open directory") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw DurableFileError.from(errno: errno, path: path, operation: "fsync directory") }
     }
 }

@@ -8,7 +8,6 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case unsupportedDType(name: String, dtype: String)
     case truncatedFile(path: String, detail: String)
     case corruptFile(path: String, detail: String)
-    case writeFailed(path: String, detail: String)
     case invalidTokenizer(String)
     case unknownToken(String)
     case tokenOutOfRange(token: Int, vocabSize: Int)
@@ -26,7 +25,6 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .unsupportedDType(let name, let dtype): return "tensor \(name) has unsupported dtype \(dtype) (F32 and BF16 load)"
         case .truncatedFile(let path, let detail): return "\(path) is truncated: \(detail)"
         case .corruptFile(let path, let detail): return "\(path) is corrupt: \(detail)"
-        case .writeFailed(let path, let detail): return "cannot write \(path): \(detail)"
         case .invalidTokenizer(let why): return "invalid tokenizer: \(why)"
         case .unknownToken(let s): return "text contains \(s.debugDescription), which the tokenizer cannot encode"
         case .tokenOutOfRange(let token, let vocab): return "token id \(token) is outside the vocabulary (size \(vocab))"

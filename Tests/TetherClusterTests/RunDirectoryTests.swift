@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 import TetherCluster
 import XCTest
 #if canImport(Glibc)
