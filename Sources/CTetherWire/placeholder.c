@@ -1,1 +1,0 @@
-// Placeholder until scripts/gen-proto writes tether.pb-c.c

@@ -1,0 +1,117 @@
+import CZMQ
+import Foundation
+
+/// A CurveZMQ key pair as two Z85 strings of 40 characters (what `zmq_curve_keypair` produces
+/// and `ZMQ_CURVE_*KEY` options take). `tether keygen` writes one.
+public struct CurveKeyPair: Sendable, Equatable {
+    public let publicKey: String
+    public let secretKey: String
+
+    public init(publicKey: String, secretKey: String) throws {
+        try CurveKeyPair.checkZ85Key(publicKey, what: "public key")
+        try CurveKeyPair.checkZ85Key(secretKey, what: "secret key")
+        guard CurveKeyPair.derivePublic(secretKey) == publicKey else {
+            throw WireSocketError.invalidKey("public key does not belong to the secret key")
+        }
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
+    public static func generate() throws -> CurveKeyPair {
+        var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_keypair(&pub, &sec) == 0 else {
+            throw WireSocketError.zmq(operation: "zmq_curve_keypair", message: zmqErrorMessage())
+        }
+        return try CurveKeyPair(publicKey: cString(pub), secretKey: cString(sec))
+    }
+
+    /// Files `DIR/NAME.pub` and `DIR/NAME.key` (mode 0600), one Z85 line each.
+    public static func paths(directory: String, name: String) -> (publicKey: String, secretKey: String) {
+        ("\(directory)/\(name).pub", "\(directory)/\(name).key")
+    }
+
+    public func write(directory: String, name: String = "tether") throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let p = CurveKeyPair.paths(directory: directory, name: name)
+        try (secretKey + "\n").write(toFile: p.secretKey, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: p.secretKey)
+        try (publicKey + "\n").write(toFile: p.publicKey, atomically: true, encoding: .utf8)
+    }
+
+    /// Loads a pair written by `write`; the public key is re-derived and checked against the file.
+    public static func load(directory: String, name: String = "tether") throws -> CurveKeyPair {
+        let p = paths(directory: directory, name: name)
+        func read(_ path: String) throws -> String {
+            guard let s = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw WireSocketError.invalidKey("cannot read \(path); create keys with `tether keygen --out \(directory)`")
+            }
+            return s.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return try CurveKeyPair(publicKey: try read(p.publicKey), secretKey: try read(p.secretKey))
+    }
+
+    static func checkZ85Key(_ key: String, what: String) throws {
+        guard key.utf8.count == 40, z85Decode(key) != nil else {
+            throw WireSocketError.invalidKey("\(what) must be 40 Z85 characters (got \(key.utf8.count) characters)")
+        }
+    }
+
+    static func derivePublic(_ secret: String) -> String? {
+        var pub = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_public(&pub, secret) == 0 else { return nil }
+        return cString(pub)
+    }
+
+    /// The 32 raw bytes of a Z85 key, nil if it is not valid Z85.
+    static func z85Decode(_ key: String) -> [UInt8]? {
+        guard key.utf8.count == 40 else { return nil }
+        var out = [UInt8](repeating: 0, count: 32)
+        guard zmq_z85_decode(&out, key) != nil else { return nil }
+        return out
+    }
+}
+
+/// The public keys a CURVE server (the learner) accepts, each with a name that becomes the ZAP
+/// user id of its messages (`WireReceived.peerUserId`). Text format: one `Z85KEY [name]` per
+/// line; `#` starts a comment; a key without name is named by itself.
+public struct CurveAllowList: Sendable, Equatable {
+    /// Raw 32-byte key → name.
+    private var names: [[UInt8]: String] = [:]
+
+    public init() {}
+
+    public init(keys: [(publicKey: String, name: String)]) throws {
+        for k in keys { try add(publicKey: k.publicKey, name: k.name) }
+    }
+
+    public init(parsing text: String, source: String = "allow-list") throws {
+        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if fields.isEmpty { continue }
+            let key = String(fields[0])
+            guard CurveKeyPair.z85Decode(key) != nil else {
+                throw WireSocketError.invalidKey("\(source) line \(i + 1): \"\(key)\" is not a 40-character Z85 public key")
+            }
+            try add(publicKey: key, name: fields.count > 1 ? fields[1...].joined(separator: " ") : key)
+        }
+    }
+
+    public static func load(path: String) throws -> CurveAllowList {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw WireSocketError.invalidKey("cannot read allow-list \(path)")
+        }
+        return try CurveAllowList(parsing: text, source: path)
+    }
+
+    public mutating func add(publicKey: String, name: String) throws {
+        guard let raw = CurveKeyPair.z85Decode(publicKey) else {
+            throw WireSocketError.invalidKey("\"\(publicKey)\" is not a 40-character Z85 public key")
+        }
+        names[raw] = name
+    }
+
+    public var count: Int { names.count }
+
+    func name(forRawKey key: [UInt8]) -> String? { names[key] }
+}
