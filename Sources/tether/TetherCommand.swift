@@ -11,6 +11,7 @@ struct TetherCommand: AsyncParsableCommand {
             BenchCommand.self,
             InitCommand.self,
             GenerateCommand.self,
+            TasksCommand.self,
         ]
     )
 }

@@ -1,0 +1,77 @@
+/// A built-in task: draws problems (prompt and integer answer) from a seeded generator.
+public protocol TaskGenerator: Sendable {
+    /// The task name written into each prompt record; it also names the verifier that scores it.
+    var name: String { get }
+    var answerFormat: AnswerFormat { get }
+    /// One problem, or nil when this draw is rejected (e.g. an ambiguous sequence).
+    func draw(_ rng: inout SplitMix64) -> Problem?
+}
+
+/// A problem in canonical form, plus the reasoning a `.tagged` completion shows.
+public struct Problem: Equatable, Hashable, Sendable {
+    public var prompt: String
+    public var answer: String
+    public var reasoning: String
+}
+
+/// A task string or setting that cannot be used.
+public enum TaskError: Error, Equatable, CustomStringConvertible {
+    case unknownTask(name: String, known: [String])
+    case splitExhausted(task: String, split: DatasetSplit, found: Int, requested: Int)
+    case invalidSetting(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTask(let name, let known): return "unknown task '\(name)' (known: \(known.joined(separator: ", ")))"
+        case .splitExhausted(let task, let split, let found, let requested):
+            return "task '\(task)' yields only \(found) of \(requested) \(split.rawValue) problems with these settings; raise the difficulty or lower n"
+        case .invalidSetting(let why): return "invalid task setting: \(why)"
+        }
+    }
+}
+
+/// Builds prompt and SFT datasets from a generator, for one split, deterministically for a seed.
+public enum TaskDataset {
+    /// `count` problems of `split`, distinct while the split has enough distinct problems (a tiny
+    /// problem space, e.g. 1-digit addition, then repeats problems rather than fail). Draws that
+    /// belong to the other split are skipped.
+    public static func problems(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [Problem] {
+        guard count >= 0 else { throw TaskError.invalidSetting("n must be ≥ 0, got \(count)") }
+        var rng = SplitMix64(seed: seed ^ DatasetSplit.fnv1a64(task.name + "/" + split.rawValue))
+        var out: [Problem] = []
+        var seen = Set<String>()
+        var sinceNew = 0
+        var draws = 0
+        let patience = 2_000 + 20 * count
+        while out.count < count {
+            draws += 1
+            if out.isEmpty && draws > 50_000 {
+                throw TaskError.splitExhausted(task: task.name, split: split, found: 0, requested: count)
+            }
+            guard let p = task.draw(&rng), DatasetSplit.of(task: task.name, prompt: p.prompt) == split else { continue }
+            if seen.insert(p.prompt).inserted {
+                out.append(p)
+                sinceNew = 0
+            } else {
+                sinceNew += 1
+                // The split's distinct problems are (nearly) all used: allow repeats.
+                if sinceNew > patience { out.append(p) }
+            }
+        }
+        return out
+    }
+
+    /// Prompt records `{"id","task","prompt","answer"}`; ids are `task/split/index`.
+    public static func prompts(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [TaskPrompt] {
+        try problems(task, split: split, count: count, seed: seed).enumerated().map { i, p in
+            TaskPrompt(id: "\(task.name)/\(split.rawValue)/\(i)", task: task.name, prompt: p.prompt, answer: p.answer)
+        }
+    }
+
+    /// SFT records whose completion is the correct answer in the task's format.
+    public static func sft(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [SFTExample] {
+        try problems(task, split: split, count: count, seed: seed).map {
+            SFTExample(prompt: $0.prompt, completion: task.answerFormat.completion(answer: $0.answer, reasoning: $0.reasoning))
+        }
+    }
+}

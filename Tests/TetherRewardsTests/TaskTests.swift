@@ -1,0 +1,111 @@
+import Foundation
+import TetherRewards
+import XCTest
+
+final class TaskTests: XCTestCase {
+    func allGenerators() throws -> [any TaskGenerator] {
+        var g: [any TaskGenerator] = []
+        for l in 1 ... 5 { for f in AnswerFormat.allCases { g.append(try ArithmeticTask.level(l, answerFormat: f)) } }
+        for l in 1 ... 4 { for f in AnswerFormat.allCases { g.append(try SequenceTask.level(l, answerFormat: f)) } }
+        g.append(try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["*"], allowNegative: true))
+        return g
+    }
+
+    func testDeterministicForSeed() throws {
+        for g in try allGenerators() {
+            let a = try TaskDataset.prompts(g, split: .train, count: 40, seed: 7)
+            let b = try TaskDataset.prompts(g, split: .train, count: 40, seed: 7)
+            XCTAssertEqual(a, b, g.name)
+            let c = try TaskDataset.prompts(g, split: .train, count: 40, seed: 8)
+            XCTAssertNotEqual(a.map(\.prompt), c.map(\.prompt), "another seed gives another set (\(g.name))")
+        }
+        // Pinned: the stream is defined by SplitMix64 and FNV-1a, so these never change.
+        let first = try TaskDataset.prompts(ArithmeticTask.level(3), split: .train, count: 3, seed: 0)
+        XCTAssertEqual(first.count, 3)
+        XCTAssertEqual(first.map(\.id), ["arithmetic/train/0", "arithmetic/train/1", "arithmetic/train/2"])
+    }
+
+    func testTrainAndHeldoutAreDisjoint() throws {
+        for g in try allGenerators() {
+            var train = Set<String>(), held = Set<String>()
+            for seed: UInt64 in [0, 1, 2] {
+                train.formUnion(try TaskDataset.prompts(g, split: .train, count: 150, seed: seed).map(\.prompt))
+                held.formUnion(try TaskDataset.prompts(g, split: .heldout, count: 60, seed: seed).map(\.prompt))
+            }
+            XCTAssertTrue(train.isDisjoint(with: held), "\(g.name): \(train.intersection(held).prefix(5))")
+            XCTAssertFalse(held.isEmpty)
+            // Membership is a function of the problem alone.
+            for q in held { XCTAssertEqual(DatasetSplit.of(task: g.name, prompt: q), .heldout) }
+        }
+    }
+
+    func testSmallProblemSpaceRepeatsRatherThanFails() throws {
+        // One-digit addition has 100 problems, about 20 held out: asking for 50 must still work.
+        let g = try ArithmeticTask.level(1)
+        let held = try TaskDataset.prompts(g, split: .heldout, count: 50, seed: 3)
+        XCTAssertEqual(held.count, 50)
+        let distinct = Set(held.map(\.prompt)).count
+        XCTAssertLessThan(distinct, 50)
+        XCTAssertGreaterThan(distinct, 5)
+    }
+
+    func testAnswersAreAcceptedAndStringsStayInVocabulary() throws {
+        for g in try allGenerators() {
+            let verifier = try TaskCatalog.verifier(forTask: g.name, answerFormat: g.answerFormat)
+            let format = FormatVerifier(format: g.answerFormat)
+            for split in DatasetSplit.allCases {
+                let prompts = try TaskDataset.prompts(g, split: split, count: 60, seed: 11)
+                let sft = try TaskDataset.sft(g, split: split, count: 60, seed: 11)
+                XCTAssertEqual(prompts.map(\.prompt), sft.map(\.prompt), "SFT and prompts draw the same problems")
+                for (p, s) in zip(prompts, sft) {
+                    for text in [p.prompt, p.answer, s.completion, p.id, p.task] {
+                        XCTAssertNil(TaskAlphabet.firstInvalidCharacter(in: text), "\(text.debugDescription) leaves the vocabulary")
+                    }
+                    XCTAssertEqual(try verifier.checkedScore(completion: s.completion, for: p).reward, 1, "\(p) / \(s.completion)")
+                    XCTAssertEqual(try format.checkedScore(completion: s.completion, for: p).reward, 1, s.completion)
+                    XCTAssertEqual(try verifier.checkedScore(completion: "x", for: p).reward, 0)
+                    XCTAssertLessThanOrEqual(p.prompt.count + s.completion.count, 64, "prompts stay short: \(p.prompt)")
+                }
+            }
+        }
+        XCTAssertEqual(TaskAlphabet.characters.count + 3, 64, "61 characters + <pad> <bos> <eos>")
+    }
+
+    func testArithmeticAnswersAreCorrect() throws {
+        let g = try ArithmeticTask(maxDigits: 3, operators: ["+", "-", "*"], allowNegative: true)
+        for p in try TaskDataset.prompts(g, split: .train, count: 200, seed: 5) {
+            let expr = p.prompt.dropLast()
+            let op = expr.dropFirst().firstIndex { "+-*".contains($0) }!
+            let a = Int(expr[..<op])!, b = Int(expr[expr.index(after: op)...])!
+            let v = expr[op] == "+" ? a + b : expr[op] == "-" ? a - b : a * b
+            XCTAssertEqual(p.answer, String(v), p.prompt)
+        }
+        // Without negatives, subtraction never goes below zero.
+        for p in try TaskDataset.prompts(ArithmeticTask.level(3), split: .train, count: 200, seed: 5) {
+            XCTAssertFalse(p.answer.hasPrefix("-"), p.prompt)
+        }
+    }
+
+    func testSequencesAreUnambiguousAndRight() throws {
+        for p in try TaskDataset.prompts(SequenceTask.level(4), split: .train, count: 200, seed: 2) {
+            let terms = p.prompt.dropLast(2).split(separator: " ").map { Int($0)! }
+            let answers = Set(SequenceFamily.allCases.compactMap { $0.continuation(of: terms) })
+            XCTAssertEqual(answers, [Int(p.answer)!], p.prompt)
+        }
+        XCTAssertEqual(SequenceFamily.geometric.continuation(of: [1, 2, 4, 8, 16]), 32)
+        XCTAssertEqual(SequenceFamily.fibonacci.continuation(of: [1, 1, 2, 3, 5]), 8)
+        XCTAssertEqual(SequenceFamily.squares.continuation(of: [4, 9, 16]), 25)
+        XCTAssertEqual(SequenceFamily.primes.continuation(of: [7, 11, 13]), 17)
+        XCTAssertNil(SequenceFamily.primes.continuation(of: [7, 13, 17]))
+        XCTAssertEqual(SequenceFamily.arithmetic.continuation(of: [9, 6, 3]), 0)
+    }
+
+    func testInvalidSettingsAreRejected() {
+        XCTAssertThrowsError(try TaskCatalog.generator(named: "algebra")) {
+            XCTAssertEqual($0 as? TaskError, .unknownTask(name: "algebra", known: ["arithmetic", "sequence"]))
+        }
+        XCTAssertThrowsError(try ArithmeticTask.level(9))
+        XCTAssertThrowsError(try ArithmeticTask(operators: ["/"]))
+        XCTAssertThrowsError(try SequenceTask(families: []))
+    }
+}
