@@ -1,0 +1,272 @@
+import Foundation
+
+/// Everything a run needs, one section per concern. Loaded from YAML by `RunConfig.load`, every key
+/// documented in `cluster/local.yaml`, which holds exactly `RunConfig.defaults` (a test checks both).
+/// Defaults suit a 2-core machine: one learner thread and one actor thread.
+public struct RunConfig: Codable, Equatable, Sendable {
+    public var model = ModelSection()
+    public var task = TaskSection()
+    public var algorithm = AlgorithmSection()
+    public var rollout = RolloutSection()
+    public var staleness = StalenessSection()
+    public var learner = LearnerSection()
+    public var actors = ActorsSection()
+    public var wire = WireSection()
+    public var checkpoint = CheckpointSection()
+    public var run = RunSection()
+
+    public init() {}
+    public static let defaults = RunConfig()
+
+    /// Admission-control policy for the learner's `StalenessController`.
+    public var stalenessPolicy: StalenessPolicy {
+        StalenessPolicy(
+            maxStaleness: staleness.maxStaleness, groupsPerBatch: rollout.promptsPerBatch,
+            promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds)
+    }
+}
+
+/// A string-valued choice; decoding an unlisted value names the allowed ones.
+public protocol ConfigChoice: RawRepresentable, CaseIterable, Codable, Sendable where RawValue == String {}
+
+extension ConfigChoice {
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Self(rawValue: raw) else {
+            let allowed = Self.allCases.map(\.rawValue).joined(separator: ", ")
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath, debugDescription: "invalid value '\(raw)'; expected one of \(allowed)"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
+/// Policy architecture (Hugging Face `LlamaConfig` names) and where its weights come from.
+public struct ModelSection: Codable, Equatable, Sendable {
+    public var checkpoint = ""
+    public var referenceCheckpoint = ""
+    public var vocabSize = 64
+    public var hiddenSize = 256
+    public var numHiddenLayers = 4
+    public var numAttentionHeads = 4
+    public var numKeyValueHeads = 4
+    public var intermediateSize = 768
+    public var maxPositionEmbeddings = 256
+    public var ropeTheta = 10_000.0
+    public var rmsNormEps = 1e-5
+    public var tieWordEmbeddings = false
+    public var initStd = 0.02
+
+    enum CodingKeys: String, CodingKey {
+        case checkpoint
+        case referenceCheckpoint = "reference_checkpoint"
+        case vocabSize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads"
+        case intermediateSize = "intermediate_size"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case ropeTheta = "rope_theta"
+        case rmsNormEps = "rms_norm_eps"
+        case tieWordEmbeddings = "tie_word_embeddings"
+        case initStd = "init_std"
+    }
+}
+
+public enum RewardSource: String, ConfigChoice { case verifier, rewardModel = "reward_model" }
+
+/// The prompts and how completions are scored.
+public struct TaskSection: Codable, Equatable, Sendable {
+    public var name = "addition"
+    public var datasetPath = ""
+    public var promptField = "prompt"
+    public var answerField = "answer"
+    public var reward = RewardSource.verifier
+    public var rewardModelPath = ""
+    public var maxPromptTokens = 32
+    public var shuffle = true
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case datasetPath = "dataset_path"
+        case promptField = "prompt_field"
+        case answerField = "answer_field"
+        case reward
+        case rewardModelPath = "reward_model_path"
+        case maxPromptTokens = "max_prompt_tokens"
+        case shuffle
+    }
+}
+
+public enum AlgorithmName: String, ConfigChoice { case grpo, drGRPO = "dr_grpo", rloo, ppo }
+public enum KLEstimator: String, ConfigChoice { case k1, k2, k3 }
+/// How per-token losses become one number: DAPO's token mean, GRPO's per-sequence mean, or
+/// Dr. GRPO's sum over tokens divided by a constant (max_new_tokens).
+public enum LossAggregation: String, ConfigChoice {
+    case tokenMean = "token_mean"
+    case sequenceMean = "sequence_mean"
+    case constantNormalizer = "constant_normalizer"
+}
+
+/// The RL objective.
+public struct AlgorithmSection: Codable, Equatable, Sendable {
+    public var name = AlgorithmName.grpo
+    public var clipEpsLow = 0.2
+    public var clipEpsHigh = 0.2
+    public var klBeta = 0.04
+    public var klEstimator = KLEstimator.k3
+    public var entropyCoef = 0.0
+    public var lossAggregation = LossAggregation.tokenMean
+    public var epochsPerBatch = 1
+    public var minibatches = 1
+    public var gamma = 1.0
+    public var gaeLambda = 0.95
+    public var valueCoef = 0.5
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case clipEpsLow = "clip_eps_low"
+        case clipEpsHigh = "clip_eps_high"
+        case klBeta = "kl_beta"
+        case klEstimator = "kl_estimator"
+        case entropyCoef = "entropy_coef"
+        case lossAggregation = "loss_aggregation"
+        case epochsPerBatch = "epochs_per_batch"
+        case minibatches
+        case gamma
+        case gaeLambda = "gae_lambda"
+        case valueCoef = "value_coef"
+    }
+}
+
+/// Sampling on the actors.
+public struct RolloutSection: Codable, Equatable, Sendable {
+    public var groupSize = 8
+    public var promptsPerBatch = 8
+    public var promptsPerTicket = 2
+    public var maxNewTokens = 64
+    public var temperature = 1.0
+    public var topP = 1.0
+    public var topK = 0
+
+    enum CodingKeys: String, CodingKey {
+        case groupSize = "group_size"
+        case promptsPerBatch = "prompts_per_batch"
+        case promptsPerTicket = "prompts_per_ticket"
+        case maxNewTokens = "max_new_tokens"
+        case temperature
+        case topP = "top_p"
+        case topK = "top_k"
+    }
+}
+
+public enum OffPolicyCorrection: String, ConfigChoice {
+    case none
+    case decoupled
+    case truncatedIS = "truncated_is"
+}
+
+/// η and the correction applied to groups sampled by an older policy.
+public struct StalenessSection: Codable, Equatable, Sendable {
+    public var maxStaleness = 1
+    public var offPolicyCorrection = OffPolicyCorrection.decoupled
+    public var isCap = 2.0
+
+    enum CodingKeys: String, CodingKey {
+        case maxStaleness = "max_staleness"
+        case offPolicyCorrection = "off_policy_correction"
+        case isCap = "is_cap"
+    }
+}
+
+/// The learner process: optimizer and the endpoints it binds.
+public struct LearnerSection: Codable, Equatable, Sendable {
+    public var blasThreads = 1
+    public var learningRate = 1e-4
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEps = 1e-8
+    public var weightDecay = 0.0
+    public var gradClipNorm = 1.0
+    public var controlEndpoint = "tcp://127.0.0.1:5555"
+    public var trajectoryEndpoint = "tcp://127.0.0.1:5556"
+    public var weightsEndpoint = "tcp://127.0.0.1:5557"
+
+    enum CodingKeys: String, CodingKey {
+        case blasThreads = "blas_threads"
+        case learningRate = "learning_rate"
+        case adamBeta1 = "adam_beta1"
+        case adamBeta2 = "adam_beta2"
+        case adamEps = "adam_eps"
+        case weightDecay = "weight_decay"
+        case gradClipNorm = "grad_clip_norm"
+        case controlEndpoint = "control_endpoint"
+        case trajectoryEndpoint = "trajectory_endpoint"
+        case weightsEndpoint = "weights_endpoint"
+    }
+}
+
+/// The actor processes.
+public struct ActorsSection: Codable, Equatable, Sendable {
+    public var count = 1
+    public var blasThreads = 1
+    public var leaseSeconds = 120.0
+    public var heartbeatSeconds = 2.0
+    public var heartbeatTimeoutSeconds = 10.0
+
+    enum CodingKeys: String, CodingKey {
+        case count
+        case blasThreads = "blas_threads"
+        case leaseSeconds = "lease_seconds"
+        case heartbeatSeconds = "heartbeat_seconds"
+        case heartbeatTimeoutSeconds = "heartbeat_timeout_seconds"
+    }
+}
+
+/// ZeroMQ socket options shared by every process.
+public struct WireSection: Codable, Equatable, Sendable {
+    public var sendHWM = 1000
+    public var receiveHWM = 1000
+    public var maxMessageBytes = 268_435_456
+    public var lingerMilliseconds = 0
+    public var curveKeysDir = ""
+
+    enum CodingKeys: String, CodingKey {
+        case sendHWM = "send_hwm"
+        case receiveHWM = "receive_hwm"
+        case maxMessageBytes = "max_message_bytes"
+        case lingerMilliseconds = "linger_ms"
+        case curveKeysDir = "curve_keys_dir"
+    }
+}
+
+public struct CheckpointSection: Codable, Equatable, Sendable {
+    public var everySteps = 50
+    public var keep = 3
+
+    enum CodingKeys: String, CodingKey {
+        case everySteps = "every_steps"
+        case keep
+    }
+}
+
+public struct RunSection: Codable, Equatable, Sendable {
+    public var steps = 200
+    public var seed = 0
+    public var outDir = "runs"
+    public var name = "local"
+    public var progressEverySteps = 1
+
+    enum CodingKeys: String, CodingKey {
+        case steps, seed
+        case outDir = "out_dir"
+        case name
+        case progressEverySteps = "progress_every_steps"
+    }
+}

@@ -1,0 +1,277 @@
+import Foundation
+
+/// Admission control for asynchronous RL under a staleness limit η, as a pure state machine.
+///
+/// It follows AReaL (Fu et al. 2025, "AReaL: A Large-Scale Asynchronous Reinforcement Learning
+/// System for Language Reasoning", §5.1): with learner version v (optimizer updates done) and B groups
+/// per update, never have more live groups than can be consumed within η versions,
+///
+///     admitted + in flight ≤ (v + η + 1) · B,
+///
+/// and give each ticket the oldest version its actor may sample with. Groups fill the batch buffer in
+/// arrival order, so the k-th admitted group (0-based) is trained at version ⌊k / B⌋, known exactly on
+/// arrival; a group whose lag ⌊k/B⌋ − (oldest sample version) exceeds η is dropped and its prompt
+/// re-queued (never trained silently). η = 0 is synchronous on-policy: every ticket asks for the very
+/// version that will train it.
+///
+/// Deviation from AReaL's N_r (all trajectories ever generated): lost groups (stale, lease expired,
+/// actor died) free their slot, otherwise each loss would shrink the budget for good and enough of
+/// them would deadlock the run.
+///
+/// Like `SWIM.Instance` (apple/swift-cluster-membership) it owns no sockets and no clock: the learner
+/// feeds events with the current time and performs the returned directives in order.
+public struct StalenessController: Sendable {
+    public private(set) var state: StalenessState
+
+    public init(policy: StalenessPolicy) throws {
+        try policy.validate()
+        state = StalenessState(policy: policy)
+    }
+
+    /// Resumes exactly from a checkpointed `snapshot()`.
+    public init(restoring snapshot: StalenessState) throws {
+        try snapshot.policy.validate()
+        guard snapshot.sampleLagHistogram.count == snapshot.policy.maxStaleness + 1,
+              snapshot.groupLagHistogram.count == snapshot.policy.maxStaleness + 1 else {
+            throw StalenessError.invalidPolicy("snapshot lag histograms do not match max_staleness \(snapshot.policy.maxStaleness)")
+        }
+        state = snapshot
+    }
+
+    public func snapshot() -> StalenessState { state }
+
+    public var policy: StalenessPolicy { state.policy }
+    public var version: Int { state.version }
+
+    public var statistics: StalenessStatistics {
+        StalenessStatistics(
+            version: state.version, cursor: state.cursor, issuedGroups: state.issuedGroups,
+            reissuedGroups: state.reissuedGroups, trainedGroups: state.trainedGroups,
+            bufferedGroups: state.buffer.count, inFlightGroups: state.inFlightGroups,
+            pendingReissue: state.reissueQueue.count, lost: state.lost, rejected: state.rejected,
+            sampleLagHistogram: state.sampleLagHistogram, groupLagHistogram: state.groupLagHistogram)
+    }
+
+    // MARK: Events
+
+    public mutating func handle(_ event: StalenessEvent, now: Double) throws -> [StalenessDirective] {
+        switch event {
+        case .actorJoined(let actor): return actorJoined(actor, now: now)
+        case .actorLeft(let actor): return actorLeft(actor, now: now)
+        case let .ticketRequested(actor, weightsVersion): return ticketRequested(by: actor, weightsVersion: weightsVersion, now: now)
+        case .groupArrived(let arrival): return groupArrived(arrival, now: now)
+        case .leaseTick: return leaseTick(now: now)
+        case .batchTrained(let version): return try batchTrained(version: version, now: now)
+        case .drain: return drain()
+        }
+    }
+
+    /// A join from an actor already known means its process restarted: what it held is gone.
+    public mutating func actorJoined(_ actor: ActorID, now: Double) -> [StalenessDirective] {
+        let out = state.actors.contains(actor) ? actorLeft(actor, now: now) : []
+        state.actors.insert(actor)
+        return out
+    }
+
+    /// The actor left or was declared dead: its undelivered prompts go back to the queue.
+    public mutating func actorLeft(_ actor: ActorID, now: Double) -> [StalenessDirective] {
+        state.actors.remove(actor)
+        state.budgetWaiters.removeAll { $0.actor == actor }
+        var out: [StalenessDirective] = []
+        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.actor == actor {
+            out += loseTicket(id, reason: .actorLeft)
+        }
+        out += serveWaiters(now: now)
+        out += announceDrainedIfDone()
+        return out
+    }
+
+    public mutating func ticketRequested(by actor: ActorID, weightsVersion: Int, now: Double) -> [StalenessDirective] {
+        guard state.actors.contains(actor) else { return [.refuseTicket(actor: actor, reason: .unknownActor)] }
+        guard !state.draining else { return [.refuseTicket(actor: actor, reason: .draining)] }
+        state.budgetWaiters.removeAll { $0.actor == actor }
+        if let directive = grant(to: actor, weightsVersion: weightsVersion, now: now) { return [directive] }
+        state.budgetWaiters.append(.init(actor: actor, weightsVersion: weightsVersion))
+        return [.waitForBudget(actor: actor)]
+    }
+
+    public mutating func groupArrived(_ arrival: GroupArrival, now: Double) -> [StalenessDirective] {
+        if let reason = rejection(of: arrival) {
+            state.rejected[reason, default: 0] += 1
+            return [.dropGroup(arrival, reason: reason)]
+        }
+        // A live group: it leaves the in-flight set now, admitted or lost.
+        var live = state.liveTickets[arrival.ticket]!
+        live.pending.removeAll { $0 == arrival.promptID }
+        state.liveTickets[arrival.ticket] = live.pending.isEmpty ? nil : live
+
+        var out: [StalenessDirective] = []
+        let trainVersion = state.admittedSlots / state.policy.groupsPerBatch
+        if let lossReason = lossReason(of: arrival, trainVersion: trainVersion) {
+            out.append(.dropGroup(arrival, reason: lossReason))
+            out += lose([arrival.promptID], from: arrival.ticket, reason: lossReason)
+        } else {
+            let oldest = arrival.sampleVersions.min()!
+            let group = AdmittedGroup(
+                ticket: arrival.ticket, promptID: arrival.promptID, actor: arrival.actor,
+                trainVersion: trainVersion, lag: trainVersion - oldest,
+                sampleLags: arrival.sampleVersions.map { trainVersion - $0 })
+            state.admittedSlots += 1
+            state.buffer.append(group)
+            state.groupLagHistogram[group.lag] += 1
+            for lag in group.sampleLags { state.sampleLagHistogram[lag] += 1 }
+            out.append(.admitGroup(group))
+            out += announceBatchIfReady()
+        }
+        out += serveWaiters(now: now)
+        out += announceDrainedIfDone()
+        return out
+    }
+
+    /// Expires every lease whose deadline is ≤ now (in ticket order) and re-queues its prompts.
+    public mutating func leaseTick(now: Double) -> [StalenessDirective] {
+        var out: [StalenessDirective] = []
+        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.leaseDeadline <= now {
+            out += loseTicket(id, reason: .leaseExpired)
+        }
+        out += serveWaiters(now: now)
+        out += announceDrainedIfDone()
+        return out
+    }
+
+    /// The learner trained the announced batch of `version`; the version becomes `version + 1`.
+    public mutating func batchTrained(version: Int, now: Double) throws -> [StalenessDirective] {
+        guard state.batchAnnounced, version == state.version else {
+            throw StalenessError.unexpectedBatchTrained(
+                expectedVersion: state.version, got: version, batchAnnounced: state.batchAnnounced)
+        }
+        state.buffer.removeFirst(state.policy.groupsPerBatch)
+        state.trainedGroups += state.policy.groupsPerBatch
+        state.version += 1
+        state.batchAnnounced = false
+        var out = announceBatchIfReady()
+        out += serveWaiters(now: now)
+        out += announceDrainedIfDone()
+        return out
+    }
+
+    /// Stops issuing tickets; groups in flight are still admitted; `.drained` once none is left.
+    public mutating func drain() -> [StalenessDirective] {
+        state.draining = true
+        var out: [StalenessDirective] = state.budgetWaiters.map { .refuseTicket(actor: $0.actor, reason: .draining) }
+        state.budgetWaiters.removeAll()
+        out += announceDrainedIfDone()
+        return out
+    }
+
+    /// After the learner restarts from a snapshot: the actors and what they held are gone, and so
+    /// are the untrained buffered trajectories (they live in learner memory, not in the checkpoint).
+    /// All of them are lost with reason `.learnerRestart` and their prompts re-queued.
+    public mutating func resumeAfterRestart() -> [StalenessDirective] {
+        var out: [StalenessDirective] = []
+        for id in state.liveTickets.keys.sorted() { out += loseTicket(id, reason: .learnerRestart) }
+        for group in state.buffer { out += lose([group.promptID], from: group.ticket, reason: .learnerRestart) }
+        state.buffer.removeAll()
+        state.admittedSlots = state.version * state.policy.groupsPerBatch
+        state.batchAnnounced = false
+        state.actors.removeAll()
+        state.budgetWaiters.removeAll()
+        state.draining = false
+        state.drainedAnnounced = false
+        return out
+    }
+
+    // MARK: Internals
+
+    /// Issues a ticket if budget allows; `.waitForWeights` if the actor's weights are too old; nil
+    /// when there is no budget.
+    private mutating func grant(to actor: ActorID, weightsVersion: Int, now: Double) -> StalenessDirective? {
+        let p = state.policy
+        let available = state.capacity - state.liveGroups
+        guard available > 0 else { return nil }
+        let count = min(p.promptsPerTicket, available)
+        // If everything live arrives first, this ticket's last group is trained at `predicted` ≤ v + η.
+        let predicted = (state.liveGroups + count - 1) / p.groupsPerBatch
+        let minVersion = max(0, predicted - p.maxStaleness)
+        guard weightsVersion >= minVersion else { return .waitForWeights(actor: actor, minVersion: minVersion) }
+
+        let prompts: [PromptID]
+        let isReissue = !state.reissueQueue.isEmpty
+        if isReissue {
+            prompts = Array(state.reissueQueue.prefix(count))
+            state.reissueQueue.removeFirst(prompts.count)
+            for prompt in prompts { state.lostFrom[prompt] = nil }
+            state.reissuedGroups += prompts.count
+        } else {
+            prompts = Array(state.cursor ..< state.cursor + count)
+            state.cursor += count
+        }
+        let ticket = RolloutTicket(
+            id: state.nextTicketID, actor: actor, promptIDs: prompts, minVersion: minVersion,
+            leaseDeadline: now + p.leaseSeconds, isReissue: isReissue)
+        state.nextTicketID += 1
+        state.issuedGroups += prompts.count
+        state.liveTickets[ticket.id] = .init(ticket: ticket, pending: prompts)
+        return .issueTicket(ticket)
+    }
+
+    /// Answers queued requests in FIFO order while budget lasts.
+    private mutating func serveWaiters(now: Double) -> [StalenessDirective] {
+        var out: [StalenessDirective] = []
+        while !state.draining, let waiter = state.budgetWaiters.first,
+              let directive = grant(to: waiter.actor, weightsVersion: waiter.weightsVersion, now: now) {
+            state.budgetWaiters.removeFirst()
+            out.append(directive)
+        }
+        return out
+    }
+
+    /// Why an arrival matches no live group, or nil when it does.
+    private func rejection(of arrival: GroupArrival) -> DropReason? {
+        guard state.actors.contains(arrival.actor) else { return .unknownActor }
+        guard let live = state.liveTickets[arrival.ticket] else {
+            guard arrival.ticket >= 0, arrival.ticket < state.nextTicketID else { return .unknownTicket }
+            // Lost and not yet re-issued: "expired"; otherwise its prompt was delivered or re-issued.
+            return state.lostFrom[arrival.promptID] == arrival.ticket ? .expiredTicket : .duplicate
+        }
+        guard live.ticket.actor == arrival.actor, live.ticket.promptIDs.contains(arrival.promptID) else {
+            return .unknownTicket
+        }
+        return live.pending.contains(arrival.promptID) ? nil : .duplicate
+    }
+
+    /// Why a live group cannot be trained, or nil when it is admissible.
+    private func lossReason(of arrival: GroupArrival, trainVersion: Int) -> DropReason? {
+        guard let oldest = arrival.sampleVersions.min(), oldest >= 0 else { return .malformed }
+        guard arrival.sampleVersions.max()! <= state.version else { return .futureVersion }
+        return trainVersion - oldest > state.policy.maxStaleness ? .tooStale : nil
+    }
+
+    private mutating func loseTicket(_ id: TicketID, reason: DropReason) -> [StalenessDirective] {
+        guard let live = state.liveTickets.removeValue(forKey: id) else { return [] }
+        return lose(live.pending, from: id, reason: reason)
+    }
+
+    private mutating func lose(_ prompts: [PromptID], from ticket: TicketID, reason: DropReason) -> [StalenessDirective] {
+        guard !prompts.isEmpty else { return [] }
+        state.lost[reason, default: 0] += prompts.count
+        state.reissueQueue += prompts
+        // Only undelivered groups can still arrive late as "expired"; a delivered one is a duplicate.
+        let undelivered = reason == .leaseExpired || reason == .actorLeft || reason == .learnerRestart
+        for prompt in prompts { state.lostFrom[prompt] = undelivered ? ticket : nil }
+        return [.reissuePrompts(lostTicket: ticket, promptIDs: prompts, reason: reason)]
+    }
+
+    private mutating func announceBatchIfReady() -> [StalenessDirective] {
+        let b = state.policy.groupsPerBatch
+        guard !state.batchAnnounced, state.buffer.count >= b else { return [] }
+        state.batchAnnounced = true
+        return [.batchReady(version: state.version, groups: Array(state.buffer.prefix(b)))]
+    }
+
+    private mutating func announceDrainedIfDone() -> [StalenessDirective] {
+        guard state.draining, !state.drainedAnnounced, state.liveTickets.isEmpty else { return [] }
+        state.drainedAnnounced = true
+        return [.drained]
+    }
+}

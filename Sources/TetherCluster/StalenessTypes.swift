@@ -1,0 +1,181 @@
+import Foundation
+
+/// The identity of an actor process (its ZeroMQ routing identity, or a name given at launch).
+public struct ActorID: Hashable, Comparable, Codable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public var name: String
+    public init(_ name: String) { self.name = name }
+    public init(stringLiteral value: String) { self.name = value }
+    public var description: String { name }
+    public static func < (a: ActorID, b: ActorID) -> Bool { a.name < b.name }
+    public init(from decoder: Decoder) throws { name = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
+}
+
+/// Sequential ticket number; never reused, so any id below the next one was issued once.
+public typealias TicketID = Int
+
+/// A prompt's draw index from the data cursor (the dataset maps it to an item, e.g. modulo its size).
+public typealias PromptID = Int
+
+/// The knobs of admission control (AReaL, Fu et al. 2025, §5.1): η, the batch size B in groups,
+/// the ticket size and how long an actor may hold a ticket before its prompts are re-issued.
+public struct StalenessPolicy: Codable, Equatable, Sendable {
+    /// η: the largest allowed lag (learner version at training − sampling version). 0 = synchronous.
+    public var maxStaleness: Int
+    /// B: groups (prompt × G samples) consumed by one optimizer update.
+    public var groupsPerBatch: Int
+    /// Prompts handed out per ticket (a ticket may be smaller when less budget is left).
+    public var promptsPerTicket: Int
+    /// Seconds an actor may hold a ticket before it is presumed lost and its prompts re-issued.
+    public var leaseSeconds: Double
+
+    public init(maxStaleness: Int, groupsPerBatch: Int, promptsPerTicket: Int = 1, leaseSeconds: Double = 120) {
+        self.maxStaleness = maxStaleness
+        self.groupsPerBatch = groupsPerBatch
+        self.promptsPerTicket = promptsPerTicket
+        self.leaseSeconds = leaseSeconds
+    }
+
+    public func validate() throws {
+        guard maxStaleness >= 0 else { throw StalenessError.invalidPolicy("max_staleness must be ≥ 0, got \(maxStaleness)") }
+        guard groupsPerBatch >= 1 else { throw StalenessError.invalidPolicy("groups per batch must be ≥ 1, got \(groupsPerBatch)") }
+        guard promptsPerTicket >= 1 else { throw StalenessError.invalidPolicy("prompts per ticket must be ≥ 1, got \(promptsPerTicket)") }
+        guard leaseSeconds > 0, leaseSeconds.isFinite else {
+            throw StalenessError.invalidPolicy("lease seconds must be a positive number, got \(leaseSeconds)")
+        }
+    }
+}
+
+/// A grant to sample one group of G completions for each prompt, with weights of version ≥ `minVersion`.
+public struct RolloutTicket: Codable, Equatable, Sendable {
+    public var id: TicketID
+    public var actor: ActorID
+    public var promptIDs: [PromptID]
+    /// The oldest policy version the actor may sample with so the groups' lag stays ≤ η.
+    public var minVersion: Int
+    /// Time (the caller's clock, seconds) after which the ticket is presumed lost.
+    public var leaseDeadline: Double
+    /// True when the prompts come from the re-issue queue (a lost ticket), not from the data cursor.
+    public var isReissue: Bool
+
+    public init(id: TicketID, actor: ActorID, promptIDs: [PromptID], minVersion: Int, leaseDeadline: Double, isReissue: Bool) {
+        self.id = id
+        self.actor = actor
+        self.promptIDs = promptIDs
+        self.minVersion = minVersion
+        self.leaseDeadline = leaseDeadline
+        self.isReissue = isReissue
+    }
+}
+
+/// One finished group as reported by an actor.
+public struct GroupArrival: Codable, Equatable, Sendable {
+    public var actor: ActorID
+    public var ticket: TicketID
+    public var promptID: PromptID
+    /// Per sample, the OLDEST policy version that produced any of its tokens (a sample can span a
+    /// weight update mid-generation; its lag is that of its oldest token).
+    public var sampleVersions: [Int]
+
+    public init(actor: ActorID, ticket: TicketID, promptID: PromptID, sampleVersions: [Int]) {
+        self.actor = actor
+        self.ticket = ticket
+        self.promptID = promptID
+        self.sampleVersions = sampleVersions
+    }
+}
+
+/// A group accepted into the batch buffer, with the version that will train it.
+public struct AdmittedGroup: Codable, Equatable, Sendable {
+    public var ticket: TicketID
+    public var promptID: PromptID
+    public var actor: ActorID
+    /// The learner version at which this group is trained (its batch produces `trainVersion + 1`).
+    public var trainVersion: Int
+    /// trainVersion − oldest sample version; ≤ η by construction.
+    public var lag: Int
+    /// trainVersion − each sample's version, in sample order.
+    public var sampleLags: [Int]
+}
+
+/// Why a group (or a ticket's remaining prompts) did not make it into the batch buffer.
+public enum DropReason: String, Codable, CaseIterable, Sendable, CodingKeyRepresentable {
+    // A live group is lost: its prompt goes back to the re-issue queue.
+    case tooStale = "too_stale"
+    case futureVersion = "future_version"
+    case malformed
+    case leaseExpired = "lease_expired"
+    case actorLeft = "actor_left"
+    case learnerRestart = "learner_restart"
+    // An arrival that matches no live group: nothing to re-issue.
+    case unknownTicket = "unknown_ticket"
+    case expiredTicket = "expired_ticket"
+    case duplicate
+    case unknownActor = "unknown_actor"
+
+    /// True when the reason loses a live (issued, not yet delivered) group and re-queues its prompt;
+    /// false for arrivals that are rejected without touching any live group.
+    public var losesLiveGroup: Bool {
+        switch self {
+        case .tooStale, .futureVersion, .malformed, .leaseExpired, .actorLeft, .learnerRestart: return true
+        case .unknownTicket, .expiredTicket, .duplicate, .unknownActor: return false
+        }
+    }
+}
+
+/// Why a ticket request was refused outright (as opposed to asked to wait).
+public enum TicketRefusal: String, Codable, Sendable {
+    case unknownActor = "unknown_actor"
+    case draining
+}
+
+/// Inputs of the state machine. Time is always passed in by the caller (`handle(_:now:)`).
+public enum StalenessEvent: Equatable, Sendable {
+    case actorJoined(ActorID)
+    /// The actor left or was declared dead (missed heartbeats): its tickets are lost.
+    case actorLeft(ActorID)
+    /// An actor asks for work, telling the weights version it currently holds.
+    case ticketRequested(actor: ActorID, weightsVersion: Int)
+    case groupArrived(GroupArrival)
+    /// Time passed: expire leases whose deadline is ≤ now.
+    case leaseTick
+    /// The learner finished the optimizer update on the announced batch of `version`.
+    case batchTrained(version: Int)
+    /// Stop handing out work; announce `.drained` once nothing is in flight.
+    case drain
+}
+
+/// Outputs: what the shell (learner process) must do.
+public enum StalenessDirective: Equatable, Sendable {
+    case issueTicket(RolloutTicket)
+    /// The actor holds weights older than `minVersion`: fetch newer weights, then ask again.
+    case waitForWeights(actor: ActorID, minVersion: Int)
+    /// No budget within η: the request is queued and answered by a later `.issueTicket`.
+    case waitForBudget(actor: ActorID)
+    case refuseTicket(actor: ActorID, reason: TicketRefusal)
+    case admitGroup(AdmittedGroup)
+    case dropGroup(GroupArrival, reason: DropReason)
+    /// These prompts of a lost ticket went back to the queue and will be re-issued.
+    case reissuePrompts(lostTicket: TicketID, promptIDs: [PromptID], reason: DropReason)
+    /// B groups are buffered for the batch of `version`: train on them, then send `.batchTrained`.
+    case batchReady(version: Int, groups: [AdmittedGroup])
+    case drained
+}
+
+public enum StalenessError: Error, Equatable, CustomStringConvertible {
+    case invalidPolicy(String)
+    case unexpectedBatchTrained(expectedVersion: Int, got: Int, batchAnnounced: Bool)
+
+    public var description: String {
+        switch self {
+        case .invalidPolicy(let why): return "invalid staleness policy: \(why)"
+        case let .unexpectedBatchTrained(expected, got, announced):
+            return announced
+                ? "batchTrained(version: \(got)) but the announced batch is version \(expected)"
+                : "batchTrained(version: \(got)) but no batch is announced (current version \(expected)); wait for .batchReady"
+        }
+    }
+}

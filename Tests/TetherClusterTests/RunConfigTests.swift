@@ -1,0 +1,134 @@
+import Foundation
+import TetherCluster
+import Yams
+import XCTest
+
+final class RunConfigTests: XCTestCase {
+    static let localYAML = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("cluster/local.yaml")
+
+    func loadError(_ yaml: String, overrides: [String] = []) -> ConfigError? {
+        do {
+            _ = try RunConfig.load(yaml: yaml, overrides: overrides)
+            return nil
+        } catch let error as ConfigError { return error } catch {
+            XCTFail("untyped error \(error)")
+            return nil
+        }
+    }
+
+    func testLocalYAMLLoadsToExactlyTheDefaults() throws {
+        let config = try RunConfig.load(contentsOf: Self.localYAML)
+        XCTAssertEqual(config, RunConfig.defaults)
+        XCTAssertLessThanOrEqual(config.totalBLASThreads, 2, "the default must fit a 2-core machine")
+    }
+
+    /// Docs match code: local.yaml has exactly the struct's keys, in order, each with a comment.
+    func testEveryConfigKeyIsDocumentedInLocalYAML() throws {
+        let text = try String(contentsOf: Self.localYAML, encoding: .utf8)
+        func walk(_ node: Node, _ prefix: [String]) -> [String] {
+            guard let mapping = node.mapping else { return [prefix.joined(separator: ".")] }
+            return mapping.flatMap { walk($0.value, prefix + [$0.key.string!]) }
+        }
+        let documented = walk(try XCTUnwrap(Yams.compose(yaml: text)), [])
+        let keys = try RunConfig.keyPaths()
+        XCTAssertEqual(documented, keys)
+        XCTAssertGreaterThan(keys.count, 60)
+        // Every leaf key line carries a comment.
+        for line in text.split(separator: "\n") where line.hasPrefix("  ") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
+            XCTAssertTrue(line.contains(" # "), "undocumented key line: \(line)")
+        }
+        // Every stored property of every section is a config key (none silently excluded from coding).
+        let sections = Mirror(reflecting: RunConfig.defaults).children
+        XCTAssertEqual(sections.count, Set(keys.map { $0.split(separator: ".")[0] }).count)
+        for section in sections {
+            let stored = Mirror(reflecting: section.value).children.count
+            let coded = keys.filter { $0.hasPrefix("\(section.label!).") }.count
+            XCTAssertEqual(stored, coded, "section \(section.label!): \(stored) properties but \(coded) keys")
+        }
+    }
+
+    func testPartialFileKeepsDefaultsAndResolvedYAMLRoundTrips() throws {
+        let config = try RunConfig.load(yaml: "staleness:\n  max_staleness: 4\nalgorithm:\n  name: dr_grpo\n  clip_eps_high: 0.28\n")
+        var expected = RunConfig.defaults
+        expected.staleness.maxStaleness = 4
+        expected.algorithm.name = .drGRPO
+        expected.algorithm.clipEpsHigh = 0.28
+        XCTAssertEqual(config, expected)
+        XCTAssertEqual(try RunConfig.load(yaml: config.yaml()), config)
+        XCTAssertEqual(try RunConfig.load(yaml: ""), RunConfig.defaults)
+        XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(maxStaleness: 4, groupsPerBatch: 8, promptsPerTicket: 2, leaseSeconds: 120))
+    }
+
+    func testUnknownKeyNamesItsPathAndSuggestsTheNearestKey() {
+        let error = loadError("algorithm:\n  clip_eps_hgh: 0.3\n")
+        XCTAssertEqual(error, .unknownKey(path: "algorithm.clip_eps_hgh", suggestion: "clip_eps_high"))
+        XCTAssertEqual(error?.description, "algorithm.clip_eps_hgh: unknown key; did you mean clip_eps_high?")
+        XCTAssertEqual(loadError("stalenes:\n  max_staleness: 1\n"), .unknownKey(path: "stalenes", suggestion: "staleness"))
+        XCTAssertEqual(loadError("wire:\n  zzz_totally_new: 1\n"), .unknownKey(path: "wire.zzz_totally_new", suggestion: nil))
+        XCTAssertEqual(loadError("model:\n  vocab_size: 64\n  nested:\n    deeper: 1\n"), .unknownKey(path: "model.nested", suggestion: nil))
+    }
+
+    func testWrongTypesNameTheKeyAndTheExpectedType() {
+        XCTAssertEqual(loadError("rollout:\n  group_size: eight\n"),
+                       .typeMismatch(path: "rollout.group_size", expected: "an integer", got: "'eight'"))
+        XCTAssertEqual(loadError("rollout:\n  temperature: warm\n"),
+                       .typeMismatch(path: "rollout.temperature", expected: "a number", got: "'warm'"))
+        XCTAssertEqual(loadError("task:\n  shuffle: sometimes\n"),
+                       .typeMismatch(path: "task.shuffle", expected: "true or false", got: "'sometimes'"))
+        XCTAssertEqual(loadError("rollout: 5\n"), .typeMismatch(path: "rollout", expected: "a mapping of keys", got: "'5'"))
+        XCTAssertEqual(loadError("rollout:\n  group_size: [1, 2]\n"),
+                       .typeMismatch(path: "rollout.group_size", expected: "an integer", got: "a list"))
+        guard case .invalidValue(let path, let reason)? = loadError("algorithm:\n  name: grpx\n") else { return XCTFail() }
+        XCTAssertEqual(path, "algorithm.name")
+        XCTAssertTrue(reason.contains("'grpx'") && reason.contains("grpo, dr_grpo, rloo, ppo"), reason)
+    }
+
+    func testOverridesApplyWithTheSameValidation() throws {
+        let config = try RunConfig.load(yaml: "", overrides: [
+            "staleness.max_staleness=0", "run.out_dir=/tmp/x", "algorithm.kl_estimator=k1", "task.shuffle=false",
+        ])
+        XCTAssertEqual(config.staleness.maxStaleness, 0)
+        XCTAssertEqual(config.run.outDir, "/tmp/x")
+        XCTAssertEqual(config.algorithm.klEstimator, .k1)
+        XCTAssertFalse(config.task.shuffle)
+        // An override wins over the file.
+        XCTAssertEqual(try RunConfig.load(yaml: "run:\n  steps: 10\n", overrides: ["run.steps=20"]).run.steps, 20)
+        XCTAssertEqual(loadError("", overrides: ["staleness.max_stalenes=0"]),
+                       .unknownKey(path: "staleness.max_stalenes", suggestion: "max_staleness"))
+        XCTAssertEqual(loadError("", overrides: ["rollout.top_p=high"]),
+                       .typeMismatch(path: "rollout.top_p", expected: "a number", got: "'high'"))
+        XCTAssertEqual(loadError("", overrides: ["rollout=3"]), .typeMismatch(path: "rollout", expected: "a mapping of keys", got: "'3'"))
+        XCTAssertEqual(loadError("", overrides: ["rollout.top_p"]), .badOverride("rollout.top_p", reason: "expected key.path=value"))
+        XCTAssertEqual(loadError("", overrides: ["rollout..top_p=1"]), .badOverride("rollout..top_p=1", reason: "empty key path"))
+    }
+
+    func testOutOfRangeValuesAreRejectedWithTheirPath() {
+        let cases: [(String, String)] = [
+            ("rollout.top_p=1.5", "rollout.top_p"),
+            ("rollout.group_size=1", "rollout.group_size"),
+            ("staleness.max_staleness=-1", "staleness.max_staleness"),
+            ("model.num_attention_heads=3", "model.hidden_size"),
+            ("learner.control_endpoint=localhost", "learner.control_endpoint"),
+            ("actors.heartbeat_timeout_seconds=1", "actors.heartbeat_timeout_seconds"),
+            ("rollout.max_new_tokens=1000", "rollout.max_new_tokens"),
+            ("task.name=jsonl", "task.dataset_path"),
+        ]
+        for (override, path) in cases {
+            guard case .invalidValue(let got, _)? = loadError("", overrides: [override]) else {
+                XCTFail("\(override) accepted")
+                continue
+            }
+            XCTAssertEqual(got, path, override)
+        }
+    }
+
+    func testSyntaxErrorsAndMissingFilesAreTyped() {
+        guard case .syntax? = loadError("model: [unclosed\n") else { return XCTFail("no syntax error") }
+        XCTAssertThrowsError(try RunConfig.load(contentsOf: URL(fileURLWithPath: "/nonexistent/tether.yaml"))) { error in
+            guard case .unreadable(let path, _)? = error as? ConfigError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, "/nonexistent/tether.yaml")
+        }
+    }
+}
