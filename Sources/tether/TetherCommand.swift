@@ -13,6 +13,9 @@ struct TetherCommand: AsyncParsableCommand {
             GenerateCommand.self,
             TasksCommand.self,
             SFTCommand.self,
+            TrainCommand.self,
+            EvalCommand.self,
+            RewardModelCommand.self,
         ]
     )
 }
