@@ -28,7 +28,8 @@ final class RLTrainerGradientTests: XCTestCase {
     func checkGradients(of model: (name: String, parameters: FloatBuffer, gradients: [Float], layout: ParameterLayout?),
                         loss: () throws -> Double, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
         let eps: Float = 1e-2
-        let entries = model.layout?.entries ?? [ParameterEntry(name: model.name, shape: [model.parameters.count], offset: 0)]
+        let entries: [(name: String, offset: Int, count: Int)] = model.layout?.entries.map { ($0.name, $0.offset, $0.count) }
+            ?? [(model.name, 0, model.parameters.count)]
         var checked = 0
         for e in entries {
             let g = model.gradients
