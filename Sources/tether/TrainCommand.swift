@@ -41,8 +41,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Continue the run in this directory from its latest checkpoint (uses its config.yaml).")
     var resume: String?
 
-    @Option(help: "SFT steps when the base checkpoint has to be created.")
-    var baseSftSteps: Int = 300
+    @Option(help: "SFT steps (of 32 examples) when the base checkpoint has to be created; deliberately short, so RL has headroom.")
+    var baseSftSteps: Int = 60
 
     @Option(help: "Held-out prompts for the accuracy evaluations (0 disables them).")
     var evalPrompts: Int = 200
