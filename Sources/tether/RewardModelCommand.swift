@@ -18,9 +18,10 @@ struct RewardModelCommand: AsyncParsableCommand {
             discussion: """
             The reward model is the policy architecture with a scalar head (score.weight, [1, hidden]) \
             read at the last token of <bos> prompt completion <eos>. It starts from --checkpoint (the \
-            InstructGPT choice: the SFT policy) or, without one, from a fresh tiny model. Pairs whose \
-            prompt falls in the held-out split (the task hash rule) are kept out of training; their pair \
-            accuracy (fraction with r(chosen) > r(rejected)) is printed before and after. --out receives \
+            InstructGPT choice: the SFT policy) or, without one, from a fresh tiny model. About 20 % of \
+            the prompts (chosen by a hash of the prompt text, so every pair of a prompt goes the same \
+            way) are kept out of training; their pair accuracy (fraction with r(chosen) > r(rejected)) \
+            is printed before and after, as JSON on stdout. --out receives \
             the backbone checkpoint plus value_head.safetensors, which tether train reads as \
             task.reward_model_path and a PPO critic can start from.
             """)
@@ -87,13 +88,13 @@ struct RewardModelCommand: AsyncParsableCommand {
         @Option(help: "Difficulty level.") var level: Int?
         @Option(name: .customLong("n"), help: "Pairs.") var count: Int = 4000
         @Option(help: "Seed.") var seed: UInt64 = 0
+        @Option(help: "Task split the problems come from (train by default, so that the task's held-out problems stay unseen by the reward model and the policies it trains).")
+        var split: String = "train"
 
         func run() throws {
+            guard let split = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or heldout") }
             let g = try TaskCatalog.generator(named: task, level: level)
-            // Both splits, in proportion, so that `rm train` can hold out by the same hash rule.
-            let heldOut = count / 5
-            let pairs = try PreferenceDataset.synthetic(g, split: .train, count: count - heldOut, seed: seed)
-                + PreferenceDataset.synthetic(g, split: .heldout, count: heldOut, seed: seed)
+            let pairs = try PreferenceDataset.synthetic(g, split: split, count: count, seed: seed)
             FileHandle.standardOutput.write(Data(pairs.map { $0.jsonLine + "\n" }.joined().utf8))
         }
     }

@@ -132,7 +132,7 @@ struct TrainCommand: AsyncParsableCommand {
         let maxNew = c.rollout.maxNewTokens
         func heldOutAccuracy() throws -> PolicyEvaluation? {
             guard !task.heldOut.isEmpty else { return nil }
-            return try PolicyEvaluator.evaluate(model: policy, tokenizer: tokenizer, prompts: task.heldOut, verifier: task.verifier,
+            return try PolicyEvaluator.evaluate(model: policy, tokenizer: tokenizer, prompts: task.heldOut, verifier: task.exactAnswer,
                                                 maxNewTokens: maxNew)
         }
         let start = Date()
@@ -155,8 +155,11 @@ struct TrainCommand: AsyncParsableCommand {
             let stepStart = Date()
             let m = try trainer.step(prompts: rlPrompts) { i, tokens in
                 let p = prompts[i]
-                let b = try task.verifier(for: p).checkedScore(completion: try PolicyEvaluator.text(of: tokens, tokenizer: tokenizer), for: p)
-                return RLScore(reward: b.reward, correct: task.rewardModel == nil ? b.reward >= 1 : nil)
+                let text = try PolicyEvaluator.text(of: tokens, tokenizer: tokenizer)
+                let b = try task.verifier(for: p).checkedScore(completion: text, for: p)
+                // Accuracy is always the exact answer's, also when a reward model gives the reward.
+                let exact = task.rewardModel == nil ? b : try task.exactAnswer(for: p).checkedScore(completion: text, for: p)
+                return RLScore(reward: b.reward, correct: exact.reward >= 1)
             }
             trainSeconds += Date().timeIntervalSince(stepStart)
             try metrics.write(MetricsRecord(step: m.step, scalars: Self.scalars(m, learnerTokens: m.sampledTokens)))

@@ -57,9 +57,15 @@ struct TrainingTask {
         rewardModel = t.reward == .rewardModel ? try RewardModelScorer(directory: t.rewardModelPath) : nil
     }
 
+    /// What the policy is trained on: the reward model when configured, else the exact answer.
     func verifier(for prompt: TaskPrompt) throws -> any Verifier {
         if let rewardModel { return rewardModel }
-        return try TaskCatalog.verifier(forTask: prompt.task)
+        return try exactAnswer(for: prompt)
+    }
+
+    /// What accuracy is measured with, whatever the training reward: the task's exact-answer verifier.
+    func exactAnswer(for prompt: TaskPrompt) throws -> any Verifier {
+        try TaskCatalog.verifier(forTask: prompt.task)
     }
 
     /// The prompts of step `step`: consecutive slices of a per-epoch seeded shuffle of `train`.
