@@ -16,6 +16,7 @@ struct TetherCommand: AsyncParsableCommand {
             TrainCommand.self,
             EvalCommand.self,
             RewardModelCommand.self,
+            KeygenCommand.self,
         ]
     )
 }
