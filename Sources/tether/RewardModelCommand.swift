@@ -88,11 +88,11 @@ struct RewardModelCommand: AsyncParsableCommand {
         @Option(help: "Difficulty level.") var level: Int?
         @Option(name: .customLong("n"), help: "Pairs.") var count: Int = 4000
         @Option(help: "Seed.") var seed: UInt64 = 0
-        @Option(help: "Task split the problems come from (train by default, so that the task's held-out problems stay unseen by the reward model and the policies it trains).")
-        var split: String = "train"
+        @Option(help: "Task split the problems come from: sft (default: disjoint from the RL prompts and the held-out problems), train or heldout.")
+        var split: String = "sft"
 
         func run() throws {
-            guard let split = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or heldout") }
+            guard let split = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be sft, train or heldout") }
             let g = try TaskCatalog.generator(named: task, level: level)
             let pairs = try PreferenceDataset.synthetic(g, split: split, count: count, seed: seed)
             FileHandle.standardOutput.write(Data(pairs.map { $0.jsonLine + "\n" }.joined().utf8))

@@ -50,7 +50,7 @@ struct TrainingTask {
             }
             let all = try TaskPrompt.load(path: t.datasetPath)
             // Held out by problem hash, the same rule as the built-in generators.
-            train = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .train }
+            train = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
             heldOut = Array(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout }.prefix(heldOutCount))
             guard !train.isEmpty else { throw ConfigError.invalidValue(path: "task.dataset_path", reason: "no training prompts in \(t.datasetPath)") }
         }

@@ -63,7 +63,7 @@ final class RewardModelTests: XCTestCase {
         // InstructGPT's recipe: the reward model starts from the SFT policy (a short SFT on the
         // task's train split), whose hidden states already carry what the answer should be.
         let backbone = try LlamaModel(config: config, seed: 0)
-        let sft = try TaskDataset.sft(task, split: .train, count: 2000, seed: 0).map {
+        let sft = try TaskDataset.sft(task, split: .sft, count: 2000, seed: 0).map {
             try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tok)
         }
         _ = try SFTTrainer(model: backbone, options: SFTOptions(steps: 300, batchSize: 32, learningRate: 3e-3, seed: 0)).train(sft)
