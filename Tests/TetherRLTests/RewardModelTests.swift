@@ -52,10 +52,13 @@ final class RewardModelTests: XCTestCase {
         BLASThreads.set(1)
         let tok = CharTokenizer.standard
         let task = try ArithmeticTask.level(1)
-        let train = try pairs(try PreferenceDataset.synthetic(task, split: .train, count: 2400, seed: 0), tok)
+        // Every problem outside the held-out split: the SFT and the RL-prompt parts.
+        let trainExamples = try PreferenceDataset.synthetic(task, split: .sft, count: 1500, seed: 0)
+            + PreferenceDataset.synthetic(task, split: .train, count: 900, seed: 0)
+        let train = try pairs(trainExamples, tok)
         let heldOutExamples = try PreferenceDataset.synthetic(task, split: .heldout, count: 400, seed: 0)
         let heldOut = try pairs(heldOutExamples, tok)
-        let trainPrompts = Set(try PreferenceDataset.synthetic(task, split: .train, count: 2400, seed: 0).map(\.prompt))
+        let trainPrompts = Set(trainExamples.map(\.prompt))
         XCTAssertTrue(heldOutExamples.allSatisfy { !trainPrompts.contains($0.prompt) }, "held-out problems are unseen")
 
         var config = LlamaConfig.tiny
@@ -63,7 +66,7 @@ final class RewardModelTests: XCTestCase {
         // InstructGPT's recipe: the reward model starts from the SFT policy (a short SFT on the
         // task's train split), whose hidden states already carry what the answer should be.
         let backbone = try LlamaModel(config: config, seed: 0)
-        let sft = try TaskDataset.sft(task, split: .sft, count: 2000, seed: 0).map {
+        let sft = try (TaskDataset.sft(task, split: .sft, count: 1200, seed: 0) + TaskDataset.sft(task, split: .train, count: 800, seed: 0)).map {
             try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tok)
         }
         _ = try SFTTrainer(model: backbone, options: SFTOptions(steps: 300, batchSize: 32, learningRate: 3e-3, seed: 0)).train(sft)
