@@ -11,9 +11,12 @@ struct TetherCommand: AsyncParsableCommand {
             BenchCommand.self,
             InitCommand.self,
             GenerateCommand.self,
-            SFTCommand.self,
-            KeygenCommand.self,
             TasksCommand.self,
+            SFTCommand.self,
+            TrainCommand.self,
+            EvalCommand.self,
+            RewardModelCommand.self,
+            KeygenCommand.self,
         ]
     )
 }
