@@ -12,6 +12,7 @@ struct TetherCommand: AsyncParsableCommand {
             InitCommand.self,
             GenerateCommand.self,
             TasksCommand.self,
+            SFTCommand.self,
         ]
     )
 }

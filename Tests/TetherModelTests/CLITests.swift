@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+
+/// The `tether` binary run as a real process (as users and scripts/run-demo run it).
+final class CLITests: XCTestCase {
+    /// `.build/release/tether` (or debug), next to the test bundle that `swift test` built.
+    static var binary: String? {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tether").path,
+            Bundle.main.bundleURL.appendingPathComponent("tether").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/release/tether").standardizedFileURL.path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    func tether(_ arguments: [String], timeout: TimeInterval = 60) throws -> Result {
+        let bin = try XCTUnwrap(Self.binary, "tether binary not found next to the tests; run `swift build -c release` first")
+        let dir = try makeTemporaryDirectory(self, "tether-cli-io")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = arguments
+        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertLessThan(Date(), deadline, "tether \(arguments) timed out")
+        return Result(status: p.terminationStatus,
+                      stdout: try String(contentsOfFile: dir + "/out", encoding: .utf8),
+                      stderr: try String(contentsOfFile: dir + "/err", encoding: .utf8))
+    }
+
+    func testInitThenGreedyGenerateIsReproducible() throws {
+        let dir = try makeTemporaryDirectory(self, "tether-cli") + "/ckpt"
+        let initRun = try tether(["init", "--preset", "tiny", "--out", dir, "--seed", "4", "--threads", "1"])
+        XCTAssertEqual(initRun.status, 0, initRun.stderr)
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), f)
+        }
+        let args = ["generate", "--checkpoint", dir, "--prompt", "12+34=", "--temperature", "0", "--max-new-tokens", "12", "--threads", "1"]
+        let a = try tether(args), b = try tether(args)
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(a.stdout, b.stdout)
+        XCTAssertFalse(a.stdout.trimmingCharacters(in: .newlines).isEmpty, "a random tiny model rarely emits <eos> first")
+        XCTAssertLessThanOrEqual(a.stdout.dropLast().unicodeScalars.count, 12, "only the completion is printed: \(a.stdout.debugDescription)")
+        // Seeded sampling is reproducible too, and a different seed is free to differ.
+        let s1 = try tether(["generate", "--checkpoint", dir, "--prompt", "hi", "--seed", "7", "--max-new-tokens", "20"])
+        let s2 = try tether(["generate", "--checkpoint", dir, "--prompt", "hi", "--seed", "7", "--max-new-tokens", "20"])
+        XCTAssertEqual(s1.stdout, s2.stdout)
+    }
+
+    func testBadCheckpointPathFailsReadably() throws {
+        let missing = NSTemporaryDirectory() + "no-such-checkpoint-\(getpid())"
+        let r = try tether(["generate", "--checkpoint", missing, "--prompt", "1+1="])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains(missing), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+
+        // A corrupt weights file names the file.
+        let dir = try makeTemporaryDirectory(self, "tether-cli") + "/ckpt"
+        XCTAssertEqual(try tether(["init", "--out", dir]).status, 0)
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        let c = try tether(["generate", "--checkpoint", dir, "--prompt", "1+1="])
+        XCTAssertNotEqual(c.status, 0)
+        XCTAssertTrue(c.stderr.contains("model.safetensors"), c.stderr)
+    }
+
+    func testSFTCommandTrainsAndWritesResumableCheckpoint() throws {
+        let root = try makeTemporaryDirectory(self, "tether-cli")
+        XCTAssertEqual(try tether(["init", "--out", root + "/init", "--seed", "1"]).status, 0)
+        var lines = ""
+        for a in 0..<6 { for b in 0..<6 { lines += "{\"prompt\": \"\(a)+\(b)=\", \"completion\": \"\(a + b)\"}\n" } }
+        try lines.write(toFile: root + "/data.jsonl", atomically: true, encoding: .utf8)
+        let r = try tether(["sft", "--checkpoint", root + "/init", "--data", root + "/data.jsonl", "--out", root + "/sft",
+                            "--steps", "30", "--batch-size", "8", "--eval-every", "10", "--threads", "1"], timeout: 120)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("step 30/30"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("tok/s") && r.stderr.contains("ETA"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/sft/" + f), f)
+        }
+
+        // A bad JSONL line is reported with its number, and no checkpoint is written.
+        try (lines + "{\"prompt\": \"1+1=\"}\n").write(toFile: root + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let bad = try tether(["sft", "--checkpoint", root + "/init", "--data", root + "/bad.jsonl", "--out", root + "/never", "--steps", "1"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("bad.jsonl:37:"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/never"))
+    }
+}
