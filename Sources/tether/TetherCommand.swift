@@ -13,6 +13,11 @@ struct TetherCommand: AsyncParsableCommand {
             GenerateCommand.self,
             TasksCommand.self,
             SFTCommand.self,
+            LearnerCommand.self,
+            ActorCommand.self,
+            LaunchCommand.self,
+            HeldOutCommand.self,
+            TaskDataCommand.self,
         ]
     )
 }
