@@ -43,6 +43,11 @@ public final class LearnerLoop {
     var lastSeen: [ActorID: Double] = [:]
     var actorVersion: [ActorID: Int] = [:]
     var actorPids: [ActorID: UInt32] = [:]
+    /// Tickets are withheld until `actors.count` actors joined (or `startupGraceSeconds` passed), so
+    /// the first actor up does not run the whole batch schedule alone; requests wait here meanwhile.
+    var startGateOpen = false
+    var gatedRequests: [ActorID] = []
+    let startupGraceSeconds = 30.0
     /// Payloads of admitted, untrained groups, by (ticket, prompt).
     var payloads: [GroupKey: TrajectoryGroup] = [:]
     var pendingBatch: [AdmittedGroup]?
@@ -137,8 +142,17 @@ public final class LearnerLoop {
         logger.info("learner \(LearnerIdentity.senderID(incarnation: incarnation)) serving \(config.learner.controlEndpoint) at version \(controller.version); η = \(config.staleness.maxStaleness), B = \(config.rollout.promptsPerBatch) groups of \(config.rollout.groupSize)")
         var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
         var heartbeatSequence: UInt64 = 0
+        let startedAt = nowSeconds()
         while true {
             let now = nowSeconds()
+            if !startGateOpen && (lastSeen.count >= config.actors.count || now - startedAt > startupGraceSeconds) {
+                startGateOpen = true
+                logger.info("\(lastSeen.count) actor(s) joined: handing out tickets")
+                for actor in gatedRequests where lastSeen[actor] != nil {
+                    try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
+                }
+                gatedRequests = []
+            }
             if !draining && (shouldStop() || controller.version >= config.run.steps) {
                 draining = true
                 drainStarted = now
@@ -229,6 +243,10 @@ public final class LearnerLoop {
             broadcaster.acknowledge(actor: h.senderId, version: Int(h.policyVersion), now: now)
         case .ticketRequest(let r):
             let actor = try knownActor(r.actorId, routingId: m.routingId, now: now)
+            guard startGateOpen else {
+                if !gatedRequests.contains(actor) { gatedRequests.append(actor) }
+                return
+            }
             try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
         case .weightsRequest(let w):
             _ = try knownActor(w.actorId, routingId: m.routingId, now: now)

@@ -83,6 +83,20 @@ final class ClusterHarness {
         return !p.isRunning
     }
 
+    struct ProcessDidNotExit: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Waits for `p` to exit with status 0; throws (with every log) when it does not exit in time,
+    /// fails the test when it exits otherwise. Never reads the status of a running process.
+    func expectCleanExit(_ p: Process, _ what: String, timeout: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard wait(p, timeout: timeout) else {
+            throw ProcessDidNotExit(description: "\(what) did not exit within \(Int(timeout)) s\n\(allLogs())")
+        }
+        XCTAssertEqual(p.terminationReason, .exit, "\(what) was killed by a signal\n\(allLogs())", file: file, line: line)
+        XCTAssertEqual(p.terminationStatus, 0, "\(what) failed\n\(allLogs())", file: file, line: line)
+    }
+
     /// Polls `condition` every 50 ms; false on timeout.
     func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
