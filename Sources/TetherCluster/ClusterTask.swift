@@ -17,8 +17,8 @@ public struct ClusterTask: Sendable {
     public let shuffle: Bool
     let generator: (any TaskGenerator)?
 
-    /// Built-in names: `addition` (up to two-digit a+b, the demo's task), `arithmetic`, `sequence`
-    /// (TetherRewards' generators), or `jsonl` (task.dataset_path).
+    /// Built-in names: `addition` (up to two-digit a+b), `arithmetic[:level]`, `sequence[:level]`
+    /// (TetherRewards' generators and their difficulty levels), or `jsonl` (task.dataset_path).
     public static let builtinNames = ["addition"] + TaskCatalog.names + ["jsonl"]
 
     public init(config: RunConfig, trainPromptCount: Int = 4096) throws {
@@ -39,7 +39,11 @@ public struct ClusterTask: Sendable {
             trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
             verifier = IntegerAnswerVerifier(name: g.name)
         default:
-            let g = try TaskCatalog.generator(named: t.name)
+            // `arithmetic` / `sequence`, optionally with a difficulty level: `arithmetic:1` is one-digit addition.
+            let parts = t.name.split(separator: ":", maxSplits: 1).map(String.init)
+            let level = parts.count > 1 ? Int(parts[1]) : nil
+            if parts.count > 1 && level == nil { throw TaskError.invalidSetting("task.name \(t.name): the level after ':' must be an integer") }
+            let g = try TaskCatalog.generator(named: parts[0], level: level)
             generator = g
             trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
             verifier = try TaskCatalog.verifier(forTask: g.name)

@@ -172,6 +172,18 @@ public final class LearnerPolicyUpdate {
         return stats
     }
 
+    /// log π_θ of each sample's completion tokens under the current weights (no gradient kept).
+    public func completionLogProbs(_ samples: [Sample]) throws -> [[Float]] {
+        let g = try forward(samples, model: model, entropy: false)
+        var out: [[Float]] = []
+        var k = 0
+        for s in samples {
+            out.append(Array(g.logProbs[k ..< k + s.completion.count]))
+            k += s.completion.count
+        }
+        return out
+    }
+
     /// Per-completion-token log-probs (and entropies) in `SequenceLayout` order, with the map back
     /// to the model's `[batch, T−1]` positions for the backward pass.
     struct Gathered {
