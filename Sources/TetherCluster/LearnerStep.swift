@@ -57,6 +57,7 @@ extension LearnerLoop {
         let wire = control.counters.snapshot().merging(trajectories.counters.snapshot(), uniquingKeysWith: +)
         for (reason, n) in wire { record.scalars["wire/errors/\(reason)"] = Double(n) }
         record.scalars["wire/errors_total"] = Double(wireErrorTotal)
+        record.scalars["wire/denied_connections"] = Double(context.deniedConnections)
         for (reason, n) in shellDrops { record.scalars["dropped/\(reason)"] = Double(n) }
         let s = controller.statistics
         record.scalars["groups/issued"] = Double(s.issuedGroups)

@@ -173,4 +173,40 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(last.double("wire/errors_total") ?? 0, 20, "malformed messages were not counted: \(last)")
         XCTAssertGreaterThanOrEqual(last.double("dropped/earlier_learner") ?? 0, 1, "the forged group was not dropped")
     }
+
+    /// With `wire.curve_keys_dir` set the sockets are CURVE-encrypted: an actor with the allowed key
+    /// is served, a peer with another key is refused by the ZAP handler and never reaches the learner.
+    func testCurveKeysServeOnlyAllowedActors() throws {
+        let h = try ClusterHarness("curve")
+        defer { h.cleanup() }
+        let keys = h.root.appendingPathComponent("keys").path
+        let learnerKeys = try CurveKeyPair.generate()
+        try learnerKeys.write(directory: keys, name: "learner")
+        try CurveKeyPair.generate().write(directory: keys, name: "actor")
+        let steps = 2
+        let config = try h.writeConfig(maxStaleness: 1, steps: steps, extra: ["wire: {curve_keys_dir: \(keys)}"])
+        let loaded = try RunConfig.load(contentsOf: config)
+        XCTAssertEqual(loaded.wire.curveKeysDir, keys)
+        let learner = try h.startLearner(config: config)
+        XCTAssertTrue(h.waitUntil(timeout: 30) { h.log("learner").contains("serving") }, h.allLogs())
+
+        // A stranger with its own key pair knows the server key but is not on the allow-list.
+        let context = try WireContext()
+        defer { context.close() }
+        var o = WireSocketOptions(kind: .dealer, connect: [loaded.learner.controlEndpoint], name: "stranger")
+        o.security = .curveClient(try CurveKeyPair.generate(), serverPublicKey: learnerKeys.publicKey)
+        let stranger = try WireSocket(context: context, options: o)
+        try stranger.send(.actorJoin(ActorJoin(actorId: "stranger")), timeout: 5)
+        try stranger.send(.ticketRequest(TicketRequest(actorId: "stranger", count: 1)), timeout: 5)
+
+        let a0 = try h.startActor("actor-0", config: config)
+        let a1 = try h.startActor("actor-1", config: config)
+        try h.expectCleanExit(learner, "learner", timeout: 60)
+        try h.expectCleanExit(a0, "actor-0", timeout: 15)
+        try h.expectCleanExit(a1, "actor-1", timeout: 15)
+        XCTAssertEqual(h.metrics().count, steps)
+        XCTAssertGreaterThanOrEqual(h.metrics().last?.double("wire/denied_connections") ?? 0, 1, "the ZAP handler did not refuse the stranger")
+        XCTAssertFalse(h.log("learner").contains("actor stranger joined"), "a peer outside the allow-list was served")
+        XCTAssertNil(stranger.receive(timeout: 0.2), "the stranger received a reply")
+    }
 }
