@@ -3,7 +3,13 @@ import PackageDescription
 
 // Dependency direction (DESIGN.md): Kernels ← Model ← RL ← Cluster; Rewards and Wire ← Cluster;
 // the CLI sits on top. Wire knows tensors only as named byte ranges.
+// Release kernels target AVX2 + FMA (DESIGN.md's machine): without it, SIMD8's fused
+// `addingProduct` lowers to eight scalar `fmaf` library calls per vector.
+#if arch(x86_64)
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+#else
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+#endif
 
 let package = Package(
     name: "Tether",

@@ -21,11 +21,34 @@ public enum CausalAttention {
     public static func forward(
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
         out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>,
+        shape s: Shape, lengths: UnsafePointer<Int32>?, workers: Int = 1
+    ) {
+        nonisolated(unsafe) let (q, k, v, out, probs, lengths) = (q, k, v, out, probs, lengths)
+        splitBatch(s.batch, workers: workers) { batches, _ in
+            forwardBatches(batches, q: q, ldq: ldq, k: k, v: v, ldkv: ldkv, out: out, ldo: ldo, probs: probs, shape: s, lengths: lengths)
+        }
+    }
+
+    /// Runs `body` over disjoint ranges of sequences on `workers` threads. Each worker makes
+    /// single-threaded BLAS calls (the BLAS budget is lent to the workers and restored after):
+    /// per-head GEMMs are too small to split, but sequences are independent.
+    static func splitBatch(_ batch: Int, workers: Int, _ body: @Sendable (Range<Int>, Int) -> Void) {
+        let w = max(1, min(workers, batch))
+        if w == 1 { body(0..<batch, 0); return }
+        let saved = BLASThreads.current
+        BLASThreads.set(1)
+        DispatchQueue.concurrentPerform(iterations: w) { i in body((batch * i / w)..<(batch * (i + 1) / w), i) }
+        BLASThreads.set(saved)
+    }
+
+    static func forwardBatches(
+        _ batches: Range<Int>, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
+        out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>,
         shape s: Shape, lengths: UnsafePointer<Int32>?
     ) {
         let T = s.seqLen, D = s.headDim, group = s.heads / s.kvHeads
         let scale = 1 / Float(D).squareRoot()
-        for b in 0..<s.batch {
+        for b in batches {
             let L = lengths.map { Int($0[b]) } ?? T
             let rowBase = b * T
             for r in L..<T { (out + (rowBase + r) * ldo).update(repeating: 0, count: s.heads * D) }
@@ -44,24 +67,38 @@ public enum CausalAttention {
     @inline(__always)
     static func softmaxCausalRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
         let m = VectorOps.max(row, valid)
-        var sum: Float = 0
-        for j in 0..<valid { let e = expf(row[j] - m); row[j] = e; sum += e }
+        let sum = VectorOps.expShifted(row, valid, shift: m)
         VectorOps.scale(row, 1 / sum, valid)
         if width > valid { (row + valid).update(repeating: 0, count: width - valid) }
     }
 
     /// Backward: `dP = dO Vᵀ`, `dV += Pᵀ dO`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
     /// `dQ = dS K/√D`, `dK += dSᵀ Q/√D`. `dq`, `dk`, `dv` share the strides of `q`, `k`, `v`; they
-    /// are overwritten (rows past a length are zeroed). `scratch` holds T·T floats.
+    /// are overwritten (rows past a length are zeroed). `scratch` holds T·T floats per worker.
     public static func backward(
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
+        probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldo: Int,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, shape s: Shape, lengths: UnsafePointer<Int32>?, workers: Int = 1
+    ) {
+        // Workers own disjoint sequences: disjoint rows of dq/dk/dv and their own scratch slice.
+        nonisolated(unsafe) let (q, k, v, probs, dOut, dq, dk, dv, scratch, lengths) = (q, k, v, probs, dOut, dq, dk, dv, scratch, lengths)
+        let TT = s.seqLen * s.seqLen
+        splitBatch(s.batch, workers: workers) { batches, worker in
+            backwardBatches(batches, q: q, ldq: ldq, k: k, v: v, ldkv: ldkv, probs: probs, dOut: dOut, ldo: ldo,
+                            dq: dq, dk: dk, dv: dv, scratch: scratch + worker * TT, shape: s, lengths: lengths)
+        }
+    }
+
+    static func backwardBatches(
+        _ batches: Range<Int>, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
         probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldo: Int,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, shape s: Shape, lengths: UnsafePointer<Int32>?
     ) {
         let T = s.seqLen, D = s.headDim, group = s.heads / s.kvHeads
         let scale = 1 / Float(D).squareRoot()
-        for b in 0..<s.batch {
+        for b in batches {
             let L = lengths.map { Int($0[b]) } ?? T
             let rowBase = b * T
             for r in 0..<T {

@@ -6,17 +6,15 @@ public enum Softmax {
     @inline(__always)
     public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = VectorOps.max(x, n)
-        var s: Float = 0
-        for j in 0..<n { s += expf(x[j] - m) }
-        return m + logf(s)
+        return m + logf(VectorOps.sumExpShifted(x, n, shift: m))
     }
 
     public static func forward(_ x: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
             let xr = x + r * cols, o = out + r * cols
             let m = VectorOps.max(xr, cols)
-            var s: Float = 0
-            for j in 0..<cols { let e = expf(xr[j] - m); o[j] = e; s += e }
+            o.update(from: xr, count: cols)
+            let s = VectorOps.expShifted(o, cols, shift: m)
             VectorOps.scale(o, 1 / s, cols)
         }
     }

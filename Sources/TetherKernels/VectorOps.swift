@@ -75,7 +75,7 @@ public enum VectorOps {
         var i = 0
         if n >= 8 {
             var vm = SIMD8<Float>(repeating: -.infinity)
-            while i + 8 <= n { vm = pointwiseMax(vm, load(x + i)); i += 8 }
+            while i + 8 <= n { let v = load(x + i); vm = vm.replacing(with: v, where: v .> vm); i += 8 }
             m = vm.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }

@@ -54,7 +54,7 @@ extension LlamaModel {
             CausalAttention.backward(q: qkv, ldq: qkvw, k: qkv + h, v: qkv + h + kv, ldkv: qkvw,
                                      probs: a.probs[l].pointer, dOut: a.dAttn.pointer, ldo: h,
                                      dq: dqkv, dk: dqkv + h, dv: dqkv + h + kv, scratch: a.attnScratch.pointer,
-                                     shape: shape, lengths: a.lengths.baseAddress!)
+                                     shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
             rope.apply(dqkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!, inverse: true)
             rope.apply(dqkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!, inverse: true)
             BLAS.linearBackward(x: a.normed1[l].pointer, weight: w + o.qkv, dy: dqkv, dx: dn,

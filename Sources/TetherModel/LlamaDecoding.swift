@@ -18,6 +18,9 @@ extension LlamaModel {
         let p = parameters.pointer
         let x = w.x.pointer, xn = w.normed.pointer, qkv = w.qkv.pointer
         let slots = w.slots.baseAddress!, positions = w.positions.baseAddress!
+        // Attention runs on as many threads as the process's BLAS budget.
+        let workers = n >= 8 ? max(1, BLASThreads.current) : 1
+        if w.attnScratch.count < workers * cache.capacity { w.attnScratch = FloatBuffer(count: workers * cache.capacity) }
         Embedding.forward(tokens: w.tokens.baseAddress!, rows: n, table: p + embeddingOffset, dim: h, out: x)
         for (l, o) in layers.enumerated() {
             RMSNorm.forward(x: x, weight: p + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
@@ -33,7 +36,7 @@ extension LlamaModel {
             CachedAttention.forward(q: qkv, ldq: qkvw, rows: n, slots: slots, positions: positions,
                                     keys: kBase, values: vBase, capacity: cache.capacity,
                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
-                                    out: w.attn.pointer, ldo: h, scratch: w.attnScratch.pointer)
+                                    out: w.attn.pointer, ldo: h, scratch: w.attnScratch.pointer, workers: workers)
             BLAS.linearForward(x: w.attn.pointer, weight: p + o.o, y: x, rows: n, inFeatures: h, outFeatures: h, beta: 1)
             RMSNorm.forward(x: x, weight: p + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
             BLAS.linearForward(x: xn, weight: p + o.gateUp, y: w.gateUp.pointer, rows: n, inFeatures: h, outFeatures: 2 * f)

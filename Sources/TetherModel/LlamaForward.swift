@@ -28,7 +28,7 @@ extension LlamaModel {
             rope.apply(qkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!)
             CausalAttention.forward(q: qkv, ldq: qkvw, k: qkv + h, v: qkv + h + kv, ldkv: qkvw,
                                     out: a.attnOut[l].pointer, ldo: h, probs: a.probs[l].pointer,
-                                    shape: shape, lengths: a.lengths.baseAddress!)
+                                    shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
             let mid = a.residualMid[l].pointer
             mid.update(from: x, count: n * h)
             BLAS.linearForward(x: a.attnOut[l].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: h, outFeatures: h, beta: 1)

@@ -26,6 +26,8 @@ final class TrainingActivations {
     let logProbs: FloatBuffer
     let entropy: FloatBuffer
     var entropyComputed = false
+    /// Threads for the per-sequence attention loops: the process's BLAS budget at allocation.
+    let attentionWorkers: Int
 
     // Backward scratch.
     let dResidual: FloatBuffer, dNormed: FloatBuffer, dQKV: FloatBuffer, dAttn: FloatBuffer
@@ -58,7 +60,8 @@ final class TrainingActivations {
         dResidual = FloatBuffer(count: n * h); dNormed = FloatBuffer(count: n * h)
         dQKV = FloatBuffer(count: n * qkvw); dAttn = FloatBuffer(count: n * h)
         dGateUp = FloatBuffer(count: n * 2 * f); dAct = FloatBuffer(count: n * f)
-        dLogits = FloatBuffer(count: n * c.vocabSize); attnScratch = FloatBuffer(count: seqLen * seqLen)
+        attentionWorkers = max(1, min(BLASThreads.current, batch))
+        dLogits = FloatBuffer(count: n * c.vocabSize); attnScratch = FloatBuffer(count: attentionWorkers * seqLen * seqLen)
     }
 
     deinit {

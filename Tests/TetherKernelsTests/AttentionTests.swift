@@ -66,6 +66,24 @@ final class AttentionTests: XCTestCase {
             }
         }
         checkGradient("attention dqkv", x: &qkv, analytic: dqkv) { weightedSum(run($0), dy) }
+        // The same with the sequences split over two threads.
+        BLASThreads.set(2)
+        var out2 = [Float](repeating: 0, count: rows * h), probs2 = [Float](repeating: 0, count: shape.probsCount)
+        var scratch2 = [Float](repeating: 0, count: 2 * shape.seqLen * shape.seqLen)
+        var dqkv2 = [Float](repeating: 7, count: rows * ld)
+        qkv.withUnsafeBufferPointer { p in
+            let base = p.baseAddress!
+            CausalAttention.forward(q: base, ldq: ld, k: base + h, v: base + h + kv, ldkv: ld,
+                                    out: &out2, ldo: h, probs: &probs2, shape: shape, lengths: lengths, workers: 2)
+            dqkv2.withUnsafeMutableBufferPointer { d in
+                CausalAttention.backward(q: base, ldq: ld, k: base + h, v: base + h + kv, ldkv: ld, probs: probs2,
+                                         dOut: dy, ldo: h, dq: d.baseAddress!, dk: d.baseAddress! + h, dv: d.baseAddress! + h + kv,
+                                         scratch: &scratch2, shape: shape, lengths: lengths, workers: 2)
+            }
+        }
+        XCTAssertEqual(BLASThreads.current, 2, "the BLAS budget is restored after the parallel section")
+        for i in 0..<out.count { XCTAssertEqual(out2[i], out[i], accuracy: 1e-6) }
+        for i in 0..<dqkv.count { XCTAssertEqual(dqkv2[i], dqkv[i], accuracy: 1e-6) }
     }
 
     func testCachedAttentionMatchesFullAttention() {
@@ -87,10 +105,12 @@ final class AttentionTests: XCTestCase {
         for b in 0..<shape.batch { for t in 0..<Int(lengths[b]) { slots.append(Int32(2 - b)); positions.append(Int32(t)); rowsUsed.append(b * T + t) } }
         var q = [Float](repeating: 0, count: rowsUsed.count * ld)
         for (i, row) in rowsUsed.enumerated() { for c in 0..<ld { q[i * ld + c] = qkv[row * ld + c] } }
-        var out = [Float](repeating: 0, count: rowsUsed.count * h), scratch = [Float](repeating: 0, count: capacity)
-        CachedAttention.forward(q: q, ldq: ld, rows: rowsUsed.count, slots: slots, positions: positions, keys: keys, values: values,
-                                capacity: capacity, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim,
-                                out: &out, ldo: h, scratch: &scratch)
-        for (i, row) in rowsUsed.enumerated() { for c in 0..<h { XCTAssertEqual(out[i * h + c], full[row * h + c], accuracy: 1e-5) } }
+        for workers in [1, 2, 3] {
+            var out = [Float](repeating: 0, count: rowsUsed.count * h), scratch = [Float](repeating: 0, count: workers * capacity)
+            CachedAttention.forward(q: q, ldq: ld, rows: rowsUsed.count, slots: slots, positions: positions, keys: keys, values: values,
+                                    capacity: capacity, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim,
+                                    out: &out, ldo: h, scratch: &scratch, workers: workers)
+            for (i, row) in rowsUsed.enumerated() { for c in 0..<h { XCTAssertEqual(out[i * h + c], full[row * h + c], accuracy: 1e-5, "workers \(workers)") } }
+        }
     }
 }

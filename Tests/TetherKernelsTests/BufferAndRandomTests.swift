@@ -31,3 +31,25 @@ final class BufferAndRandomTests: XCTestCase {
         XCTAssertEqual(BLASThreads.current, 2)
     }
 }
+
+final class VectorExpTests: XCTestCase {
+    func testVectorExpMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let input = SIMD8<Float>(repeating: x) + SIMD8<Float>(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+            let v = VectorOps.exp(input)
+            for k in 0..<8 {
+                let exact = Foundation.exp(Double(input[k]))
+                worst = max(worst, Float(abs(Double(v[k]) - exact) / exact))
+            }
+            x += 0.77
+        }
+        XCTAssertLessThan(worst, 1e-6)
+        XCTAssertEqual(VectorOps.exp(SIMD8<Float>(repeating: -200))[0], 0, accuracy: 1e-37)
+        var row: [Float] = (0..<13).map { Float($0) * 0.3 }
+        let s = VectorOps.expShifted(&row, 13, shift: 1)
+        XCTAssertEqual(s, (0..<13).map { expf(Float($0) * 0.3 - 1) }.reduce(0, +), accuracy: 1e-4)
+        XCTAssertEqual(row[12], expf(3.6 - 1), accuracy: 1e-5)
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+extension VectorOps {
+    /// e^x for eight lanes (Cephes `expf`: range reduction x = n·ln2 + r, degree-6 polynomial for e^r,
+    /// exponent bits for 2^n); relative error ≈ 2e-7 over the clamped range [−87.3, 88.7].
+    /// Scalar `expf` is a libm call per element, which made SwiGLU and the softmaxes a visible
+    /// share of the learner's profile.
+    @inline(__always)
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let lo = SIMD8<Float>(repeating: -87.33654), hi = SIMD8<Float>(repeating: 88.72283)
+        // Masked selects, not the generic pointwiseMin/Max, which did not inline.
+        var xc = x.replacing(with: lo, where: x .< lo)
+        xc = xc.replacing(with: hi, where: xc .> hi)
+        // Round-to-nearest by the 1.5·2²³ trick: the integer lands in the low mantissa bits
+        // (the generic SIMD rounding and Float→Int32 conversions are scalar loops).
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = xc * 1.442_695_04 + magic
+        let n = t - magic
+        let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        var r = xc - n * 0.693_359_375
+        r = r + n * 2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_15e-4) * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        let y = p * (r * r) + r + 1
+        // 2^n as 2^a · 2^(n−a), a = ⌊n/2⌋, so n = 128 (x near 88.7) and n = −126 stay normal.
+        let a = ni &>> 1, b = ni &- a
+        let sa = unsafeBitCast((a &+ 127) &<< 23, to: SIMD8<Float>.self)
+        let sb = unsafeBitCast((b &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return y * sa * sb
+    }
+
+    /// x[j] ← e^(x[j] − shift) for j < n; returns Σ_j of the new values (a softmax numerator).
+    @inline(__always)
+    public static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+        let vs = SIMD8<Float>(repeating: shift)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = exp(load(x + i) - vs)
+            store(e, x + i)
+            acc += e
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { let e = expf(x[i] - shift); x[i] = e; s += e; i += 1 }
+        return s
+    }
+
+    /// Σ_j e^(x[j] − shift) without writing (a log-sum-exp).
+    @inline(__always)
+    public static func sumExpShifted(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> Float {
+        let vs = SIMD8<Float>(repeating: shift)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n { acc += exp(load(x + i) - vs); i += 8 }
+        var s = acc.sum()
+        while i < n { s += expf(x[i] - shift); i += 1 }
+        return s
+    }
+}
