@@ -1,5 +1,8 @@
 import CZMQ
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A CurveZMQ key pair as two Z85 strings of 40 characters (what `zmq_curve_keypair` produces
 /// and `ZMQ_CURVE_*KEY` options take). `tether keygen` writes one.
@@ -33,8 +36,14 @@ public struct CurveKeyPair: Sendable, Equatable {
     public func write(directory: String, name: String = "tether") throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let p = CurveKeyPair.paths(directory: directory, name: name)
-        try (secretKey + "\n").write(toFile: p.secretKey, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: p.secretKey)
+        // Created with mode 0600 from the start: the secret is never readable by others, not even briefly.
+        try? FileManager.default.removeItem(atPath: p.secretKey)
+        let fd = open(p.secretKey, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WireSocketError.invalidKey("cannot create \(p.secretKey): \(String(cString: strerror(errno)))") }
+        let line = Array((secretKey + "\n").utf8)
+        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        Glibc.close(fd)
+        guard written == line.count else { throw WireSocketError.invalidKey("cannot write \(p.secretKey)") }
         try (publicKey + "\n").write(toFile: p.publicKey, atomically: true, encoding: .utf8)
     }
 
@@ -49,6 +58,9 @@ public struct CurveKeyPair: Sendable, Equatable {
         }
         return try CurveKeyPair(publicKey: try read(p.publicKey), secretKey: try read(p.secretKey))
     }
+
+    /// True for a 40-character Z85 string (any 32 bytes are a valid Curve25519 public key).
+    public static func isValidPublicKey(_ key: String) -> Bool { z85Decode(key) != nil }
 
     static func checkZ85Key(_ key: String, what: String) throws {
         guard key.utf8.count == 40, z85Decode(key) != nil else {
@@ -73,7 +85,8 @@ public struct CurveKeyPair: Sendable, Equatable {
 
 /// The public keys a CURVE server (the learner) accepts, each with a name that becomes the ZAP
 /// user id of its messages (`WireReceived.peerUserId`). Text format: one `Z85KEY [name]` per
-/// line; `#` starts a comment; a key without name is named by itself.
+/// line; a field starting with `#` that is not a key starts a comment; a key without name is
+/// named by itself.
 public struct CurveAllowList: Sendable, Equatable {
     /// Raw 32-byte key → name.
     private var names: [[UInt8]: String] = [:]
@@ -85,15 +98,18 @@ public struct CurveAllowList: Sendable, Equatable {
     }
 
     public init(parsing text: String, source: String = "allow-list") throws {
-        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            if fields.isEmpty { continue }
-            let key = String(fields[0])
-            guard CurveKeyPair.z85Decode(key) != nil else {
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard let first = fields.first else { continue }
+            let key = String(first)
+            // '#' is a Z85 digit, so a key may start with it: a comment is a '#' field that is not a key.
+            if CurveKeyPair.z85Decode(key) == nil {
+                if key.hasPrefix("#") { continue }
                 throw WireSocketError.invalidKey("\(source) line \(i + 1): \"\(key)\" is not a 40-character Z85 public key")
             }
-            try add(publicKey: key, name: fields.count > 1 ? fields[1...].joined(separator: " ") : key)
+            fields.removeFirst()
+            if let comment = fields.firstIndex(where: { $0.hasPrefix("#") }) { fields.removeSubrange(comment...) }
+            try add(publicKey: key, name: fields.isEmpty ? key : fields.joined(separator: " "))
         }
     }
 
@@ -112,6 +128,9 @@ public struct CurveAllowList: Sendable, Equatable {
     }
 
     public var count: Int { names.count }
+
+    /// The name an allowed key is admitted under, nil when the key is not allowed.
+    public func name(forPublicKey key: String) -> String? { CurveKeyPair.z85Decode(key).flatMap { names[$0] } }
 
     func name(forRawKey key: [UInt8]) -> String? { names[key] }
 }

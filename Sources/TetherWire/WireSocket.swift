@@ -18,6 +18,9 @@ import Glibc
 ///   good neighbour with it: each multipart message is decoded on its own.
 ///
 /// An eventfd wakes the owner when something is enqueued, so no polling interval adds latency.
+///
+/// Lifetime: the owner thread keeps the socket alive until `close()` (or `WireContext.close()`,
+/// which closes every socket of the context) — dropping the last reference does not stop it.
 public final class WireSocket: @unchecked Sendable {
     // @unchecked Sendable: the zmq socket is touched only by `thread`; `outbox`, `validation`,
     // `stopping` and the statistics are behind `lock`; the inbox has its own lock.
@@ -99,7 +102,16 @@ public final class WireSocket: @unchecked Sendable {
     /// `timeout` seconds (nil: forever) — call it from a thread, or use `trySend` in async code.
     public func send(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil,
                      timeout: Double? = nil) throws {
+        try enqueue(makeFrames(message, attachments, routingId), timeout: timeout)
+    }
+
+    /// Queues `message` from async code: waits for outbox space by sleeping the task, never a thread.
+    public func sendAsync(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil) async throws {
         let frames = makeFrames(message, attachments, routingId)
+        while try !tryEnqueue(frames) { try await Task.sleep(nanoseconds: 500_000) }
+    }
+
+    private func enqueue(_ frames: [OutgoingFrame], timeout: Double?) throws {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
         lock.lock()
         while outbox.count - outboxHead >= options.outboxCapacity && !stopping {
@@ -118,7 +130,10 @@ public final class WireSocket: @unchecked Sendable {
     /// Queues `message` unless the outbox is full; never blocks.
     @discardableResult
     public func trySend(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil) throws -> Bool {
-        let frames = makeFrames(message, attachments, routingId)
+        try tryEnqueue(makeFrames(message, attachments, routingId))
+    }
+
+    private func tryEnqueue(_ frames: [OutgoingFrame]) throws -> Bool {
         lock.lock()
         if stopping { lock.unlock(); throw WireSocketError.closed }
         if outbox.count - outboxHead >= options.outboxCapacity { lock.unlock(); return false }
@@ -257,6 +272,12 @@ public final class WireSocket: @unchecked Sendable {
         }
         // Last chance for what was queued before close(); linger then applies inside ZeroMQ.
         _ = drainSends(socket, limit: Int.max)
+        lock.lock()
+        let unsent = outbox[outboxHead...].joined()
+        outbox = []
+        outboxHead = 0
+        lock.unlock()
+        for frame in unsent { frame.releaseUnsent() }
         zmq_close(socket)
     }
 

@@ -76,8 +76,9 @@ func zmqSendMultipart(_ socket: UnsafeMutableRawPointer, _ frames: [OutgoingFram
         while zmq_msg_send(&msg, socket, flags) < 0 {
             let err = zmq_errno()
             if err == EINTR { continue }
-            zmq_msg_close(&msg)
+            zmq_msg_close(&msg)  // releases a borrowed frame
             if err == EAGAIN && i == 0 { return false }
+            for rest in frames[(i + 1)...] { rest.releaseUnsent() }
             throw WireSocketError.zmq(operation: "zmq_msg_send", message: String(cString: zmq_strerror(err)))
         }
     }
@@ -107,6 +108,12 @@ enum OutgoingFrame {
                 zmq_msg_init_data(msg, UnsafeMutableRawPointer(mutating: base), count, releaseBorrowedFrame, hint)
             }
         }
+    }
+
+    /// Runs the release callback of a borrowed frame that will never be handed to ZeroMQ, so
+    /// a sender waiting for it (to reuse its buffer) is not left waiting forever.
+    func releaseUnsent() {
+        if case .attachment(let a) = self, case .borrowed(_, _, _, let onRelease) = a.storage { onRelease?() }
     }
 
     private static func initCopy(_ msg: UnsafeMutablePointer<zmq_msg_t>, _ bytes: [UInt8]) {

@@ -7,6 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure throughput of the model, the wire and the cluster (prints figures; --json for machines).",
         subcommands: [
             BenchModelCommand.self,
+            WireBenchCommand.self,
         ]
     )
 }

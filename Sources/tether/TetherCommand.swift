@@ -18,6 +18,7 @@ struct TetherCommand: AsyncParsableCommand {
             LaunchCommand.self,
             HeldOutCommand.self,
             TaskDataCommand.self,
+            KeygenCommand.self,
         ]
     )
 }

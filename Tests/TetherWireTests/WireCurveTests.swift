@@ -59,6 +59,14 @@ final class WireCurveTests: XCTestCase {
         XCTAssertThrowsError(try CurveAllowList(parsing: "\(keys.publicKey) ok\nnot-a-key bad\n", source: "allow.txt")) { e in
             XCTAssertTrue("\(e)".contains("allow.txt line 2"), "\(e)")
         }
+        // '#' is a Z85 digit: a key containing it is a key, not a comment.
+        let hashKey = "0#" + keys.publicKey.dropFirst(2)
+        if CurveKeyPair.isValidPublicKey(hashKey) {
+            let list = try CurveAllowList(parsing: "# comment line\n\(hashKey) hash-actor # trailing comment\n\(keys.publicKey)\n")
+            XCTAssertEqual(list.count, 2)
+            XCTAssertEqual(list.name(forPublicKey: hashKey), "hash-actor")
+            XCTAssertEqual(list.name(forPublicKey: keys.publicKey), keys.publicKey)
+        } else { XCTFail("test key with '#' should be valid Z85") }
         let other = try CurveKeyPair.generate()
         XCTAssertThrowsError(try CurveKeyPair(publicKey: other.publicKey, secretKey: keys.secretKey))
     }

@@ -138,6 +138,46 @@ final class WireSocketTests: XCTestCase {
         buffer.deallocate()
     }
 
+    func testBorrowedFramesAreReleasedEvenWhenNeverDelivered() throws {
+        let ctx = try WireContext()
+        defer { ctx.close() }
+        var o = WireSocketOptions(kind: .push, connect: ["tcp://127.0.0.1:1"], name: "nobody-listens")
+        o.lingerMilliseconds = 0
+        let push = try WireSocket(context: ctx, options: o)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+        defer { buffer.deallocate() }
+        let released = expectation(description: "released on close")
+        let (message, frames) = WeightsFrames.message(version: 1, slots: [.init(name: "w", shape: [16], elementOffset: 0)],
+                                                      buffer: UnsafeRawBufferPointer(buffer), keepAlive: nil, onRelease: { released.fulfill() })
+        try push.send(message, attachments: frames)
+        push.close()
+        wait(for: [released], timeout: 5)
+    }
+
+    func testZeroMQReconnectsWhenTheLearnerComesBack() throws {
+        let ctx = try WireContext()
+        defer { ctx.close() }
+        var first = try WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: ["tcp://127.0.0.1:*"], name: "learner"))
+        let endpoint = first.boundEndpoints[0]
+        var o = WireSocketOptions(kind: .push, connect: [endpoint], name: "actor")
+        o.reconnectIntervalMilliseconds = 20
+        o.reconnectIntervalMaxMilliseconds = 100
+        let actor = try WireSocket(context: ctx, options: o)
+        let beat = { (n: UInt64) in WireMessage.heartbeat(Heartbeat(senderId: "a", role: .learner, sequence: n, sentUnixMs: 0, policyVersion: 0)) }
+        try actor.send(beat(1))
+        XCTAssertEqual(first.receive(timeout: 5)?.message, beat(1))
+        first.close()
+        // ZeroMQ releases the port asynchronously after close: retry the bind briefly.
+        var restarted: WireSocket?
+        for _ in 0..<100 where restarted == nil {
+            restarted = try? WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: [endpoint], name: "learner-restarted"))
+            if restarted == nil { usleep(20_000) }
+        }
+        first = try XCTUnwrap(restarted, "could not bind \(endpoint) again")
+        try actor.send(beat(2))
+        XCTAssertEqual(first.receive(timeout: 10)?.message, beat(2), "the actor must reconnect to the restarted learner by itself")
+    }
+
     func testRouterRepliesReachTheDealerThatAsked() throws {
         let ctx = try WireContext()
         defer { ctx.close() }
@@ -155,7 +195,7 @@ final class WireSocketTests: XCTestCase {
         let ctx = try WireContext()
         let pull = try WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: ["tcp://127.0.0.1:*"]))
         let push = try WireSocket(context: ctx, options: WireSocketOptions(kind: .push, connect: pull.boundEndpoints))
-        try push.send(.control(Control(kind: .stop)))
+        try await push.sendAsync(.control(Control(kind: .stop)))
         let first = await pull.next()
         XCTAssertEqual(first?.message, .control(Control(kind: .stop)))
         let waiter = Task { await pull.next() }
