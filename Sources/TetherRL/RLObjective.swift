@@ -11,6 +11,21 @@ public struct PreparedBatch: Sendable {
     public var sequenceRewards: [Float]
     /// Group statistics (nil for PPO).
     public var groups: GroupAdvantages?
+
+    /// Batch statistics for the metrics JSONL: reward mean and population std over sequences,
+    /// advantage mean and mean |Â| over tokens, and `frac_zero_std` for the group estimators.
+    public var metrics: [(String, Double)] {
+        let n = Double(max(sequenceRewards.count, 1)), k = Double(max(advantages.count, 1))
+        let mean = sequenceRewards.reduce(0.0) { $0 + Double($1) } / n
+        let variance = sequenceRewards.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
+        var m: [(String, Double)] = [
+            ("reward/mean", mean), ("reward/std", variance.squareRoot()),
+            ("advantage/mean", advantages.reduce(0.0) { $0 + Double($1) } / k),
+            ("advantage/abs_mean", advantages.reduce(0.0) { $0 + abs(Double($1)) } / k),
+        ]
+        if let g = groups { m.append(("frac_zero_std", Double(g.fracZeroStd))) }
+        return m
+    }
 }
 
 /// The model's outputs for one evaluation of the loss, per completion token.

@@ -27,9 +27,16 @@ public struct ArithmeticTask: TaskGenerator {
         self.answerFormat = answerFormat
     }
 
-    /// Preset difficulty levels, for a 2–4 layer, 64–256 wide character model after a short SFT:
-    /// 1: one-digit addition · 2: one-digit + and − · 3: up to two digits, + and − (the default)
-    /// · 4: up to two digits, + − with negative answers · 5: up to three digits, + −, negatives.
+    /// Preset difficulty levels: 1: one-digit addition · 2: one-digit + and − · 3: up to two
+    /// digits, + and − (the default) · 4: up to two digits, + − with negative answers · 5: up to
+    /// three digits, + −, negatives.
+    ///
+    /// Calibration (a PyTorch stand-in for the policy: character model, hidden 64, 2 layers,
+    /// 1000 SFT steps of 64 examples from the `sft` split, greedy decoding): level 3 reaches
+    /// 16–17 % on `train` and `heldout` prompts (41 % when SFT saw the 80 % of problems an
+    /// earlier split gave it), level 4 13 %, level 5 4 %. Levels 1–2 have only 100–155 problems:
+    /// a model memorises its SFT share and reaches 6–14 % on the rest, so they suit smoke tests,
+    /// not generalisation.
     public static func level(_ level: Int, answerFormat: AnswerFormat = .bare) throws -> ArithmeticTask {
         switch level {
         case 1: return try ArithmeticTask(maxDigits: 1, operators: ["+"], answerFormat: answerFormat)

@@ -1,16 +1,21 @@
-/// Train or held-out. Membership is a property of the problem itself, not of the sampling:
-/// a problem is held out when the FNV-1a hash of its canonical form (`task` NUL `prompt`) falls in
-/// the held-out fraction. So no held-out problem can ever appear in a training set, for any n, seed
-/// or generator setting, and an evaluation set stays unseen across runs.
+/// Which disjoint part of a task's problem space a problem belongs to. Membership is a property
+/// of the problem itself, not of the sampling: the FNV-1a hash of its canonical form
+/// (`task` NUL `prompt`) modulo 1000 places it — below 200 held out, below 500 RL training, else
+/// SFT (the warm-up gets the most distinct problems: a tiny model generalises only from many). So no held-out problem can appear in any SFT or training set, for any n, seed or
+/// generator setting, and the RL prompts are problems the SFT model has never seen: its starting
+/// reward is a generalisation accuracy, not a memorised 100 % that would leave every GRPO group
+/// with zero variance.
 public enum DatasetSplit: String, Codable, Sendable, CaseIterable {
+    /// RL training prompts (30 % of problems).
     case train
+    /// Evaluation only (20 %).
     case heldout
-
-    /// Share of all problems that are held out, in thousandths.
-    public static let heldoutPermille: UInt64 = 200
+    /// Supervised warm-up examples (50 %).
+    case sft
 
     public static func of(task: String, prompt: String) -> DatasetSplit {
-        fnv1a64(task + "\u{0}" + prompt) % 1000 < heldoutPermille ? .heldout : .train
+        let bucket = fnv1a64(task + "\u{0}" + prompt) % 1000
+        return bucket < 200 ? .heldout : bucket < 500 ? .train : .sft
     }
 
     /// FNV-1a, 64-bit (Fowler, Noll, Vo): defined byte by byte, unlike Swift's seeded `Hasher`.

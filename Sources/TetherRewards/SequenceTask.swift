@@ -20,8 +20,11 @@ public struct SequenceTask: TaskGenerator {
         self.answerFormat = answerFormat
     }
 
-    /// 1: arithmetic progressions · 2: + geometric · 3: all five families (the default)
+    /// 1: arithmetic progressions · 2: + geometric (the default) · 3: all five families
     /// · 4: all families, decreasing progressions, only three terms shown.
+    ///
+    /// Calibration (as for `ArithmeticTask.level`: hidden 64, 2 layers, 1000 SFT steps): level 1
+    /// reaches 51 % on held-out prompts, level 2 28 %, level 3 12 %.
     public static func level(_ level: Int, answerFormat: AnswerFormat = .bare) throws -> SequenceTask {
         switch level {
         case 1: return try SequenceTask(families: [.arithmetic], answerFormat: answerFormat)
@@ -49,7 +52,7 @@ public struct SequenceTask: TaskGenerator {
 public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
     /// a, a+d, a+2d, …
     case arithmetic
-    /// a, a·q, a·q², … with q ∈ {2, 3}
+    /// a, a·q, a·q², … with q ∈ {2, 3, 4}
     case geometric
     /// x_n = x_{n−1} + x_{n−2} from two seeds
     case fibonacci
@@ -61,7 +64,7 @@ public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
     static let primeList: [Int] = {
         var ps: [Int] = []
         var n = 2
-        while ps.count < 40 {
+        while ps.count < 48 {
             if ps.allSatisfy({ n % $0 != 0 }) { ps.append(n) }
             n += 1
         }
@@ -71,24 +74,24 @@ public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
     func generate(count: Int, allowNegative: Bool, _ rng: inout SplitMix64) -> [Int] {
         switch self {
         case .arithmetic:
-            let start = rng.int(in: 0 ... 20)
-            var step = rng.int(in: 1 ... 9)
+            let start = rng.int(in: 0 ... 99)
+            var step = rng.int(in: 1 ... 20)
             if allowNegative && rng.int(in: 0 ... 1) == 1 { step = -step }
             return (0 ..< count).map { start + $0 * step }
         case .geometric:
-            let start = rng.int(in: 1 ... 5), q = rng.int(in: 2 ... 3)
+            let start = rng.int(in: 1 ... 9), q = rng.int(in: 2 ... 4)
             var t = [start]
             while t.count < count { t.append(t.last! * q) }
             return t
         case .fibonacci:
-            var t = [rng.int(in: 1 ... 9), rng.int(in: 1 ... 9)]
+            var t = [rng.int(in: 1 ... 30), rng.int(in: 1 ... 30)]
             while t.count < count { t.append(t[t.count - 1] + t[t.count - 2]) }
             return t
         case .squares:
-            let s = rng.int(in: 0 ... 12)
+            let s = rng.int(in: 0 ... 25)
             return (0 ..< count).map { (s + $0) * (s + $0) }
         case .primes:
-            let i = rng.int(in: 0 ... 15)
+            let i = rng.int(in: 0 ... 30)
             return Array(Self.primeList[i ..< i + count])
         }
     }

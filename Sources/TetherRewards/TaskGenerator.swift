@@ -68,9 +68,11 @@ public enum TaskDataset {
         }
     }
 
-    /// SFT records whose completion is the correct answer in the task's format.
-    public static func sft(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [SFTExample] {
-        try problems(task, split: split, count: count, seed: seed).map {
+    /// SFT records whose completion is the correct answer in the task's format, from the `.sft`
+    /// split by default. Held-out problems are refused: training on them would void the evaluation.
+    public static func sft(_ task: any TaskGenerator, split: DatasetSplit = .sft, count: Int, seed: UInt64) throws -> [SFTExample] {
+        guard split != .heldout else { throw TaskError.invalidSetting("SFT examples from the held-out split would leak the evaluation set") }
+        return try problems(task, split: split, count: count, seed: seed).map {
             SFTExample(prompt: $0.prompt, completion: task.answerFormat.completion(answer: $0.answer, reasoning: $0.reasoning))
         }
     }

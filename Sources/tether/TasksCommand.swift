@@ -13,19 +13,24 @@ struct TasksCommand: ParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print N problems of one split as JSONL: {\"id\",\"task\",\"prompt\",\"answer\"}, or {\"prompt\",\"completion\"} with --sft.",
-            discussion: "Train and held-out problems are disjoint for every n and seed (split by a hash of the problem). The same seed gives the same lines.")
+            discussion: """
+                Problems are split by a hash of the problem into train (RL prompts, 30%), sft (50%) and heldout (20%), \
+                disjoint for every n and seed. The same seed gives the same lines. --sft prints SFT examples from the sft \
+                split unless --split says otherwise (never heldout).
+                """)
 
         @Option(help: "Task: \(TaskCatalog.names.joined(separator: ", ")).") var task: String
-        @Option(help: "train or heldout.") var split: String = "train"
+        @Option(help: "train, heldout or sft (default: train for prompts, sft with --sft).") var split: String?
         @Option(name: .customLong("n"), help: "Number of lines.") var count: Int
         @Option(help: "Random seed.") var seed: UInt64 = 0
-        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 3).") var level: Int?
+        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 2).") var level: Int?
         @Option(help: "Answer format: bare (the integer) or tagged (<think>…</think><answer>…</answer>).") var format: String = "bare"
         @Flag(help: "Print SFT examples (prompt and correct completion) instead of RL prompts.") var sft = false
 
         func run() throws {
-            guard let split = DatasetSplit(rawValue: split) else {
-                throw ValidationError("--split must be train or heldout, got '\(self.split)'")
+            let splitName = split ?? (sft ? "sft" : "train")
+            guard let split = DatasetSplit(rawValue: splitName) else {
+                throw ValidationError("--split must be train, heldout or sft, got '\(splitName)'")
             }
             guard let format = AnswerFormat(rawValue: format) else {
                 throw ValidationError("--format must be bare or tagged, got '\(self.format)'")

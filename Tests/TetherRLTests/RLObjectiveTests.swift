@@ -47,6 +47,10 @@ final class RLObjectiveTests: XCTestCase {
         let config = RLAlgorithmConfig.referenceGRPO
         let prep = try RLObjective.prepare(b, config: config)
         XCTAssertEqual(prep.groups?.fracZeroStd, 1)
+        let metrics = Dictionary(uniqueKeysWithValues: prep.metrics)
+        XCTAssertEqual(metrics["frac_zero_std"], 1)
+        XCTAssertEqual(metrics["reward/mean"], 1)
+        XCTAssertEqual(metrics["reward/std"], 0)
         XCTAssertEqual(prep.advantages, [0, 0, 0])
         let ref: [Float] = [-0.5, -1, -2]
         let same = try RLObjective.evaluate(b, prepared: prep, outputs: PolicyOutputs(logProbs: b.behaviourLogProbs, refLogProbs: ref), config: config)

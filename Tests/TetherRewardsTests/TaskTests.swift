@@ -21,19 +21,26 @@ final class TaskTests: XCTestCase {
         }
         // Pinned: the stream is defined by SplitMix64 and FNV-1a, so these never change.
         let first = try TaskDataset.prompts(ArithmeticTask.level(3), split: .train, count: 3, seed: 0)
-        XCTAssertEqual(first.count, 3)
+        XCTAssertEqual(first.map(\.prompt), ["9-8=", "4+7=", "80+6="])
+        XCTAssertEqual(first.map(\.answer), ["1", "11", "86"])
         XCTAssertEqual(first.map(\.id), ["arithmetic/train/0", "arithmetic/train/1", "arithmetic/train/2"])
+        let seq = try TaskDataset.prompts(SequenceTask.level(3), split: .heldout, count: 2, seed: 0)
+        XCTAssertEqual(seq.map(\.prompt), ["1 4 9 16 ?", "18 1 19 20 ?"])
     }
 
     func testTrainAndHeldoutAreDisjoint() throws {
         for g in try allGenerators() {
-            var train = Set<String>(), held = Set<String>()
+            var train = Set<String>(), held = Set<String>(), sft = Set<String>()
             for seed: UInt64 in [0, 1, 2] {
                 train.formUnion(try TaskDataset.prompts(g, split: .train, count: 150, seed: seed).map(\.prompt))
                 held.formUnion(try TaskDataset.prompts(g, split: .heldout, count: 60, seed: seed).map(\.prompt))
+                sft.formUnion(try TaskDataset.sft(g, count: 90, seed: seed).map(\.prompt))
             }
             XCTAssertTrue(train.isDisjoint(with: held), "\(g.name): \(train.intersection(held).prefix(5))")
+            XCTAssertTrue(sft.isDisjoint(with: held), "\(g.name): \(sft.intersection(held).prefix(5))")
+            XCTAssertTrue(sft.isDisjoint(with: train), "\(g.name): \(sft.intersection(train).prefix(5))")
             XCTAssertFalse(held.isEmpty)
+            XCTAssertThrowsError(try TaskDataset.sft(g, split: .heldout, count: 1, seed: 0))
             // Membership is a function of the problem alone.
             for q in held { XCTAssertEqual(DatasetSplit.of(task: g.name, prompt: q), .heldout) }
         }
@@ -41,6 +48,7 @@ final class TaskTests: XCTestCase {
 
     func testSmallProblemSpaceRepeatsRatherThanFails() throws {
         // One-digit addition has 100 problems, about 20 held out: asking for 50 must still work.
+        XCTAssertEqual(Set((0 ... 9).flatMap { a in (0 ... 9).map { DatasetSplit.of(task: "arithmetic", prompt: "\(a)+\($0)=") } }).count, 3)
         let g = try ArithmeticTask.level(1)
         let held = try TaskDataset.prompts(g, split: .heldout, count: 50, seed: 3)
         XCTAssertEqual(held.count, 50)
@@ -55,16 +63,22 @@ final class TaskTests: XCTestCase {
             let format = FormatVerifier(format: g.answerFormat)
             for split in DatasetSplit.allCases {
                 let prompts = try TaskDataset.prompts(g, split: split, count: 60, seed: 11)
-                let sft = try TaskDataset.sft(g, split: split, count: 60, seed: 11)
-                XCTAssertEqual(prompts.map(\.prompt), sft.map(\.prompt), "SFT and prompts draw the same problems")
-                for (p, s) in zip(prompts, sft) {
-                    for text in [p.prompt, p.answer, s.completion, p.id, p.task] {
+                let problems = try TaskDataset.problems(g, split: split, count: 60, seed: 11)
+                XCTAssertEqual(prompts.map(\.prompt), problems.map(\.prompt), "same seed, same problems")
+                if split != .heldout {
+                    let sft = try TaskDataset.sft(g, split: split, count: 60, seed: 11)
+                    XCTAssertEqual(sft.map(\.prompt), problems.map(\.prompt))
+                    XCTAssertEqual(sft.map(\.completion), problems.map { g.answerFormat.completion(answer: $0.answer, reasoning: $0.reasoning) })
+                }
+                for (p, q) in zip(prompts, problems) {
+                    let completion = g.answerFormat.completion(answer: q.answer, reasoning: q.reasoning)
+                    for text in [p.prompt, p.answer, completion, p.id, p.task] {
                         XCTAssertNil(TaskAlphabet.firstInvalidCharacter(in: text), "\(text.debugDescription) leaves the vocabulary")
                     }
-                    XCTAssertEqual(try verifier.checkedScore(completion: s.completion, for: p).reward, 1, "\(p) / \(s.completion)")
-                    XCTAssertEqual(try format.checkedScore(completion: s.completion, for: p).reward, 1, s.completion)
+                    XCTAssertEqual(try verifier.checkedScore(completion: completion, for: p).reward, 1, "\(p) / \(completion)")
+                    XCTAssertEqual(try format.checkedScore(completion: completion, for: p).reward, 1, completion)
                     XCTAssertEqual(try verifier.checkedScore(completion: "x", for: p).reward, 0)
-                    XCTAssertLessThanOrEqual(p.prompt.count + s.completion.count, 64, "prompts stay short: \(p.prompt)")
+                    XCTAssertLessThanOrEqual(p.prompt.count + completion.count, 64, "prompts stay short: \(p.prompt)")
                 }
             }
         }
