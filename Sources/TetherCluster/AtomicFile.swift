@@ -96,7 +96,8 @@ public enum AtomicFile {
 }
 
 /// An append-only file (metrics.jsonl, TensorBoard events): each `append` is one write(2) with
-/// O_APPEND, so a crash leaves at most a torn last record, which readers of both formats skip.
+/// O_APPEND, so a crash leaves at most a torn last record (TensorBoard skips it; JSONL readers
+/// should ignore a last line that does not parse).
 /// Owned by one thread (the learner's metrics writer); not Sendable.
 public final class AppendOnlyFile {
     public let url: URL

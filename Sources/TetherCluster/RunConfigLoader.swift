@@ -88,9 +88,10 @@ extension RunConfig {
                     suggestion: closestKey(to: key, among: result.keys.compactMap(\.string)))
             }
             if defaultValue.mapping != nil {
-                result[key] = try merge(value, over: defaultValue, path: keyPath)
+                // `section:` with nothing under it keeps the section's defaults.
+                if value.null == nil { result[key] = try merge(value, over: defaultValue, path: keyPath) }
             } else {
-                guard value.scalar != nil else {
+                guard value.scalar != nil, value.null == nil || expectedType(of: defaultValue) == "a string" else {
                     throw ConfigError.typeMismatch(
                         path: keyPath.joined(separator: "."), expected: expectedType(of: defaultValue), got: describe(value))
                 }
@@ -163,6 +164,7 @@ extension RunConfig {
     }
 
     private static func describe(_ node: Node) -> String {
+        if node.null != nil { return "nothing (null)" }
         switch node {
         case .scalar(let s): return "'\(s.string)'"
         case .mapping: return "a mapping"

@@ -31,9 +31,9 @@ public struct StalenessController: Sendable {
     /// Resumes exactly from a checkpointed `snapshot()`.
     public init(restoring snapshot: StalenessState) throws {
         try snapshot.policy.validate()
-        guard snapshot.sampleLagHistogram.count == snapshot.policy.maxStaleness + 1,
-              snapshot.groupLagHistogram.count == snapshot.policy.maxStaleness + 1 else {
-            throw StalenessError.invalidPolicy("snapshot lag histograms do not match max_staleness \(snapshot.policy.maxStaleness)")
+        guard snapshot.sampleLagHistogram.count >= snapshot.policy.maxStaleness + 1,
+              snapshot.groupLagHistogram.count >= snapshot.policy.maxStaleness + 1 else {
+            throw StalenessError.invalidPolicy("snapshot lag histograms are shorter than max_staleness \(snapshot.policy.maxStaleness) + 1")
         }
         state = snapshot
     }
@@ -167,7 +167,17 @@ public struct StalenessController: Sendable {
     /// After the learner restarts from a snapshot: the actors and what they held are gone, and so
     /// are the untrained buffered trajectories (they live in learner memory, not in the checkpoint).
     /// All of them are lost with reason `.learnerRestart` and their prompts re-queued.
-    public mutating func resumeAfterRestart() -> [StalenessDirective] {
+    ///
+    /// `policy` may change η, B, the ticket size or the lease here (a resumed run with a new config):
+    /// with nothing live, slots restart at version·B and every bound is recomputed from the new values.
+    public mutating func resumeAfterRestart(policy: StalenessPolicy? = nil) throws -> [StalenessDirective] {
+        if let policy {
+            try policy.validate()
+            state.policy = policy
+            let size = max(state.sampleLagHistogram.count, policy.maxStaleness + 1)
+            state.sampleLagHistogram += Array(repeating: 0, count: size - state.sampleLagHistogram.count)
+            state.groupLagHistogram += Array(repeating: 0, count: size - state.groupLagHistogram.count)
+        }
         var out: [StalenessDirective] = []
         for id in state.liveTickets.keys.sorted() { out += loseTicket(id, reason: .learnerRestart) }
         for group in state.buffer { out += lose([group.promptID], from: group.ticket, reason: .learnerRestart) }

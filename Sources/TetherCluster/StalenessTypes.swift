@@ -151,7 +151,8 @@ public enum StalenessEvent: Equatable, Sendable {
 /// Outputs: what the shell (learner process) must do.
 public enum StalenessDirective: Equatable, Sendable {
     case issueTicket(RolloutTicket)
-    /// The actor holds weights older than `minVersion`: fetch newer weights, then ask again.
+    /// The actor holds weights older than `minVersion`: fetch newer weights, then ask again. Also
+    /// the answer to a request queued by `.waitForBudget` when the version moved on meanwhile.
     case waitForWeights(actor: ActorID, minVersion: Int)
     /// No budget within η: the request is queued and answered by a later `.issueTicket`.
     case waitForBudget(actor: ActorID)

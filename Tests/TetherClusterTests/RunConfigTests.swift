@@ -61,6 +61,16 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(maxStaleness: 4, groupsPerBatch: 8, promptsPerTicket: 2, leaseSeconds: 120))
     }
 
+    func testEmptySectionsKeepDefaultsAndNullLeavesAreTypeErrors() throws {
+        XCTAssertEqual(try RunConfig.load(yaml: "rollout:\nstaleness:\n  max_staleness: 2\n").rollout, RunConfig.defaults.rollout)
+        XCTAssertEqual(loadError("rollout:\n  group_size:\n"),
+                       .typeMismatch(path: "rollout.group_size", expected: "an integer", got: "nothing (null)"))
+        XCTAssertEqual(loadError("", overrides: ["run.steps="]),
+                       .typeMismatch(path: "run.steps", expected: "an integer", got: "nothing (null)"))
+        // An empty string-valued key means "none" (e.g. no checkpoint to start from).
+        XCTAssertEqual(try RunConfig.load(yaml: "model:\n  checkpoint:\n").model.checkpoint, "")
+    }
+
     func testUnknownKeyNamesItsPathAndSuggestsTheNearestKey() {
         let error = loadError("algorithm:\n  clip_eps_hgh: 0.3\n")
         XCTAssertEqual(error, .unknownKey(path: "algorithm.clip_eps_hgh", suggestion: "clip_eps_high"))

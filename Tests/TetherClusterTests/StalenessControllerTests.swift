@@ -225,7 +225,7 @@ final class StalenessControllerTests: XCTestCase {
         let data = try JSONEncoder().encode(c.snapshot())
         var restored = try StalenessController(restoring: JSONDecoder().decode(StalenessState.self, from: data))
         XCTAssertEqual(restored.snapshot(), c.snapshot())
-        let out = restored.resumeAfterRestart()
+        let out = try restored.resumeAfterRestart()
         XCTAssertEqual(Set(out.compactMap { if case .reissuePrompts(_, let p, .learnerRestart) = $0 { return p[0] } else { return nil } }), [0, 1])
         let s = restored.statistics
         XCTAssertEqual([s.inFlightGroups, s.bufferedGroups, s.pendingReissue, s.cursor], [0, 0, 2, 2])
@@ -235,6 +235,27 @@ final class StalenessControllerTests: XCTestCase {
         var bad = c.snapshot()
         bad.sampleLagHistogram = [1]
         XCTAssertThrowsError(try StalenessController(restoring: bad))
+    }
+
+    func testResumeWithANewPolicyRecomputesBounds() throws {
+        var c = try makeController(eta: 1, batch: 2)
+        for _ in 0 ..< 2 {
+            let t = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))
+            _ = c.groupArrived(arrival(t, versions: [0]), now: 0)
+        }
+        _ = try c.batchTrained(version: 0, now: 0)
+        _ = try ticket(c.ticketRequested(by: a, weightsVersion: 1, now: 0))
+        var resumed = try StalenessController(restoring: c.snapshot())
+        _ = try resumed.resumeAfterRestart(policy: StalenessPolicy(maxStaleness: 3, groupsPerBatch: 1))
+        XCTAssertEqual(resumed.statistics.sampleLagHistogram.count, 4)
+        _ = resumed.actorJoined(a, now: 0)
+        // v = 1, η = 3, B = 1: four groups may be live; the re-queued prompt goes first.
+        var prompts: [Int] = []
+        for _ in 0 ..< 4 { prompts += try ticket(resumed.ticketRequested(by: a, weightsVersion: 1, now: 0)).promptIDs }
+        XCTAssertEqual(prompts, [2, 3, 4, 5])
+        XCTAssertEqual(resumed.ticketRequested(by: a, weightsVersion: 1, now: 0), [.waitForBudget(actor: a)])
+        XCTAssertTrue(resumed.statistics.accountingBalances)
+        XCTAssertThrowsError(try resumed.resumeAfterRestart(policy: StalenessPolicy(maxStaleness: 0, groupsPerBatch: 0)))
     }
 
     func testInvalidPolicyIsRejected() {

@@ -251,9 +251,15 @@ struct StalenessSimulation {
         let worker = ActorID("finisher")
         alive[worker] = controller.version
         send(.actorJoined(worker))
+        // Run until 3 more versions are trained, every lost prompt was re-issued and trained, and a
+        // batch boundary is reached: then every prompt ever drawn must be trained exactly once.
         let target = controller.version + 3
         var guardSteps = 0
-        while controller.version < target, failures.isEmpty, guardSteps < 10_000 {
+        func settled(_ sim: StalenessSimulation) -> Bool {
+            let s = sim.controller.statistics
+            return sim.controller.version >= target && s.pendingReissue == 0 && s.bufferedGroups == 0 && s.inFlightGroups == 0
+        }
+        while !settled(self), failures.isEmpty, guardSteps < 20_000 {
             guardSteps += 1
             alive[worker] = controller.version
             if announced != nil {
@@ -266,7 +272,8 @@ struct StalenessSimulation {
                 send(.ticketRequested(actor: worker, weightsVersion: controller.version))
             }
         }
-        check(controller.version >= target, "no progress: stuck at version \(controller.version)")
+        check(settled(self), "no progress: version \(controller.version), \(controller.statistics)")
+        check(fate.values.allSatisfy { $0 == .trained }, "a prompt drawn from the cursor was not trained exactly once")
         send(.drain)
         while !held.isEmpty, failures.isEmpty {  // in-flight groups are still admitted while draining
             var g = held.removeFirst()
@@ -282,7 +289,7 @@ struct StalenessSimulation {
 final class StalenessPropertyTests: XCTestCase {
     /// 4 η values × 150 seeds = 600 random event orders of 400 events each, invariants after every event.
     func testRandomEventOrdersKeepInvariants() throws {
-        var totalAdmitted = 0, totalLostStale = 0, totalDuplicates = 0, totalExpired = 0
+        var totalAdmitted = 0, totalLostStale = 0, totalDuplicates = 0, totalExpired = 0, totalReissued = 0, orders = 0
         for eta in [0, 1, 2, 4] {
             var maxLag = 0
             for seed in 0 ..< 150 {
@@ -298,12 +305,15 @@ final class StalenessPropertyTests: XCTestCase {
                 totalLostStale += s.lost[.tooStale, default: 0]
                 totalDuplicates += s.rejected[.duplicate, default: 0]
                 totalExpired += s.lost[.leaseExpired, default: 0]
+                totalReissued += s.reissuedGroups
+                orders += 1
                 maxLag = max(maxLag, sim.maxLagSeen)
             }
             // The simulation must actually exercise staleness, not just stay on-policy.
             if eta > 0 { XCTAssertGreaterThan(maxLag, 0, "η=\(eta): no lagged group was ever admitted") }
             XCTAssertLessThanOrEqual(maxLag, eta)
         }
+        print("staleness property: \(orders) event orders, groups admitted \(totalAdmitted), too_stale \(totalLostStale), duplicates \(totalDuplicates), lease_expired \(totalExpired), re-issued \(totalReissued)")
         // The random orders must reach the interesting paths, or the invariants prove little.
         XCTAssertGreaterThan(totalAdmitted, 10_000)
         XCTAssertGreaterThan(totalLostStale, 0)

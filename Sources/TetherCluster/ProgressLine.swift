@@ -1,0 +1,52 @@
+import Foundation
+
+/// The one-line progress report `tether launch` prints per learner step, e.g.
+///
+///     step 12/200  v12  reward 0.412±0.108  acc 38.0%  tok/s actor 1.2k learner 3.4k  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)
+///
+/// A pure function of a `MetricsRecord`, so what the terminal shows is what metrics.jsonl holds.
+public enum ProgressLine {
+    public static func format(_ record: MetricsRecord, totalSteps: Int) -> String {
+        typealias K = MetricsRecord.Key
+        let s = record.scalars
+        var parts = ["step \(record.step)/\(totalSteps)"]
+        parts.append("v" + (s[K.version].map { String(Int($0)) } ?? "–"))
+        var reward = "reward " + number(s[K.rewardMean], digits: 3)
+        if let std = s[K.rewardStd], std.isFinite { reward += "±" + String(format: "%.3f", std) }
+        parts.append(reward)
+        parts.append("acc " + (s[K.accuracy].flatMap { $0.isFinite ? String(format: "%.1f%%", $0 * 100) : nil } ?? "–"))
+        parts.append("tok/s actor \(compact(s[K.actorTokensPerSecond])) learner \(compact(s[K.learnerTokensPerSecond]))")
+        parts.append("lag p50 \(integer(s[K.lagP50])) max \(integer(s[K.lagMax]))")
+        let reasons = DropReason.allCases
+            .compactMap { reason -> (String, Int)? in
+                guard let n = s[K.dropped(reason)], n > 0 else { return nil }
+                return (reason.rawValue, Int(n))
+            }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        let total = s[K.droppedTotal].map { Int($0) } ?? reasons.reduce(0) { $0 + $1.1 }
+        var dropped = "dropped \(total)"
+        if !reasons.isEmpty { dropped += " (" + reasons.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ")" }
+        parts.append(dropped)
+        return parts.joined(separator: "  ")
+    }
+
+    static func number(_ value: Double?, digits: Int) -> String {
+        guard let value, value.isFinite else { return "–" }
+        return String(format: "%.\(digits)f", value)
+    }
+
+    static func integer(_ value: Double?) -> String {
+        guard let value, value.isFinite else { return "–" }
+        return String(Int(value.rounded()))
+    }
+
+    /// 950 → "950", 1234 → "1.2k", 2_500_000 → "2.5M".
+    static func compact(_ value: Double?) -> String {
+        guard let value, value.isFinite else { return "–" }
+        switch abs(value) {
+        case ..<999.5: return String(format: "%.0f", value)
+        case ..<999_950: return String(format: "%.1fk", value / 1e3)
+        default: return String(format: "%.1fM", value / 1e6)
+        }
+    }
+}
