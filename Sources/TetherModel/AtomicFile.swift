@@ -40,9 +40,9 @@ public enum AtomicFile {
     }
 
     /// Builds a directory under a temporary name beside `path` (via `fill`), then moves it into
-    /// place. An existing directory at `path` is first moved aside and removed only after the new
-    /// one is in place, so a crash leaves either the old or the new checkpoint (plus a stray
-    /// `.name.old-…` or `.name.tmp-…` directory), never a mix of the two.
+    /// place. An existing directory at `path` is swapped out atomically (`RENAME_EXCHANGE`) and then
+    /// removed, so a reader sees the old or the new checkpoint and a crash leaves one of them (plus
+    /// a stray `.name.tmp-…` directory), never a mix of the two.
     public static func replaceDirectory(at path: String, fill: (_ temporaryDirectory: String) throws -> Void) throws {
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let parent = url.deletingLastPathComponent().path
@@ -61,13 +61,20 @@ public enum AtomicFile {
             try? fm.removeItem(atPath: tmp)
             throw error
         }
-        var old: String?
         var isDir: ObjCBool = false
-        if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
-            guard isDir.boolValue else {
-                try? fm.removeItem(atPath: tmp)
-                throw ModelError.writeFailed(path: url.path, detail: "exists and is not a directory; refusing to replace it")
-            }
+        let exists = fm.fileExists(atPath: url.path, isDirectory: &isDir)
+        if exists && !isDir.boolValue {
+            try? fm.removeItem(atPath: tmp)
+            throw ModelError.writeFailed(path: url.path, detail: "exists and is not a directory; refusing to replace it")
+        }
+        if exists, let exchange = renameExchange, exchange(AT_FDCWD, tmp, AT_FDCWD, url.path, renameExchangeFlag) == 0 {
+            // Swapped in one step: readers never see the path missing; `tmp` now holds the old directory.
+            syncDirectory(parent)
+            try? fm.removeItem(atPath: tmp)
+            return
+        }
+        var old: String?
+        if exists {
             let aside = parent + "/." + name + ".old-" + tag
             guard rename(url.path, aside) == 0 else {
                 try? fm.removeItem(atPath: tmp)
@@ -84,6 +91,20 @@ public enum AtomicFile {
         syncDirectory(parent)
         if let old { try? fm.removeItem(atPath: old) }
     }
+
+    /// Linux's `renameat2(…, RENAME_EXCHANGE)` swaps two paths atomically. Glibc's Swift overlay
+    /// does not import it, so it is looked up at run time; where it is missing (old kernels, other
+    /// systems, some filesystems) the replacement falls back to rename-aside-then-rename.
+    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    private static let renameExchangeFlag: UInt32 = 1 << 1  // RENAME_EXCHANGE in <linux/fs.h>
+    private static let renameExchange: RenameAt2? = {
+        #if os(Linux)
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
+        return unsafeBitCast(sym, to: RenameAt2.self)
+        #else
+        return nil
+        #endif
+    }()
 
     static func syncDirectory(_ dir: String) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY)

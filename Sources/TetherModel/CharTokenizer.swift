@@ -9,7 +9,9 @@ import Foundation
 /// It is stored as a Hugging Face `tokenizer.json` with a BPE model that has no merges, no
 /// normalizer and no pre-tokenizer (so every scalar, spaces and newlines included, is its own
 /// token) and a `Fuse` decoder (so decoding concatenates without inserting spaces): the `tokenizers`
-/// library then encodes to the same ids and decodes back to the same text.
+/// library then encodes to the same ids and decodes back to the same text. One deliberate
+/// difference: `tokenizers` turns the literal text `<bos>` (etc.) into the special token, while
+/// `encode` here spells it out character by character, so user text can never inject a stop token.
 public struct CharTokenizer: Equatable, Sendable {
     /// `tokens[id]` is the text of an id; special tokens are the first `specialCount` ids.
     public let tokens: [String]

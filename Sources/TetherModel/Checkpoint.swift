@@ -83,6 +83,12 @@ public struct LlamaCheckpoint: Sendable {
 
     // MARK: reading
 
+    /// Only the architecture of a checkpoint directory (its `config.json`), without reading weights.
+    public static func readConfig(from directory: String) throws -> LlamaConfig {
+        let path = URL(fileURLWithPath: directory).standardizedFileURL.path + "/" + configFile
+        return try LlamaConfig(huggingFaceJSON: readFile(path), path: path)
+    }
+
     /// Reads a checkpoint directory; the optional training files are read when present.
     public static func read(from directory: String) throws -> LlamaCheckpoint {
         let dir = URL(fileURLWithPath: directory).standardizedFileURL.path

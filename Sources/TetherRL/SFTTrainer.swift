@@ -52,7 +52,14 @@ public struct SFTProgress: Sendable {
     public var heldOutLoss: Double?
 }
 
+/// Why a run cannot continue from a checkpoint's training state.
+public struct SFTResumeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = "cannot resume: " + description }
+}
+
 public struct SFTSummary: Sendable {
+    /// Steps taken in this call (fewer than `options.steps` after a restore).
     public var steps: Int
     public var finalLoss: Double
     public var initialHeldOutLoss: Double?
@@ -147,9 +154,29 @@ public final class SFTTrainer {
         return count > 0 ? total / Double(count) : 0
     }
 
-    /// Runs `options.steps` steps over epochs of `train` (reshuffled each epoch from the seed),
-    /// evaluating `heldOut` before, every `evaluateEvery` steps, and at the end.
-    public func train(_ train: [SFTSequence], heldOut: [SFTSequence] = [],
+    /// Continues a run from a checkpoint's `trainer_state.json` and `optimizer.safetensors`: the AdamW
+    /// moments and step, and the data position, so `train` picks up where the saved run stopped
+    /// (with the same data, seed and batch size, the result equals an uninterrupted run).
+    public func restore(trainerState: TrainerState, optimizerState: OptimizerState) throws {
+        guard trainerState.trainer == "sft" else {
+            throw SFTResumeError("the checkpoint's trainer_state.json is from a \(trainerState.trainer) run, not sft")
+        }
+        if let seed = trainerState.seed, seed != options.seed {
+            throw SFTResumeError("the saved run used --seed \(seed), this one \(options.seed); the data order would differ")
+        }
+        guard optimizerState.step == trainerState.step else {
+            throw SFTResumeError("optimizer step \(optimizerState.step) differs from trainer step \(trainerState.step)")
+        }
+        do { try optimizer.restore(optimizerState) } catch { throw SFTResumeError("\(error)") }
+        step = trainerState.step
+        examplesSeen = trainerState.examplesSeen ?? 0
+    }
+
+    /// Runs optimizer steps until `options.steps` (counting any restored ones) over epochs of
+    /// `train` (reshuffled each epoch from the seed), evaluating `heldOut` before, every
+    /// `evaluateEvery` steps, and at the end. `stopAt` ends the call early (at that step count) on
+    /// the same schedule, as an interrupted run would.
+    public func train(_ train: [SFTSequence], heldOut: [SFTSequence] = [], stopAt: Int? = nil,
                       progress: (SFTProgress) -> Void = { _ in }) throws -> SFTSummary {
         precondition(!train.isEmpty, "SFT needs at least one training example")
         let start = Date()
@@ -158,47 +185,55 @@ public final class SFTTrainer {
         var rng = SeededRandom(seed: options.seed, stream: 0xDA7A)
         var order = train.shuffled(using: &rng)
         var cursor = 0, tokens = 0
+        func nextExample() -> SFTSequence {
+            if cursor == order.count { order = train.shuffled(using: &rng); cursor = 0 }
+            cursor += 1
+            return order[cursor - 1]
+        }
+        for _ in 0..<examplesSeen { _ = nextExample() }  // replay the data order of a restored run
         var loss = 0.0
-        for s in 0..<options.steps {
+        let firstStep = step
+        let lastStep = min(options.steps, stopAt ?? options.steps)
+        while step < lastStep {
+            let s = step
             var batch: [SFTSequence] = []
-            while batch.count < min(options.batchSize, train.count) {
-                if cursor == order.count { order = train.shuffled(using: &rng); cursor = 0 }
-                batch.append(order[cursor]); cursor += 1
-            }
+            while batch.count < min(options.batchSize, train.count) { batch.append(nextExample()) }
             let lr = schedule.learningRate(step: step)
             let r = try trainStep(batch)
             loss = r.loss
             tokens += batch.reduce(0) { $0 + $1.tokens.count }
             var evaluated: Double?
-            if !heldOut.isEmpty, (s + 1) % max(1, options.evaluateEvery) == 0 || s + 1 == options.steps {
+            if !heldOut.isEmpty, (s + 1) % max(1, options.evaluateEvery) == 0 || s + 1 == lastStep {
                 evaluated = try evaluate(heldOut)
                 heldOutLoss = evaluated
             }
             let elapsed = Date().timeIntervalSince(start)
             progress(SFTProgress(step: s + 1, totalSteps: options.steps, loss: loss, learningRate: lr, gradientNorm: r.gradientNorm,
                                  tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
-                                 etaSeconds: elapsed / Double(s + 1) * Double(options.steps - s - 1), heldOutLoss: evaluated))
+                                 etaSeconds: elapsed / Double(s + 1 - firstStep) * Double(lastStep - s - 1), heldOutLoss: evaluated))
         }
         lastMetrics = ["loss": loss]
         if let heldOutLoss { lastMetrics["held_out_loss"] = heldOutLoss }
-        return SFTSummary(steps: options.steps, finalLoss: loss, initialHeldOutLoss: initialHeldOut, finalHeldOutLoss: heldOutLoss,
+        return SFTSummary(steps: step - firstStep, finalLoss: loss, initialHeldOutLoss: initialHeldOut, finalHeldOutLoss: heldOutLoss,
                           tokens: tokens, seconds: Date().timeIntervalSince(start))
     }
 
     /// `trainer_state.json` for a checkpoint written after training.
     public func trainerState() -> TrainerState {
         let h = options.adamW, sch = schedule
+        // Through the Float's shortest decimal, so the JSON says 0.9 rather than 0.8999999761581421.
+        func d(_ x: Float) -> Double { Double("\(x)") ?? Double(x) }
         return TrainerState(
             trainer: "sft", step: optimizer.step, totalSteps: options.steps, seed: options.seed, examplesSeen: examplesSeen,
-            optimizer: .init(learningRate: Double(options.learningRate), beta1: Double(h.beta1), beta2: Double(h.beta2),
-                             epsilon: Double(h.epsilon), weightDecay: Double(h.weightDecay)),
-            schedule: .init(peak: Double(sch.peakLearningRate), minimum: Double(sch.minLearningRate),
+            optimizer: .init(learningRate: d(options.learningRate), beta1: d(h.beta1), beta2: d(h.beta2),
+                             epsilon: d(h.epsilon), weightDecay: d(h.weightDecay)),
+            schedule: .init(peak: d(sch.peakLearningRate), minimum: d(sch.minLearningRate),
                             warmupSteps: sch.warmupSteps, totalSteps: sch.totalSteps),
             metrics: lastMetrics)
     }
 
     /// AdamW moments for `optimizer.safetensors`, so a later run can resume.
     public func optimizerState() -> OptimizerState {
-        OptimizerState(step: optimizer.step, firstMoment: optimizer.firstMoment.toArray(), secondMoment: optimizer.secondMoment.toArray())
+        optimizer.checkpointState
     }
 }

@@ -21,6 +21,10 @@ struct SFTCommand: AsyncParsableCommand {
         Progress (step, loss, held-out loss, tokens/s, ETA) goes to stderr: one line rewritten in \
         place on a terminal, plain lines otherwise. --out is written atomically with \
         trainer_state.json and optimizer.safetensors beside the weights.
+
+        --resume continues the run saved in --checkpoint (its AdamW moments, step and data position) \
+        up to --steps in total; with the same --data, --seed and --batch-size the result equals an \
+        uninterrupted run.
         """)
 
     @Option(help: "Checkpoint directory to start from.")
@@ -53,6 +57,9 @@ struct SFTCommand: AsyncParsableCommand {
     @Option(help: "Seed of the held-out split and the data order.")
     var seed: UInt64 = 0
 
+    @Flag(help: "Continue the SFT run saved in --checkpoint (needs its trainer_state.json and optimizer.safetensors).")
+    var resume = false
+
     @OptionGroup var blas: BLASThreadOption
 
     func validate() throws {
@@ -77,6 +84,16 @@ struct SFTCommand: AsyncParsableCommand {
         let options = SFTOptions(steps: steps, batchSize: batchSize, learningRate: lr, warmupSteps: warmupSteps,
                                  evaluateEvery: evalEvery, seed: seed)
         let trainer = SFTTrainer(model: model, options: options, padToken: ckpt.tokenizer.padId)
+        if resume {
+            guard let state = ckpt.trainerState, let moments = ckpt.optimizerState else {
+                throw ValidationError("--resume: \(checkpoint) has no trainer_state.json and optimizer.safetensors to resume from")
+            }
+            guard state.step < steps else {
+                throw ValidationError("--resume: the saved run is already at step \(state.step); pass a larger --steps")
+            }
+            try trainer.restore(trainerState: state, optimizerState: moments)
+            err.write(Data("sft: resuming at step \(state.step)\n".utf8))
+        }
         var line = ProgressLine(totalSteps: steps)
         var lastHeldOut: Double?
         let summary = try trainer.train(train, heldOut: heldOut) { p in

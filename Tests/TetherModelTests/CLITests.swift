@@ -87,6 +87,17 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/sft/" + f), f)
         }
 
+        // --resume continues the saved run up to --steps in total; a checkpoint without training state cannot resume.
+        let more = try tether(["sft", "--checkpoint", root + "/sft", "--data", root + "/data.jsonl", "--out", root + "/sft2",
+                               "--steps", "40", "--batch-size", "8", "--resume", "--threads", "1"], timeout: 120)
+        XCTAssertEqual(more.status, 0, more.stderr)
+        XCTAssertTrue(more.stderr.contains("resuming at step 30") && more.stderr.contains("step 40/40"), more.stderr)
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/sft2/trainer_state.json"))) as? [String: Any]
+        XCTAssertEqual(state?["step"] as? Int, 40)
+        let noState = try tether(["sft", "--checkpoint", root + "/init", "--data", root + "/data.jsonl", "--out", root + "/x", "--resume"])
+        XCTAssertNotEqual(noState.status, 0)
+        XCTAssertTrue(noState.stderr.contains("trainer_state.json"), noState.stderr)
+
         // A bad JSONL line is reported with its number, and no checkpoint is written.
         try (lines + "{\"prompt\": \"1+1=\"}\n").write(toFile: root + "/bad.jsonl", atomically: true, encoding: .utf8)
         let bad = try tether(["sft", "--checkpoint", root + "/init", "--data", root + "/bad.jsonl", "--out", root + "/never", "--steps", "1"])

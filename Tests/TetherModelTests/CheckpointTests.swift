@@ -31,7 +31,7 @@ final class CheckpointTests: XCTestCase {
     func expectLoadError(_ dir: String, file: StaticString = #filePath, line: UInt = #line, _ check: (ModelError) -> Bool) {
         XCTAssertThrowsError(try LlamaCheckpoint.read(from: dir), file: file, line: line) { e in
             guard let m = e as? ModelError, check(m) else { return XCTFail("unexpected error \(e)", file: file, line: line) }
-            print("expected error: \(m)")
+            print("rejected as expected: \(m)")
         }
     }
 
@@ -78,6 +78,37 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root), ["c"])
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: root + "/c")),
                        ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+    }
+
+    /// While a checkpoint is rewritten over and over, a concurrent reader always finds a complete
+    /// one (the directory swap is atomic) and never a mix (weights always match one version).
+    func testConcurrentReaderNeverSeesAMissingOrMixedCheckpoint() throws {
+        let dir = try makeTemporaryDirectory(self) + "/c"
+        let versions = [Self.randomCheckpoint(seed: 1), Self.randomCheckpoint(seed: 2)]
+        try versions[0].write(to: dir)
+        final class Flag: @unchecked Sendable {  // guarded by `lock`
+            let lock = NSLock()
+            var stop = false, reads = 0, bad: [String] = []
+        }
+        let flag = Flag()
+        let known = Set(versions.map { $0.parameters[0].bitPattern })
+        let reader = Thread {
+            while flag.lock.withLock({ !flag.stop }) {
+                do {
+                    let c = try LlamaCheckpoint.read(from: dir)
+                    let ok = known.contains(c.parameters[0].bitPattern)
+                        && versions.contains { $0.parameters.last == c.parameters.last && $0.parameters[0] == c.parameters[0] }
+                    flag.lock.withLock { flag.reads += 1; if !ok { flag.bad.append("mixed weights") } }
+                } catch { flag.lock.withLock { flag.bad.append("\(error)") } }
+            }
+        }
+        reader.start()
+        for i in 1...30 { try versions[i % 2].write(to: dir) }
+        flag.lock.withLock { flag.stop = true }
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.005) }
+        print("concurrent reads during 30 rewrites: \(flag.reads)")
+        XCTAssertGreaterThan(flag.reads, 0)
+        XCTAssertEqual(flag.bad, [])
     }
 
     func testMissingTensor() throws {

@@ -89,3 +89,42 @@ final class SFTTrainerTests: XCTestCase {
         XCTAssertThrowsError(try parse("\n\n"))
     }
 }
+
+final class SFTResumeTests: XCTestCase {
+    /// 12 steps straight, or 5 steps → checkpoint on disk → load → restore → 7 more steps: the
+    /// weights must be bit-identical (same moments, schedule position and data order).
+    func testResumingFromACheckpointEqualsAnUninterruptedRun() throws {
+        BLASThreads.set(1)
+        let tok = CharTokenizer.standard
+        let data = Array(try SFTTrainerTests.additionSet(tok).prefix(40))
+        let options = SFTOptions(steps: 12, batchSize: 16, learningRate: 3e-3, seed: 4)  // 40 examples: epochs wrap mid-run
+
+        let straight = try LlamaModel(config: .tiny, seed: 8)
+        _ = try SFTTrainer(model: straight, options: options).train(data)
+
+        let a = try LlamaModel(config: .tiny, seed: 8)
+        let ta = SFTTrainer(model: a, options: options)
+        XCTAssertEqual(try ta.train(data, stopAt: 5).steps, 5)
+        let dir = try makeTemporaryDirectory()
+        try a.save(to: dir, trainerState: ta.trainerState(), optimizerState: ta.optimizerState())
+
+        let (b, ckpt) = try LlamaModel.load(from: dir)
+        let tb = SFTTrainer(model: b, options: options)
+        try tb.restore(trainerState: XCTUnwrap(ckpt.trainerState), optimizerState: XCTUnwrap(ckpt.optimizerState))
+        let summary = try tb.train(data)
+        XCTAssertEqual(summary.steps, 7)
+        XCTAssertEqual(tb.step, 12)
+        XCTAssertEqual(b.parameters.toArray().map(\.bitPattern), straight.parameters.toArray().map(\.bitPattern))
+
+        var wrongSeed = options
+        wrongSeed.seed = 5
+        XCTAssertThrowsError(try SFTTrainer(model: b, options: wrongSeed)
+            .restore(trainerState: XCTUnwrap(ckpt.trainerState), optimizerState: XCTUnwrap(ckpt.optimizerState)))
+    }
+
+    func makeTemporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "tether-sft-resume-\(getpid())-\(UUID().uuidString.prefix(8))"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+}
