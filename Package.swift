@@ -71,7 +71,7 @@ let package = Package(
 
         .testTarget(name: "TetherKernelsTests", dependencies: ["TetherKernels"]),
         .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherKernels"]),
-        .testTarget(name: "TetherRLTests", dependencies: ["TetherRL", "TetherModel", "TetherKernels"]),
+        .testTarget(name: "TetherRLTests", dependencies: ["TetherRL", "TetherModel", "TetherKernels", "TetherRewards"]),
         .testTarget(name: "TetherRewardsTests", dependencies: ["TetherRewards", "TetherModel"]),
         .testTarget(name: "TetherWireTests", dependencies: ["TetherWire", "CTetherWire", "CZMQ"]),
         .testTarget(name: "TetherClusterTests", dependencies: ["TetherCluster", "TetherWire", "TetherRL", "TetherRewards", "TetherModel"]),

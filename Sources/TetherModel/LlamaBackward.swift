@@ -27,14 +27,22 @@ extension LlamaModel {
 
     /// Backward of the whole decoder from `a.dLogits` (llm.c's `gpt2_backward`, layer by layer in reverse).
     func backwardFromLogits(_ a: TrainingActivations) {
+        let c = config, n = a.rows, h = c.hiddenSize
+        let w = parameters.pointer, g = gradients.pointer, dn = a.dNormed.pointer
+        BLAS.linearBackward(x: a.normedFinal.pointer, weight: w + lmHeadOffset, dy: a.dLogits.pointer, dx: dn,
+                            dWeight: g + lmHeadOffset, rows: n, inFeatures: h, outFeatures: c.vocabSize)
+        backwardFromFinalNorm(a)
+    }
+
+    /// Backward from dLoss/d(final-norm output) held in `a.dNormed` (the LM head's input; a scalar
+    /// head such as a reward model's or a critic's starts here too).
+    func backwardFromFinalNorm(_ a: TrainingActivations) {
         let c = config, n = a.rows, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize
         let qkvw = h + 2 * kv
         let w = parameters.pointer, g = gradients.pointer
         let dx = a.dResidual.pointer, dn = a.dNormed.pointer
         let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
                                           kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-        BLAS.linearBackward(x: a.normedFinal.pointer, weight: w + lmHeadOffset, dy: a.dLogits.pointer, dx: dn,
-                            dWeight: g + lmHeadOffset, rows: n, inFeatures: h, outFeatures: c.vocabSize)
         dx.update(repeating: 0, count: n * h)
         RMSNorm.backward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rstd: a.rstdFinal.pointer,
                          dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + finalNormOffset)

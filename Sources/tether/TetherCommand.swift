@@ -19,6 +19,9 @@ struct TetherCommand: AsyncParsableCommand {
             HeldOutCommand.self,
             TaskDataCommand.self,
             KeygenCommand.self,
+            TrainCommand.self,
+            EvalCommand.self,
+            RewardModelCommand.self,
         ]
     )
 }

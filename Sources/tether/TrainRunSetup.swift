@@ -1,0 +1,82 @@
+import Foundation
+import TetherCluster
+import TetherModel
+import TetherRL
+import TetherRewards
+
+/// `RunConfig` → the single-process trainer's settings and models. The cluster and `tether train`
+/// read the same YAML; keys about processes and sockets (`actors`, `wire`, `learner.*_endpoint`,
+/// `staleness`) do not apply to one synchronous process, which is on-policy by construction.
+enum TrainRunSetup {
+    static func llamaConfig(_ m: ModelSection, tokenizer: CharTokenizer) throws -> LlamaConfig {
+        guard m.vocabSize == tokenizer.vocabSize else {
+            throw ConfigError.invalidValue(path: "model.vocab_size", reason: "must be \(tokenizer.vocabSize), the size of the built-in character tokenizer")
+        }
+        return LlamaConfig(vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,
+                           numAttentionHeads: m.numAttentionHeads, numKeyValueHeads: m.numKeyValueHeads,
+                           intermediateSize: m.intermediateSize, ropeTheta: Float(m.ropeTheta), rmsNormEps: Float(m.rmsNormEps),
+                           tieWordEmbeddings: m.tieWordEmbeddings, maxPositionEmbeddings: m.maxPositionEmbeddings,
+                           bosTokenId: tokenizer.bosId, eosTokenId: tokenizer.eosId)
+    }
+
+    static func options(_ c: RunConfig, eosTokenId: Int) -> RLTrainerOptions {
+        let a = c.algorithm
+        let algorithm: RLAlgorithm
+        switch a.name {
+        case .grpo: algorithm = .grpo
+        case .drGRPO: algorithm = .drGRPO
+        case .rloo: algorithm = .rloo
+        case .ppo: algorithm = .ppo
+        }
+        let aggregation: TetherRL.LossAggregation
+        switch a.lossAggregation {
+        case .tokenMean: aggregation = .tokenMean
+        case .sequenceMean: aggregation = .seqMeanTokenMean
+        case .constantNormalizer: aggregation = .seqMeanTokenSumNorm(maxTokens: c.rollout.maxNewTokens)
+        }
+        let estimator: TetherRL.KLEstimator
+        switch a.klEstimator {
+        case .k1: estimator = .k1
+        case .k2: estimator = .k2
+        case .k3: estimator = .k3
+        }
+        // GRPO-family: β·KL inside the loss (DeepSeekMath eq. 3); PPO: folded into the token
+        // rewards (InstructGPT eq. 2).
+        let kl = a.klBeta > 0 ? KLPenalty(beta: Float(a.klBeta), estimator: estimator, placement: algorithm == .ppo ? .reward : .loss) : nil
+        let config = RLAlgorithmConfig(
+            algorithm: algorithm, objective: .ppoClip(epsilonLow: Float(a.clipEpsLow), epsilonHigh: Float(a.clipEpsHigh)),
+            aggregation: aggregation, kl: kl, entropyCoefficient: Float(a.entropyCoef),
+            gamma: Float(a.gamma), lambda: Float(a.gaeLambda))
+        let l = c.learner, r = c.rollout
+        return RLTrainerOptions(
+            algorithm: config, groupSize: r.groupSize, maxNewTokens: r.maxNewTokens,
+            sampling: SamplingParameters(temperature: Float(r.temperature), topK: r.topK, topP: Float(r.topP), eosTokenId: eosTokenId),
+            epochsPerBatch: a.epochsPerBatch, minibatches: a.minibatches, learningRate: Float(l.learningRate),
+            adamW: AdamWHyperparameters(beta1: Float(l.adamBeta1), beta2: Float(l.adamBeta2), epsilon: Float(l.adamEps),
+                                        weightDecay: Float(l.weightDecay)),
+            maxGradientNorm: Float(l.gradClipNorm), valueCoefficient: Float(a.valueCoef),
+            seed: UInt64(truncatingIfNeeded: c.run.seed))
+    }
+
+    /// Makes the base checkpoint named by `model.checkpoint` when it does not exist: a fresh
+    /// initialisation of the configured shape, warm-started by SFT on the task's built-in SFT set
+    /// (train split only), so RL starts from a policy that already answers in the right format.
+    static func makeBaseCheckpoint(_ c: RunConfig, generator: any TaskGenerator, sftSteps: Int, log: (String) -> Void) throws {
+        let tokenizer = CharTokenizer.standard
+        let config = try llamaConfig(c.model, tokenizer: tokenizer)
+        let seed = UInt64(truncatingIfNeeded: c.run.seed)
+        let model = try LlamaModel(config: config, seed: seed, std: c.model.initStd)
+        let examples = try TaskDataset.sft(generator, split: .train, count: 4000, seed: seed &+ 1)
+        let sequences = try examples.map { try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tokenizer) }
+        log("base checkpoint \(c.model.checkpoint) not found: creating it — init (hidden \(config.hiddenSize), \(config.numHiddenLayers) layers, \(model.layout.totalCount) parameters, seed \(seed)) + SFT, \(sftSteps) steps of 32 on \(sequences.count) built-in \(c.task.name) examples (train split)")
+        let trainer = SFTTrainer(model: model, options: SFTOptions(steps: sftSteps, batchSize: 32, learningRate: 3e-3, seed: seed))
+        let start = Date()
+        let summary = try trainer.train(sequences) { p in
+            if p.step % max(1, sftSteps / 5) == 0 || p.step == sftSteps {
+                log(String(format: "  sft step %d/%d  loss %.4f", p.step, p.totalSteps, p.loss))
+            }
+        }
+        try model.save(to: c.model.checkpoint, tokenizer: tokenizer, trainerState: trainer.trainerState(), optimizerState: nil)
+        log("wrote base checkpoint \(c.model.checkpoint)" + String(format: " (SFT %.0f s, final loss %.4f)", Date().timeIntervalSince(start), summary.finalLoss))
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import TetherCluster
+import TetherKernels
+import TetherModel
+import TetherRL
+import TetherRewards
+
+/// The prompts and the scorer of a run, from the `task` section of a `RunConfig`: a built-in
+/// generator (`addition`, `arithmetic`, `sequence`) split into train and held-out by problem hash,
+/// or a prompts JSONL (`jsonl`), scored by the task's exact-answer verifier or a reward model.
+struct TrainingTask {
+    let train: [TaskPrompt]
+    let heldOut: [TaskPrompt]
+    /// For warm-starting a missing base checkpoint (built-in tasks only).
+    let generator: (any TaskGenerator)?
+    let rewardModel: RewardModelScorer?
+
+    static let builtinNames = ["addition", "arithmetic", "arithmetic-N", "sequence", "sequence-N", "jsonl"]
+
+    /// `addition` is two-digit addition (`12+35=` → `47`), the demo's task; `arithmetic` and
+    /// `sequence` are TetherRewards' generators at their default level, `arithmetic-N` /
+    /// `sequence-N` at level N.
+    static func generator(named name: String) throws -> (any TaskGenerator)? {
+        switch name {
+        case "addition": return try ArithmeticTask(maxDigits: 2, operators: ["+"])
+        case "jsonl": return nil
+        default:
+            // `arithmetic-2`: a built-in task at a difficulty level (TaskCatalog's levels).
+            if let dash = name.lastIndex(of: "-"), let level = Int(name[name.index(after: dash)...]),
+               TaskCatalog.names.contains(String(name[..<dash])) {
+                return try TaskCatalog.generator(named: String(name[..<dash]), level: level)
+            }
+            guard TaskCatalog.names.contains(name) else {
+                throw ConfigError.invalidValue(path: "task.name", reason: "unknown task '\(name)'; expected one of \(builtinNames.joined(separator: ", "))")
+            }
+            return try TaskCatalog.generator(named: name)
+        }
+    }
+
+    init(config: RunConfig, trainCount: Int, heldOutCount: Int) throws {
+        let t = config.task
+        generator = try Self.generator(named: t.name)
+        if let g = generator {
+            let seed = UInt64(truncatingIfNeeded: config.run.seed)
+            train = try TaskDataset.prompts(g, split: .train, count: trainCount, seed: seed)
+            heldOut = try TaskDataset.prompts(g, split: .heldout, count: heldOutCount, seed: seed)
+        } else {
+            guard t.promptField == "prompt", t.answerField == "answer" else {
+                throw ConfigError.invalidValue(path: "task.prompt_field", reason: "the single-process trainer reads prompts JSONL with the fields prompt and answer")
+            }
+            let all = try TaskPrompt.load(path: t.datasetPath)
+            // Held out by problem hash, the same rule as the built-in generators.
+            train = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .train }
+            heldOut = Array(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout }.prefix(heldOutCount))
+            guard !train.isEmpty else { throw ConfigError.invalidValue(path: "task.dataset_path", reason: "no training prompts in \(t.datasetPath)") }
+        }
+        rewardModel = t.reward == .rewardModel ? try RewardModelScorer(directory: t.rewardModelPath) : nil
+    }
+
+    func verifier(for prompt: TaskPrompt) throws -> any Verifier {
+        if let rewardModel { return rewardModel }
+        return try TaskCatalog.verifier(forTask: prompt.task)
+    }
+
+    /// The prompts of step `step`: consecutive slices of a per-epoch seeded shuffle of `train`.
+    func batch(step: Int, size: Int, seed: Int, shuffle: Bool) -> [TaskPrompt] {
+        (0..<size).map { i in
+            let k = step * size + i
+            let epoch = k / train.count, j = k % train.count
+            guard shuffle else { return train[j] }
+            var rng = SeededRandom(seed: UInt64(truncatingIfNeeded: seed), stream: UInt64(epoch) &+ 0xE90C)
+            return train.shuffled(using: &rng)[j]
+        }
+    }
+}
