@@ -57,6 +57,13 @@ public struct ClusterTask: Sendable {
         return Array(trainPrompts.suffix(max(1, min(count, trainPrompts.count / 10))))
     }
 
+    /// Supervised warm-start problems from the task's `sft` split (disjoint from the RL train split
+    /// and from the held-out one); for `jsonl` the training prompts themselves.
+    public func sftPrompts(count: Int) throws -> [TaskPrompt] {
+        if let generator { return try TaskDataset.prompts(generator, split: .sft, count: count, seed: seed &+ 2) }
+        return Array(trainPrompts.prefix(count))
+    }
+
     /// The prompt behind draw index `id` of the data cursor: epoch ⌊id/N⌋ visits every prompt once,
     /// in a seeded permutation when `task.shuffle` is on.
     public func prompt(for id: PromptID) -> TaskPrompt {

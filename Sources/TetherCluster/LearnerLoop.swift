@@ -98,7 +98,7 @@ public final class LearnerLoop {
                 try policyUpdate.optimizer.restore(step: o.step, firstMoment: o.firstMoment, secondMoment: o.secondMoment)
             }
             staleness = try StalenessController(restoring: r.staleness)
-            let lost = staleness.resumeAfterRestart()
+            let lost = try staleness.resumeAfterRestart(policy: config.stalenessPolicy)
             logger.info("resumed from checkpoint step-\(r.step): version \(staleness.version), optimizer step \(policyUpdate.optimizer.step), \(lost.count) tickets/groups re-queued")
         } else {
             staleness = try StalenessController(policy: config.stalenessPolicy)

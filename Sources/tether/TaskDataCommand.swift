@@ -8,7 +8,7 @@ import TetherRewards
 struct TaskDataCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task-data",
-        abstract: "Print the run config's training prompts as JSONL ({prompt, completion} with --sft).")
+        abstract: "Print the run config's RL training prompts as JSONL, or with --sft SFT examples from the task's sft split.")
 
     @OptionGroup var configOptions: ClusterConfigOptions
 
@@ -21,7 +21,7 @@ struct TaskDataCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try configOptions.load()
         let task = try ClusterTask(config: config, trainPromptCount: max(count, 1))
-        for p in task.trainPrompts.prefix(count) {
+        for p in sft ? try task.sftPrompts(count: count) : Array(task.trainPrompts.prefix(count)) {
             print(sft ? TetherRewards.SFTExample(prompt: p.prompt, completion: p.answer).jsonLine : p.jsonLine)
         }
     }
