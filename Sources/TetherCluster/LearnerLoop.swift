@@ -72,6 +72,9 @@ public final class LearnerLoop {
         self.config = config
         self.options = options
         self.logger = logger
+        guard config.algorithm.name != .ppo else {
+            throw ClusterError.processFailed("algorithm.name ppo needs a value model, which the cluster learner does not train yet: use grpo, dr_grpo or rloo")
+        }
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
         task = try ClusterTask(config: config)

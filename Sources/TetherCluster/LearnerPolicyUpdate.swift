@@ -85,7 +85,7 @@ public final class LearnerPolicyUpdate {
         switch a.name {
         case .grpo: algorithm = .grpo
         case .drGRPO: algorithm = .drGRPO
-        case .rloo, .ppo: algorithm = .rloo  // PPO needs a value head the cluster learner does not train yet
+        case .rloo, .ppo: algorithm = .rloo  // ppo is refused by `LearnerLoop` (no value model yet)
         }
         return RLAlgorithmConfig(
             algorithm: algorithm, objective: objective, aggregation: aggregation,
