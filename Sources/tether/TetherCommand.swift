@@ -11,11 +11,16 @@ struct TetherCommand: AsyncParsableCommand {
             BenchCommand.self,
             InitCommand.self,
             GenerateCommand.self,
-            TasksCommand.self,
             SFTCommand.self,
+            TasksCommand.self,
             TrainCommand.self,
             EvalCommand.self,
             RewardModelCommand.self,
+            LearnerCommand.self,
+            ActorCommand.self,
+            LaunchCommand.self,
+            HeldOutCommand.self,
+            TaskDataCommand.self,
             KeygenCommand.self,
         ]
     )

@@ -1,0 +1,127 @@
+import Foundation
+import TetherModel
+import TetherRewards
+
+/// The task as both sides of a cluster see it: the learner maps a ticket's prompt ids (draw indices
+/// of the data cursor) to prompts, and an actor maps the same ids back to the reference answers its
+/// verifier needs. Both derive the prompt list deterministically from the config (task, seed), so
+/// answers never travel on the wire and a restarted process sees the same data order.
+public struct ClusterTask: Sendable {
+    public let name: String
+    public let tokenizer: CharTokenizer
+    public let verifier: any Verifier
+    /// The training split's prompts; draw index p maps to `trainPrompts[perm_epoch(p mod N)]`.
+    public let trainPrompts: [TaskPrompt]
+    public let maxPromptTokens: Int
+    public let seed: UInt64
+    public let shuffle: Bool
+    let generator: (any TaskGenerator)?
+
+    /// Built-in names: `addition` (up to two-digit a+b), `arithmetic[:level]`, `sequence[:level]`
+    /// (TetherRewards' generators and their difficulty levels), or `jsonl` (task.dataset_path).
+    public static let builtinNames = ["addition"] + TaskCatalog.names + ["jsonl"]
+
+    public init(config: RunConfig, trainPromptCount: Int = 4096) throws {
+        let t = config.task
+        name = t.name
+        tokenizer = .standard
+        maxPromptTokens = t.maxPromptTokens
+        seed = UInt64(truncatingIfNeeded: config.run.seed)
+        shuffle = t.shuffle
+        switch t.name {
+        case "jsonl":
+            generator = nil
+            trainPrompts = try ClusterTask.readJSONL(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
+            verifier = IntegerAnswerVerifier(name: "jsonl")
+        case "addition":
+            let g = try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
+            generator = g
+            trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
+            verifier = IntegerAnswerVerifier(name: g.name)
+        default:
+            // `arithmetic` / `sequence`, optionally with a difficulty level: `arithmetic:1` is one-digit addition.
+            let parts = t.name.split(separator: ":", maxSplits: 1).map(String.init)
+            let level = parts.count > 1 ? Int(parts[1]) : nil
+            if parts.count > 1 && level == nil { throw TaskError.invalidSetting("task.name \(t.name): the level after ':' must be an integer") }
+            let g = try TaskCatalog.generator(named: parts[0], level: level)
+            generator = g
+            trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
+            verifier = try TaskCatalog.verifier(forTask: g.name)
+        }
+        guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
+    }
+
+    /// Held-out prompts (the split the generators never train on); for `jsonl` the last 10 % of the file.
+    public func heldOutPrompts(count: Int) throws -> [TaskPrompt] {
+        if let generator { return try TaskDataset.prompts(generator, split: .heldout, count: count, seed: seed &+ 1) }
+        return Array(trainPrompts.suffix(max(1, min(count, trainPrompts.count / 10))))
+    }
+
+    /// Supervised warm-start problems from the task's `sft` split (disjoint from the RL train split
+    /// and from the held-out one); for `jsonl` the training prompts themselves.
+    public func sftPrompts(count: Int) throws -> [TaskPrompt] {
+        if let generator { return try TaskDataset.prompts(generator, split: .sft, count: count, seed: seed &+ 2) }
+        return Array(trainPrompts.prefix(count))
+    }
+
+    /// The prompt behind draw index `id` of the data cursor: epoch ⌊id/N⌋ visits every prompt once,
+    /// in a seeded permutation when `task.shuffle` is on.
+    public func prompt(for id: PromptID) -> TaskPrompt {
+        let n = trainPrompts.count
+        let epoch = id / n, index = id % n
+        guard shuffle else { return trainPrompts[index] }
+        return trainPrompts[ClusterTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
+    }
+
+    /// `<bos> prompt`, keeping the last `maxPromptTokens` tokens (the SFT format without the completion).
+    public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
+        let tokens = [tokenizer.bosId] + (try tokenizer.encode(prompt.prompt))
+        return Array(tokens.suffix(maxPromptTokens))
+    }
+
+    /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).
+    public func score(completionTokens: [Int], for prompt: TaskPrompt) throws -> RewardBreakdown {
+        var tokens = completionTokens
+        if let eos = tokens.firstIndex(of: tokenizer.eosId) { tokens = Array(tokens[..<eos]) }
+        let text = (try? tokenizer.decode(tokens)) ?? ""
+        return try verifier.checkedScore(completion: text, for: prompt)
+    }
+
+    /// The policy's shape: from `model.checkpoint` when set, else from the `model:` section.
+    public static func modelConfig(_ config: RunConfig) throws -> LlamaConfig {
+        let m = config.model
+        if !m.checkpoint.isEmpty { return try LlamaCheckpoint.read(from: m.checkpoint).config }
+        let tok = CharTokenizer.standard
+        return LlamaConfig(
+            vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,
+            numAttentionHeads: m.numAttentionHeads, numKeyValueHeads: m.numKeyValueHeads,
+            intermediateSize: m.intermediateSize, ropeTheta: Float(m.ropeTheta), rmsNormEps: Float(m.rmsNormEps),
+            tieWordEmbeddings: m.tieWordEmbeddings, maxPositionEmbeddings: m.maxPositionEmbeddings,
+            bosTokenId: tok.bosId, eosTokenId: tok.eosId)
+    }
+
+    static func permutation(_ n: Int, seed: UInt64) -> [Int] {
+        var rng = SplitMix64(seed: seed)
+        var p = Array(0..<n)
+        if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, rng.int(in: 0...i)) } }
+        return p
+    }
+
+    static func readJSONL(path: String, promptField: String, answerField: String) throws -> [TaskPrompt] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TaskError.invalidSetting("task.dataset_path \(path) cannot be read")
+        }
+        var out: [TaskPrompt] = []
+        for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any],
+                  let prompt = object[promptField] as? String else {
+                throw TaskError.invalidSetting("\(path) line \(i + 1): not a JSON object with a string field \"\(promptField)\"")
+            }
+            let answer = (object[answerField] as? String) ?? (object[answerField] as? NSNumber)?.stringValue ?? ""
+            out.append(TaskPrompt(id: "jsonl/\(i)", task: "jsonl", prompt: prompt, answer: answer))
+        }
+        return out
+    }
+}

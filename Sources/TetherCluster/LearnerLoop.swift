@@ -1,0 +1,337 @@
+import Foundation
+import Logging
+import TetherKernels
+import TetherModel
+import TetherRL
+import TetherWire
+
+/// The learner process (`tether learner`): the I/O shell around the pure `StalenessController`.
+///
+/// One thread runs this loop; each of the three sockets has its own owner thread (`WireSocket`), so
+/// ZeroMQ never blocks here. Every iteration it drains the control and trajectory inboxes, feeds
+/// the controller events (joins, ticket requests, arrivals, lease ticks, dead actors) and performs
+/// the directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
+/// batch is trained (`LearnerPolicyUpdate`), the new version is broadcast (`WeightBroadcaster`),
+/// a metrics line is written and, every `checkpoint.every_steps`, a checkpoint.
+public final class LearnerLoop {
+    public struct Options: Sendable {
+        public var runDirectory: URL
+        public var resume: Bool
+        /// Seconds to wait for in-flight groups when draining (Ctrl-C) before giving up on them.
+        public var drainTimeout: Double = 30
+        public init(runDirectory: URL, resume: Bool) { self.runDirectory = runDirectory; self.resume = resume }
+    }
+
+    let config: RunConfig
+    let options: Options
+    let logger: Logger
+    let run: RunDirectory
+    let task: ClusterTask
+    let model: LlamaModel
+    let update: LearnerPolicyUpdate
+    var controller: StalenessController
+    let incarnation: UInt32
+    let context: WireContext
+    let control: WireSocket
+    let trajectories: WireSocket
+    let weights: WireSocket
+    let broadcaster: WeightBroadcaster
+    let metrics: MetricsWriter
+
+    // Actors: routing ids, last time heard from, weights version they hold.
+    var routes: [ActorID: [UInt8]] = [:]
+    var lastSeen: [ActorID: Double] = [:]
+    var actorVersion: [ActorID: Int] = [:]
+    var actorPids: [ActorID: UInt32] = [:]
+    /// Tickets are withheld until `actors.count` actors joined (or `startupGraceSeconds` passed), so
+    /// the first actor up does not run the whole batch schedule alone; requests wait here meanwhile.
+    var startGateOpen = false
+    var gatedRequests: [ActorID] = []
+    let startupGraceSeconds = 30.0
+    /// Payloads of admitted, untrained groups, by (ticket, prompt).
+    var payloads: [GroupKey: TrajectoryGroup] = [:]
+    var pendingBatch: [AdmittedGroup]?
+    var drained = false
+    var draining = false
+    /// Learner-side drops outside the controller (groups of an earlier learner incarnation, bad ids).
+    var shellDrops: [String: Int] = [:]
+    var stepWindow = StepWindow()
+    var progress = ProgressReporter()
+
+    struct GroupKey: Hashable { var ticket: TicketID; var prompt: PromptID }
+
+    /// Per-step accumulators, reset after each metrics line.
+    struct StepWindow {
+        var start = Date()
+        var busySeconds = 0.0
+        var receivedCompletionTokens = 0
+        var receivedGroups = 0
+    }
+
+    public init(config: RunConfig, options: Options, logger: Logger) throws {
+        self.config = config
+        self.options = options
+        self.logger = logger
+        guard config.algorithm.name != .ppo else {
+            throw ClusterError.processFailed("algorithm.name ppo needs a value model, which the cluster learner does not train yet: use grpo, dr_grpo or rloo")
+        }
+        let runDir = try RunDirectory(root: options.runDirectory)
+        run = runDir
+        task = try ClusterTask(config: config)
+        incarnation = UInt32.random(in: 1 ... UInt32.max)
+
+        var restored: LearnerCheckpoint.Restored?
+        if options.resume { restored = try LearnerCheckpoint.readLatest(run: runDir) }
+        let policy: LlamaModel
+        if let r = restored {
+            policy = try LlamaModel(checkpoint: r.checkpoint)
+        } else if !config.model.checkpoint.isEmpty {
+            policy = try LlamaModel.load(from: config.model.checkpoint).model
+        } else {
+            policy = try LlamaModel(config: try ClusterTask.modelConfig(config), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
+        }
+        model = policy
+        if !options.resume { try runDir.writeResolvedConfig(config) }
+        let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume)
+        let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
+        update = policyUpdate
+        var staleness: StalenessController
+        if let r = restored {
+            if let o = r.checkpoint.optimizerState {
+                try policyUpdate.optimizer.restore(step: o.step, firstMoment: o.firstMoment, secondMoment: o.secondMoment)
+            }
+            staleness = try StalenessController(restoring: r.staleness)
+            let lost = try staleness.resumeAfterRestart(policy: config.stalenessPolicy)
+            logger.info("resumed from checkpoint step-\(r.step): version \(staleness.version), optimizer step \(policyUpdate.optimizer.step), \(lost.count) tickets/groups re-queued")
+        } else {
+            staleness = try StalenessController(policy: config.stalenessPolicy)
+        }
+        controller = staleness
+
+        let ctx = try ClusterSecurity.learnerContext(config: config)
+        context = ctx
+        let security = try ClusterSecurity.learnerSecurity(config: config)
+        var controlOptions = config.socketOptions(.control, learnerSide: true, security: security)
+        controlOptions.validation = WireValidation(vocabularySize: policy.config.vocabSize)
+        var trajectoryOptions = config.socketOptions(.trajectories, learnerSide: true, security: security)
+        trajectoryOptions.validation = WireValidation(vocabularySize: policy.config.vocabSize)
+        let controlSocket = try WireSocket(context: ctx, options: controlOptions)
+        control = controlSocket
+        trajectories = try WireSocket(context: ctx, options: trajectoryOptions)
+        let weightsSocket = try WireSocket(context: ctx, options: config.socketOptions(.weights, learnerSide: true, security: security))
+        weights = weightsSocket
+        broadcaster = WeightBroadcaster(publisher: weightsSocket, control: controlSocket, layout: policy.layout,
+                                        initial: WeightSnapshot(version: staleness.version, parameters: policy.parameters))
+        metrics = try MetricsWriter(runDirectory: runDir)
+    }
+
+    /// The frozen reference for the KL term: `model.reference_checkpoint`, else the initial policy,
+    /// saved once in the run directory so a resumed learner uses the same one.
+    static func referenceModel(config: RunConfig, run: RunDirectory, policy: LlamaModel, resume: Bool) throws -> LlamaModel? {
+        guard config.algorithm.klBeta > 0 else { return nil }
+        if !config.model.referenceCheckpoint.isEmpty { return try LlamaModel.load(from: config.model.referenceCheckpoint).model }
+        let saved = run.root.appendingPathComponent("reference").path
+        if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
+        let ref = try LlamaModel(config: policy.config)
+        ref.copyParameters(from: policy)
+        if !resume { try ref.save(to: saved) }
+        return ref
+    }
+
+    /// Runs until `run.steps` versions are trained or a stop signal drains the run.
+    public func run(shouldStop: () -> Bool = { StopSignal.requested }) throws {
+        defer { context.close() }
+        try broadcaster.publish(version: controller.version, parameters: model.parameters, now: nowSeconds())
+        logger.info("learner \(LearnerIdentity.senderID(incarnation: incarnation)) serving \(config.learner.controlEndpoint) at version \(controller.version); η = \(config.staleness.maxStaleness), B = \(config.rollout.promptsPerBatch) groups of \(config.rollout.groupSize)")
+        var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
+        var heartbeatSequence: UInt64 = 0
+        let startedAt = nowSeconds()
+        while true {
+            let now = nowSeconds()
+            if !startGateOpen && (lastSeen.count >= config.actors.count || now - startedAt > startupGraceSeconds) {
+                startGateOpen = true
+                logger.info("\(lastSeen.count) actor(s) joined: handing out tickets")
+                for actor in gatedRequests where lastSeen[actor] != nil {
+                    try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
+                }
+                gatedRequests = []
+            }
+            if !draining && (shouldStop() || controller.version >= config.run.steps) {
+                draining = true
+                drainStarted = now
+                if controller.version < config.run.steps { logger.info("stop requested: draining in-flight tickets") }
+                try perform(controller.drain(), now: now)
+            }
+            if draining && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
+
+            var handled = 0
+            while handled < 256, let m = control.receive(timeout: 0) { handled += 1; try handleControl(m, now: nowSeconds()) }
+            while handled < 512, let m = trajectories.receive(timeout: 0) { handled += 1; try handleTrajectory(m, now: nowSeconds()) }
+
+            if now - lastTick > 0.25 {
+                lastTick = now
+                try perform(controller.leaseTick(now: now), now: now)
+                let timeout = config.actors.heartbeatTimeoutSeconds
+                for (actor, seen) in lastSeen where now - seen > timeout {
+                    logger.warning("actor \(actor) silent for \(String(format: "%.1f", now - seen)) s: presumed dead, re-issuing its tickets")
+                    lastSeen[actor] = nil
+                    routes[actor] = nil
+                    try perform(controller.actorLeft(actor, now: now), now: now)
+                }
+            }
+            if now - lastHeartbeat > config.actors.heartbeatSeconds {
+                lastHeartbeat = now
+                heartbeatSequence += 1
+                sendHeartbeats(sequence: heartbeatSequence)
+            }
+            if let batch = pendingBatch, !draining || controller.version < config.run.steps {
+                pendingBatch = nil
+                sendHeartbeats(sequence: heartbeatSequence)  // actors hear from us before a long step
+                try train(batch)
+                continue
+            }
+            if handled == 0 { _ = waitForTraffic() }
+        }
+        stopActors(reason: controller.version >= config.run.steps ? "run finished" : "learner stopping")
+        try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                    controller: controller, config: config)
+        try metrics.sync()
+        progress.finish()
+        let s = controller.statistics
+        logger.info("learner done: version \(s.version), trained \(s.trainedGroups) groups, issued \(s.issuedGroups), re-issued \(s.reissuedGroups), dropped \(s.droppedByReason.values.reduce(0, +)), wire errors \(wireErrorTotal)")
+        Thread.sleep(forTimeInterval: 0.2)  // let the stop messages leave before the sockets close
+    }
+
+    /// Blocks briefly on the trajectory inbox (the busiest) so an idle learner does not spin.
+    private func waitForTraffic() -> Bool {
+        if let m = trajectories.receive(timeout: 0.003) {
+            try? handleTrajectory(m, now: nowSeconds())
+            return true
+        }
+        return false
+    }
+
+    var wireErrorTotal: Int { control.counters.total + trajectories.counters.total }
+
+    // MARK: Messages
+
+    private func knownActor(_ id: String, routingId: [UInt8]?, now: Double) throws -> ActorID {
+        let actor = ActorID(id)
+        if let r = routingId { routes[actor] = r }
+        if lastSeen[actor] == nil {
+            // First message from this actor (or from one we presumed dead, or after our restart).
+            logger.info("actor \(actor) joined")
+            try perform(controller.actorJoined(actor, now: now), now: now)
+        }
+        lastSeen[actor] = now
+        return actor
+    }
+
+    func handleControl(_ m: WireReceived, now: Double) throws {
+        switch m.message {
+        case .actorJoin(let j):
+            let actor = ActorID(j.actorId)
+            if let pid = actorPids[actor], pid != j.pid, lastSeen[actor] != nil {
+                // The same name from a new process: the old one died and what it held is gone.
+                logger.info("actor \(actor) restarted (pid \(pid) → \(j.pid))")
+                lastSeen[actor] = nil
+            }
+            actorPids[actor] = j.pid
+            _ = try knownActor(j.actorId, routingId: m.routingId, now: now)
+            actorVersion[actor] = Int(j.haveVersion)
+        case .heartbeat(let h):
+            guard h.role == .actor else { shellDrops["unexpected_message", default: 0] += 1; return }
+            let actor = try knownActor(h.senderId, routingId: m.routingId, now: now)
+            actorVersion[actor] = Int(h.policyVersion)
+            broadcaster.acknowledge(actor: h.senderId, version: Int(h.policyVersion), now: now)
+        case .ticketRequest(let r):
+            let actor = try knownActor(r.actorId, routingId: m.routingId, now: now)
+            guard startGateOpen else {
+                if !gatedRequests.contains(actor) { gatedRequests.append(actor) }
+                return
+            }
+            try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
+        case .weightsRequest(let w):
+            _ = try knownActor(w.actorId, routingId: m.routingId, now: now)
+            if let r = m.routingId { try broadcaster.send(to: r) }
+        default:
+            shellDrops["unexpected_message", default: 0] += 1
+        }
+    }
+
+    func handleTrajectory(_ m: WireReceived, now: Double) throws {
+        guard case .trajectoryGroup(let g) = m.message else { shellDrops["unexpected_message", default: 0] += 1; return }
+        let id = WireTicketID(raw: g.ticketId)
+        guard id.incarnation == incarnation else { shellDrops["earlier_learner", default: 0] += 1; return }
+        guard let prompt = PromptID(g.promptId) else { shellDrops["bad_prompt_id", default: 0] += 1; return }
+        let actor = ActorID(g.actorId)
+        if lastSeen[actor] != nil { lastSeen[actor] = now }
+        stepWindow.receivedGroups += 1
+        stepWindow.receivedCompletionTokens += g.completionTokenCount
+        // A group the learner cannot train (wrong size, inconsistent per-token arrays, non-finite
+        // numbers) reaches the controller with no versions: it is lost as `malformed` and re-issued.
+        let wellFormed = g.samples.count == config.rollout.groupSize && g.samples.allSatisfy { s in
+            !s.completionTokens.isEmpty && s.behaviourLogProbs.count == s.completionTokens.count
+                && s.tokenVersions.count == s.completionTokens.count && s.reward.isFinite
+                && s.behaviourLogProbs.allSatisfy { $0.isFinite && $0 <= 0 }
+                && s.completionTokens.allSatisfy { Int($0) < model.config.vocabSize }
+        } && !g.promptTokens.isEmpty && g.promptTokens.count + config.rollout.maxNewTokens <= model.config.maxPositionEmbeddings
+        let versions = wellFormed ? g.samples.map { Int($0.tokenVersions.min()!) } : []
+        let arrival = GroupArrival(actor: actor, ticket: id.ticket, promptID: prompt, sampleVersions: versions)
+        let directives = controller.groupArrived(arrival, now: now)
+        for d in directives { if case .admitGroup(let a) = d { payloads[GroupKey(ticket: a.ticket, prompt: a.promptID)] = g } }
+        try perform(directives, now: now)
+    }
+
+    // MARK: Directives
+
+    func perform(_ directives: [StalenessDirective], now: Double) throws {
+        for d in directives {
+            switch d {
+            case .issueTicket(let t):
+                guard let route = routes[t.actor] else { continue }
+                try control.send(.rolloutTicket(try wireTicket(t)), to: route, timeout: 5)
+            case .waitForWeights(let actor, _):
+                if let route = routes[actor] { try broadcaster.send(to: route) }
+            case .waitForBudget:
+                break
+            case .refuseTicket(let actor, let reason):
+                if let route = routes[actor] {
+                    try control.send(.control(Control(kind: .drain, reason: reason.rawValue)), to: route, timeout: 5)
+                }
+            case .admitGroup:
+                break
+            case .dropGroup(let arrival, let reason):
+                logger.debug("dropped group ticket \(arrival.ticket) prompt \(arrival.promptID) from \(arrival.actor): \(reason.rawValue)")
+            case .reissuePrompts(let ticket, let prompts, let reason):
+                logger.info("ticket \(ticket) lost (\(reason.rawValue)): prompts \(prompts) go back to the queue")
+            case .batchReady(_, let groups):
+                pendingBatch = groups
+            case .drained:
+                drained = true
+            }
+        }
+    }
+
+    func wireTicket(_ t: RolloutTicket) throws -> TetherWire.RolloutTicket {
+        let r = config.rollout
+        let prompts = try t.promptIDs.map { id in
+            TicketPrompt(promptId: String(id), tokens: try task.promptTokens(task.prompt(for: id)).map { UInt32($0) })
+        }
+        return TetherWire.RolloutTicket(
+            ticketId: WireTicketID(incarnation: incarnation, ticket: t.id).raw, prompts: prompts, groupSize: UInt32(r.groupSize),
+            sampling: SamplingSettings(temperature: Float(r.temperature), topP: Float(r.topP), topK: UInt32(r.topK),
+                                       maxNewTokens: UInt32(r.maxNewTokens), seed: UInt64(truncatingIfNeeded: config.run.seed)),
+            policyVersion: UInt64(t.minVersion), leaseDeadlineUnixMs: Int64(t.leaseDeadline * 1000), task: task.name)
+    }
+
+    func sendHeartbeats(sequence: UInt64) {
+        let h = Heartbeat(senderId: LearnerIdentity.senderID(incarnation: incarnation), role: .learner, sequence: sequence,
+                          sentUnixMs: Int64(nowSeconds() * 1000), policyVersion: UInt64(controller.version))
+        for route in routes.values { _ = try? control.trySend(.heartbeat(h), to: route) }
+    }
+
+    func stopActors(reason: String) {
+        for route in routes.values { _ = try? control.send(.control(Control(kind: .stop, reason: reason)), to: route, timeout: 1) }
+    }
+}

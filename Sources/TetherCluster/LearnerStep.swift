@@ -1,0 +1,101 @@
+import Foundation
+import TetherModel
+import TetherRL
+import TetherWire
+
+extension LearnerLoop {
+    /// Trains the announced batch, advances the version, broadcasts it, and records the step.
+    func train(_ groups: [AdmittedGroup]) throws {
+        let trainStart = Date()
+        let version = controller.version
+        var samples: [LearnerPolicyUpdate.Sample] = []
+        var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
+        for (gi, admitted) in groups.enumerated() {
+            let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
+            guard let g = payloads.removeValue(forKey: key) else {
+                throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
+            }
+            for (si, s) in g.samples.enumerated() {
+                let lag = admitted.sampleLags[si]
+                batchLags[min(max(lag, 0), batchLags.count - 1)] += 1
+                samples.append(.init(
+                    prompt: g.promptTokens.map { Int($0) }, completion: s.completionTokens.map { Int($0) },
+                    behaviourLogProbs: s.behaviourLogProbs, reward: Float(s.reward), group: gi,
+                    version: Int(s.tokenVersions.min() ?? 0)))
+            }
+        }
+        let stats = try update.train(samples)
+        try perform(controller.batchTrained(version: version, now: nowSeconds()), now: nowSeconds())
+        let publishSeconds = try broadcaster.publish(version: controller.version, parameters: model.parameters, now: nowSeconds())
+        stepWindow.busySeconds += Date().timeIntervalSince(trainStart)
+
+        let elapsed = max(1e-9, Date().timeIntervalSince(stepWindow.start))
+        var record = MetricsRecord(step: controller.version)
+        record.addStaleness(controller.statistics)
+        typealias K = MetricsRecord.Key
+        record.scalars[K.rewardMean] = stats.rewardMean
+        record.scalars[K.rewardStd] = stats.rewardStd
+        record.scalars[K.accuracy] = stats.accuracy
+        record.scalars[K.kl] = stats.kl
+        record.scalars[K.entropy] = stats.entropy
+        record.scalars[K.clipFraction] = stats.clipFraction
+        record.scalars[K.effectiveSampleSize] = stats.effectiveSampleFraction
+        record.scalars["loss"] = stats.loss
+        record.scalars["grad_norm"] = stats.gradNorm
+        record.scalars[K.actorTokensPerSecond] = Double(stepWindow.receivedCompletionTokens) / elapsed
+        record.scalars[K.learnerTokensPerSecond] = Double(stats.tokens) / max(1e-9, stats.seconds)
+        record.scalars[K.learnerIdleFraction] = max(0, 1 - stepWindow.busySeconds / elapsed)
+        record.scalars["samples_per_s"] = Double(samples.count) / elapsed
+        record.scalars["step_seconds"] = elapsed
+        record.scalars["learner/train_seconds"] = stats.seconds
+        record.scalars["weights/publish_seconds"] = publishSeconds
+        if let l = broadcaster.latestLatency {
+            record.scalars[K.weightBroadcastLatency] = l.seconds
+            record.scalars["weights/latency_version"] = Double(l.version)
+        }
+        record.scalars["batch/lag_max"] = Double(batchLags.lastIndex(where: { $0 > 0 }) ?? 0)
+        let wire = control.counters.snapshot().merging(trajectories.counters.snapshot(), uniquingKeysWith: +)
+        for (reason, n) in wire { record.scalars["wire/errors/\(reason)"] = Double(n) }
+        record.scalars["wire/errors_total"] = Double(wireErrorTotal)
+        record.scalars["wire/denied_connections"] = Double(context.deniedConnections)
+        for (reason, n) in shellDrops { record.scalars["dropped/\(reason)"] = Double(n) }
+        let s = controller.statistics
+        record.scalars["groups/issued"] = Double(s.issuedGroups)
+        record.scalars["groups/reissued"] = Double(s.reissuedGroups)
+        record.scalars["groups/trained"] = Double(s.trainedGroups)
+        record.scalars["actors"] = Double(routes.count)
+        record.extras["batch_lag_histogram"] = .array(batchLags.map { .int($0) })
+        record.extras["trained_prompts"] = .array(groups.map { .int($0.promptID) })
+        record.extras["sample_lags"] = .array(groups.flatMap { $0.sampleLags.map { .int($0) } })
+        record.extras["incarnation"] = .int(Int(incarnation))
+        try metrics.write(record)
+        progress.report(record: record, totalSteps: config.run.steps, every: config.run.progressEverySteps)
+
+        if controller.version % max(1, config.checkpoint.everySteps) == 0 && controller.version < config.run.steps {
+            try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                        controller: controller, config: config)
+            try metrics.sync()
+        }
+        stepWindow = StepWindow()
+    }
+}
+
+/// The one-line live summary (`progress: step 12/200 v12 reward … `) the learner prints to stderr;
+/// `tether launch` redraws it in place.
+struct ProgressReporter {
+    static let prefix = "progress: "
+
+    func report(record: MetricsRecord, totalSteps: Int, every: Int) {
+        guard record.step % max(1, every) == 0 || record.step == totalSteps else { return }
+        let s = record.scalars
+        func f(_ k: String, _ digits: Int = 2) -> String { s[k].map { String(format: "%.\(digits)f", $0) } ?? "-" }
+        func i(_ k: String) -> String { s[k].map { String(Int($0)) } ?? "-" }
+        let line = "\(ProgressReporter.prefix)step \(record.step)/\(totalSteps) v\(i("version")) reward \(f("reward/mean")) acc \(f("accuracy"))"
+            + " tok/s actor \(i("actor/tokens_per_s")) learner \(i("learner/tokens_per_s"))"
+            + " lag p50/max \(i("lag/p50"))/\(i("lag/max")) dropped \(i("dropped/total")) idle \(f("learner/idle_fraction"))"
+            + " bcast \(s["weights/broadcast_latency_s"].map { String(format: "%.1fms", $0 * 1000) } ?? "-")"
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    func finish() {}
+}

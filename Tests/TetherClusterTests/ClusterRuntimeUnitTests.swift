@@ -1,0 +1,68 @@
+import Foundation
+import TetherCluster
+import TetherModel
+import XCTest
+
+/// The runtime's pure pieces, without processes.
+final class ClusterRuntimeUnitTests: XCTestCase {
+    func testWireTicketIDCarriesTheIncarnation() {
+        let id = WireTicketID(incarnation: 0xDEAD_BEEF, ticket: 123_456)
+        XCTAssertEqual(WireTicketID(raw: id.raw), id)
+        XCTAssertNotEqual(WireTicketID(incarnation: 1, ticket: 7).raw, WireTicketID(incarnation: 2, ticket: 7).raw)
+    }
+
+    func testThreadBudgetSplitsCoresAndReportsOversubscription() {
+        XCTAssertEqual(ClusterLauncher.threadBudget(cores: 2, processes: 3).threads, 1)
+        XCTAssertTrue(ClusterLauncher.threadBudget(cores: 2, processes: 3).oversubscribed)
+        XCTAssertEqual(ClusterLauncher.threadBudget(cores: 8, processes: 3).threads, 2)
+        XCTAssertFalse(ClusterLauncher.threadBudget(cores: 8, processes: 3).oversubscribed)
+    }
+
+    /// Learner and actors map a ticket's draw indices to the same prompts; each epoch visits
+    /// every training prompt exactly once, in a different order.
+    func testPromptDrawsAreSharedDeterministicAndCoverEachEpoch() throws {
+        var config = RunConfig()
+        config.task.name = "addition"
+        config.run.seed = 3
+        let learnerSide = try ClusterTask(config: config, trainPromptCount: 50)
+        let actorSide = try ClusterTask(config: config, trainPromptCount: 50)
+        let n = learnerSide.trainPrompts.count
+        let epoch0 = (0..<n).map { learnerSide.prompt(for: $0).id }
+        let epoch1 = (n..<2 * n).map { learnerSide.prompt(for: $0).id }
+        XCTAssertEqual(epoch0, (0..<n).map { actorSide.prompt(for: $0).id })
+        XCTAssertEqual(Set(epoch0).count, n)
+        XCTAssertEqual(Set(epoch0), Set(epoch1))
+        XCTAssertNotEqual(epoch0, epoch1)
+        // The verifier scores the reference answer as correct and anything else as wrong.
+        let p = learnerSide.prompt(for: 0)
+        let tok = learnerSide.tokenizer
+        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.encode(p.answer) + [tok.eosId], for: p).reward, 1)
+        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.encode(p.answer + "9"), for: p).reward, 0)
+        // Held-out prompts are never training prompts.
+        let heldOut = Set(try learnerSide.heldOutPrompts(count: 20).map(\.prompt))
+        XCTAssertTrue(heldOut.isDisjoint(with: Set(learnerSide.trainPrompts.map(\.prompt))))
+    }
+
+    /// One learner update moves probability toward the rewarded completion of a group and away
+    /// from the others (GRPO's sign, the completion-token positions and the backward all agree).
+    func testLearnerUpdateFavoursTheRewardedCompletion() throws {
+        var config = RunConfig()
+        config.learner.learningRate = 3e-3
+        config.algorithm.klBeta = 0
+        let model = try LlamaModel(config: LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+                                                       intermediateSize: 32, maxPositionEmbeddings: 32), seed: 7)
+        let update = LearnerPolicyUpdate(model: model, reference: nil, config: config)
+        let prompt = [1, 5, 9]
+        let completions = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]]
+        var samples = completions.enumerated().map { i, c in
+            LearnerPolicyUpdate.Sample(prompt: prompt, completion: c, behaviourLogProbs: [], reward: i == 0 ? 1 : 0, group: 0, version: 0)
+        }
+        let before = try update.completionLogProbs(samples)
+        for i in samples.indices { samples[i].behaviourLogProbs = before[i] }
+        for _ in 0..<3 { _ = try update.train(samples) }
+        let after = try update.completionLogProbs(samples)
+        let gain = zip(before, after).map { b, a in Double(a.reduce(0, +) - b.reduce(0, +)) }
+        XCTAssertGreaterThan(gain[0], 0.05, "the rewarded completion did not become more likely: \(gain)")
+        for i in 1..<gain.count { XCTAssertLessThan(gain[i], 0, "unrewarded completion \(i) became more likely: \(gain)") }
+    }
+}
