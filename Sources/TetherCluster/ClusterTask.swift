@@ -36,7 +36,7 @@ public struct ClusterTask: Sendable {
         case "addition":
             let g = try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
             generator = g
-            trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
+            trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
             verifier = IntegerAnswerVerifier(name: g.name)
         default:
             // `arithmetic` / `sequence`, optionally with a difficulty level: `arithmetic:1` is one-digit addition.
@@ -45,10 +45,17 @@ public struct ClusterTask: Sendable {
             if parts.count > 1 && level == nil { throw TaskError.invalidSetting("task.name \(t.name): the level after ':' must be an integer") }
             let g = try TaskCatalog.generator(named: parts[0], level: level)
             generator = g
-            trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
+            trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
             verifier = try TaskCatalog.verifier(forTask: g.name)
         }
         guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
+    }
+
+    /// RL prompts from the splits `task.rl_prompts` names; never the held-out split.
+    public static func rlPrompts(_ g: any TaskGenerator, source: RLPromptSource, count: Int, seed: UInt64) throws -> [TaskPrompt] {
+        let train = try TaskDataset.prompts(g, split: .train, count: count, seed: seed)
+        guard source == .trainAndSFT else { return train }
+        return train + (try TaskDataset.prompts(g, split: .sft, count: count, seed: seed &+ 3))
     }
 
     /// Held-out prompts (the split the generators never train on); for `jsonl` the last 10 % of the file.

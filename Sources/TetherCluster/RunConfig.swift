@@ -80,6 +80,11 @@ public struct ModelSection: Codable, Equatable, Sendable {
 }
 
 public enum RewardSource: String, ConfigChoice { case verifier, rewardModel = "reward_model" }
+/// Which splits of a built-in task RL draws its prompts from. `train` keeps RL on problems the SFT
+/// base never saw; `train_and_sft` adds the SFT split, for small problem spaces (one-digit addition
+/// has 100 problems, 30 of them in `train`) where an under-trained base still has headroom on the
+/// problems it was warmed up on. The held-out split is never drawn from.
+public enum RLPromptSource: String, ConfigChoice { case train, trainAndSFT = "train_and_sft" }
 
 /// The prompts and how completions are scored.
 public struct TaskSection: Codable, Equatable, Sendable {
@@ -91,6 +96,7 @@ public struct TaskSection: Codable, Equatable, Sendable {
     public var rewardModelPath = ""
     public var maxPromptTokens = 32
     public var shuffle = true
+    public var rlPrompts = RLPromptSource.train
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -101,6 +107,7 @@ public struct TaskSection: Codable, Equatable, Sendable {
         case rewardModelPath = "reward_model_path"
         case maxPromptTokens = "max_prompt_tokens"
         case shuffle
+        case rlPrompts = "rl_prompts"
     }
 }
 

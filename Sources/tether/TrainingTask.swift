@@ -42,7 +42,7 @@ struct TrainingTask {
         generator = try Self.generator(named: t.name)
         if let g = generator {
             let seed = UInt64(truncatingIfNeeded: config.run.seed)
-            train = try TaskDataset.prompts(g, split: .train, count: trainCount, seed: seed)
+            train = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainCount, seed: seed)
             heldOut = try TaskDataset.prompts(g, split: .heldout, count: heldOutCount, seed: seed)
         } else {
             guard t.promptField == "prompt", t.answerField == "answer" else {

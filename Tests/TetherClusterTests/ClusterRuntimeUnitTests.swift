@@ -1,6 +1,7 @@
 import Foundation
 import TetherCluster
 import TetherModel
+import TetherRewards
 import XCTest
 
 /// The runtime's pure pieces, without processes.
@@ -41,6 +42,20 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         // Held-out prompts are never training prompts.
         let heldOut = Set(try learnerSide.heldOutPrompts(count: 20).map(\.prompt))
         XCTAssertTrue(heldOut.isDisjoint(with: Set(learnerSide.trainPrompts.map(\.prompt))))
+    }
+
+    /// `task.rl_prompts: train_and_sft` adds SFT-split problems to RL's prompts and still never a
+    /// held-out one; the default keeps RL on the train split alone.
+    func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:1"
+        let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
+        config.task.rlPrompts = .trainAndSFT
+        let widened = try ClusterTask(config: config, trainPromptCount: 200)
+        func splits(_ t: ClusterTask) -> Set<DatasetSplit> { Set(t.trainPrompts.map { DatasetSplit.of(task: $0.task, prompt: $0.prompt) }) }
+        XCTAssertEqual(splits(trainOnly), [.train])
+        XCTAssertEqual(splits(widened), [.train, .sft])
+        XCTAssertGreaterThan(Set(widened.trainPrompts.map(\.prompt)).count, Set(trainOnly.trainPrompts.map(\.prompt)).count)
     }
 
     /// One learner update moves probability toward the rewarded completion of a group and away
