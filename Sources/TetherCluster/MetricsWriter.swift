@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 
 /// A JSON value for the structured part of a metrics record (histograms, counts by reason).
 public indirect enum JSONValue: Equatable, Sendable {
@@ -24,21 +25,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { jsonString(s) }
 }
 
 /// One learner step: flat scalars (also sent to TensorBoard under the same tags) plus structured

@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 
 /// A dataset file that could not be read, naming the file and the 1-based line.
 public enum DatasetError: Error, Equatable, CustomStringConvertible {
@@ -56,21 +57,7 @@ public enum JSONLines {
         "{" + fields.map { "\(quote($0.0)):\(quote($0.1))" }.joined(separator: ",") + "}"
     }
 
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    public static func quote(_ s: String) -> String { jsonString(s) }
 }
 
 extension JSONLines {
