@@ -25,8 +25,8 @@ struct TrainingTask {
         case "addition": return try ArithmeticTask(maxDigits: 2, operators: ["+"])
         case "jsonl": return nil
         default:
-            // `arithmetic-2`: a built-in task at a difficulty level (TaskCatalog's levels).
-            if let dash = name.lastIndex(of: "-"), let level = Int(name[name.index(after: dash)...]),
+            // `arithmetic-2` (or the cluster's spelling `arithmetic:2`): a built-in task at a difficulty level.
+            if let dash = name.lastIndex(where: { $0 == "-" || $0 == ":" }), let level = Int(name[name.index(after: dash)...]),
                TaskCatalog.names.contains(String(name[..<dash])) {
                 return try TaskCatalog.generator(named: String(name[..<dash]), level: level)
             }
