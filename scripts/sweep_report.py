@@ -6,7 +6,8 @@ Reads OUT/runs/eta-E_corr-C_seed-S/{metrics.jsonl, evals.csv, config.yaml, start
   runs.csv           one row per run: final held-out accuracy, samples/s, wall time, lags, drops
   summary.md         mean ± std over seeds per (correction, η), and an AReaL-style η × correction table
   accuracy_vs_steps.png, accuracy_vs_wall.png   one panel per correction, one line per η
-Usage: python scripts/sweep_report.py OUT
+Usage: python scripts/sweep_report.py OUT [--export DOCS_DIR]
+  --export copies the small files (md, csv, png, a thinned steps-compact.csv) to DOCS_DIR for committing.
 """
 import csv
 import json
@@ -71,7 +72,11 @@ def load_run(run_dir, eta, corr, seed):
         "idle_fraction": mean_std([r.get("learner/idle_fraction") for r in rows])[0],
         "reward_last10": mean_std([r.get("reward/mean") for r in rows[-10:]])[0],
     }
-    steps = [dict({"eta": eta, "correction": corr, "seed": seed}, **r) for r in rows]
+    # Scalars only (6 significant digits): the per-sample lists (sample_lags, trained_prompts, …)
+    # stay in each run's metrics.jsonl, which keeps steps.csv small enough to commit.
+    steps = [dict({"eta": eta, "correction": corr, "seed": seed},
+                  **{k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in r.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)}) for r in rows]
     return run, evals, steps
 
 
@@ -86,8 +91,10 @@ def write_csv(path, rows, first=()):
             w.writerow({k: json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else v for k, v in r.items()})
 
 
-def fmt(m, s, digits=3):
-    return "n/a" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+def fmt(m, s, digits=3, n=2):
+    if math.isnan(m):
+        return "n/a"
+    return f"{m:.{digits}f}" if n < 2 else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 def summary_markdown(out, runs):
@@ -104,7 +111,7 @@ def summary_markdown(out, runs):
              "## Final held-out accuracy (mean ± std over seeds)", "",
              "| η | " + " | ".join(corrs) + " |", "|---|" + "---|" * len(corrs)]
     for eta in etas:
-        cells = [fmt(*mean_std([r["final_accuracy"] for r in by.get((c, eta), [])])) for c in corrs]
+        cells = [fmt(*mean_std([r["final_accuracy"] for r in by.get((c, eta), [])]), n=len(by.get((c, eta), []))) for c in corrs]
         lines.append(f"| {eta} | " + " | ".join(cells) + " |")
     lines += ["", "## Per (correction, η)", "",
               "| correction | η | runs | final acc | best acc | samples/s | wall s | mean lag | max lag | dropped |",
@@ -115,7 +122,7 @@ def summary_markdown(out, runs):
             if not rs:
                 continue
             g = lambda k: mean_std([r[k] for r in rs])
-            lines.append(f"| {c} | {eta} | {len(rs)} | {fmt(*g('final_accuracy'))} | {fmt(*g('best_accuracy'))} | "
+            lines.append(f"| {c} | {eta} | {len(rs)} | {fmt(*g('final_accuracy'), n=len(rs))} | {fmt(*g('best_accuracy'), n=len(rs))} | "
                          f"{g('samples_per_s')[0]:.0f} | {g('wall_s')[0]:.0f} | {g('lag_mean')[0]:.2f} | "
                          f"{max(r['lag_max'] for r in rs):.0f} | {g('dropped_fraction')[0]:.3f} |")
     lines += ["", "samples/s: trained samples / wall time from launch to the last step (start-up included). "
@@ -150,11 +157,11 @@ def plot(out, evals):
                 ys = [m for m, _ in ms]
                 ax.plot(xs, ys, marker="o", color=color, label=f"η = {eta}")
                 ax.fill_between(xs, [m - s for m, s in ms], [m + s for m, s in ms], color=color, alpha=0.15)
+            ax.legend(fontsize=8)
             ax.set_title(f"correction: {corr}")
             ax.set_xlabel(xlabel)
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("held-out greedy accuracy")
-        axes[0][-1].legend(fontsize=8)
         fig.suptitle("held-out accuracy (mean ± std over seeds)", fontsize=10)
         fig.tight_layout()
         fig.savefig(os.path.join(out, name), dpi=110)
@@ -162,10 +169,31 @@ def plot(out, evals):
         print(f"wrote {os.path.join(out, name)}")
 
 
+DOC_COLUMNS = ["eta", "correction", "seed", "step", "wall_time", "reward/mean", "kl", "entropy", "lag/max", "lag/p50",
+               "samples_per_s", "learner/idle_fraction", "dropped/total", "weights/broadcast_latency_s"]
+
+
+def export_for_docs(out, dest, steps, every=5):
+    """The small files of a results dir (md, csv, png) for committing, with steps.csv thinned to
+    every `every`-th step and the main columns (steps-compact.csv)."""
+    import shutil
+    os.makedirs(dest, exist_ok=True)
+    for name in ["summary.md", "runs.csv", "evals.csv", "config.yaml", "sweep.env", "accuracy_vs_steps.png", "accuracy_vs_wall.png"]:
+        shutil.copy(os.path.join(out, name), os.path.join(dest, name))
+    rows = [{k: r.get(k, "") for k in DOC_COLUMNS} for r in steps if r["step"] % every == 0 or r["step"] == 1]
+    write_csv(os.path.join(dest, "steps-compact.csv"), rows)
+    print(f"exported to {dest} (steps-compact.csv: every {every}th step, {len(DOC_COLUMNS)} columns)")
+
+
 def main():
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python scripts/sweep_report.py RESULTS_DIR")
-    out = sys.argv[1]
+    args = sys.argv[1:]
+    export = None
+    if len(args) == 3 and args[1] == "--export":
+        export = args[2]
+        args = args[:1]
+    if len(args) != 1:
+        raise SystemExit("usage: python scripts/sweep_report.py RESULTS_DIR [--export DOCS_DIR]")
+    out = args[0]
     runs, evals, steps = [], [], []
     for name in sorted(os.listdir(os.path.join(out, "runs"))):
         m = RUN_NAME.match(name)
@@ -185,6 +213,8 @@ def main():
     summary_markdown(out, runs)
     print(open(os.path.join(out, "summary.md")).read())
     plot(out, evals)
+    if export:
+        export_for_docs(out, export, steps)
 
 
 if __name__ == "__main__":
