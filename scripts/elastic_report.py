@@ -4,7 +4,7 @@ Reads OUT/{metrics.jsonl, events.csv, started, run/config.yaml}; writes
   throughput.csv  per time bin: trained samples/s and the actor count at the bin's middle
   phases.csv      per schedule phase: actor count, seconds, learner steps, samples/s
   elastic.png     samples/s over wall time with the actor count (joins/leaves marked)
-Usage: python scripts/elastic_report.py OUT [--bin-seconds 5]
+Usage: python scripts/elastic_report.py OUT [--bin-seconds 5] [--title TEXT]
 """
 import argparse
 import bisect
@@ -26,6 +26,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--bin-seconds", type=float, default=5.0)
+    ap.add_argument("--title", default="Elastic actors: learner throughput and actor count")
     a = ap.parse_args()
     out = a.out
     t0 = float(open(os.path.join(out, "started")).read())
@@ -65,16 +66,19 @@ def main():
     phases = []
     for i, (start, n) in enumerate(marks):
         stop = marks[i + 1][0] if i + 1 < len(marks) else end
-        k = sum(1 for x in times if start <= x < stop)
+        inside = [s for s, x in zip(steps, times) if start <= x < stop]
+        k = len(inside)
+        idle = [s["learner/idle_fraction"] for s in inside if "learner/idle_fraction" in s]
         if n == 0 or stop <= start:
             continue
         phases.append({"actors": n, "start_s": round(start, 1), "seconds": round(stop - start, 1), "steps": k,
-                       "samples_per_s": round(k * per_step / (stop - start), 1)})
+                       "samples_per_s": round(k * per_step / (stop - start), 1),
+                       "learner_idle_fraction": round(sum(idle) / len(idle), 3) if idle else ""})
     with open(os.path.join(out, "phases.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(phases[0]))
         w.writeheader(); w.writerows(phases)
     for p in phases:
-        print(f"  {p['actors']} actor(s) from {p['start_s']:6.1f} s for {p['seconds']:5.1f} s: {p['steps']:4d} steps, {p['samples_per_s']:7.1f} samples/s")
+        print(f"  {p['actors']} actor(s) from {p['start_s']:6.1f} s for {p['seconds']:5.1f} s: {p['steps']:4d} steps, {p['samples_per_s']:7.1f} samples/s, learner idle {p['learner_idle_fraction']}")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -84,6 +88,7 @@ def main():
             label=f"trained samples/s ({b:g} s bins)")
     ax.set_xlabel("wall-clock seconds since the learner started")
     ax.set_ylabel("samples/s", color="tab:blue")
+    ax.set_ylim(0, max(x["samples_per_s"] for x in bins) * 1.15)
     ax2 = ax.twinx()
     xs = [0.0] + [c[0] for c in changes] + [end]
     ys = [0] + [c[1] for c in changes] + [changes[-1][1]]
@@ -95,7 +100,7 @@ def main():
             ax.axvline(float(e["time_s"]), color="gray", alpha=0.25, lw=0.8)
     ax.grid(alpha=0.3)
     fig.legend(loc="upper left", fontsize=8, bbox_to_anchor=(0.08, 0.95))
-    fig.suptitle("Elastic actors: learner throughput follows the actor count", fontsize=10)
+    fig.suptitle(a.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "elastic.png"), dpi=110)
     print(f"wrote {out}/elastic.png, throughput.csv, phases.csv")
