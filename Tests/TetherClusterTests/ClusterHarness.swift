@@ -31,7 +31,7 @@ final class ClusterHarness {
     func writeConfig(maxStaleness: Int, steps: Int, extra: [String] = []) throws -> URL {
         let ports = try FreePort.pick(count: 3)
         let yaml = """
-        model: {vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 64, max_position_embeddings: 64}
+        model: {checkpoint: "", vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 64, max_position_embeddings: 64}
         task: {name: addition, max_prompt_tokens: 16}
         algorithm: {kl_beta: 0.04}
         rollout: {group_size: 4, prompts_per_batch: 2, prompts_per_ticket: 1, max_new_tokens: 4}
