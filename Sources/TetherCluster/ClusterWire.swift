@@ -54,6 +54,21 @@ extension RunConfig {
         }
     }
 
+    /// What the learner binds for endpoint `e`: the endpoint as written, or with `learner.bind_host`
+    /// set, the endpoint's port on that host, so actors elsewhere connect to `tcp://<learner-node>:PORT`
+    /// while the learner listens on an address it can bind (ZeroMQ does not resolve DNS names on bind).
+    public func learnerBindEndpoint(_ e: ClusterEndpoint) -> String {
+        let written = endpoint(e)
+        guard !learner.bindHost.isEmpty, let port = RunConfig.tcpPort(written) else { return written }
+        return "tcp://\(learner.bindHost):\(port)"
+    }
+
+    /// The port of a `tcp://host:port` endpoint.
+    static func tcpPort(_ endpoint: String) -> Int? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return Int(endpoint[endpoint.index(after: colon)...])
+    }
+
     /// Options of a learner (binding) or actor (connecting) socket for endpoint `e`.
     func socketOptions(_ e: ClusterEndpoint, learnerSide: Bool, security: WireSecurity) -> WireSocketOptions {
         let kind: WireSocketKind
@@ -66,7 +81,7 @@ extension RunConfig {
         case (.weights, false): kind = .sub
         }
         var o = learnerSide
-            ? WireSocketOptions(kind: kind, bind: [endpoint(e)], name: "learner.\(e.rawValue)")
+            ? WireSocketOptions(kind: kind, bind: [learnerBindEndpoint(e)], name: "learner.\(e.rawValue)")
             : WireSocketOptions(kind: kind, connect: [endpoint(e)], name: "actor.\(e.rawValue)")
         o.sendHighWaterMark = Int32(clamping: wire.sendHWM)
         o.receiveHighWaterMark = Int32(clamping: wire.receiveHWM)

@@ -204,6 +204,10 @@ public struct LearnerSection: Codable, Equatable, Sendable {
     public var controlEndpoint = "tcp://127.0.0.1:5555"
     public var trajectoryEndpoint = "tcp://127.0.0.1:5556"
     public var weightsEndpoint = "tcp://127.0.0.1:5557"
+    /// Host the learner binds its tcp endpoints' ports on ("" = the endpoints as written). ZeroMQ
+    /// cannot bind a DNS name, so a multi-node run writes `tcp://<learner-node>:PORT` for the actors
+    /// and binds `0.0.0.0` (all interfaces; needs CURVE keys) here.
+    public var bindHost = ""
 
     enum CodingKeys: String, CodingKey {
         case blasThreads = "blas_threads"
@@ -216,6 +220,7 @@ public struct LearnerSection: Codable, Equatable, Sendable {
         case controlEndpoint = "control_endpoint"
         case trajectoryEndpoint = "trajectory_endpoint"
         case weightsEndpoint = "weights_endpoint"
+        case bindHost = "bind_host"
     }
 }
 
