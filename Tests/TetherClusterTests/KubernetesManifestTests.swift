@@ -24,6 +24,22 @@ final class KubernetesManifestTests: XCTestCase {
         XCTAssertEqual(try m.runConfig(for: learner).learner.weightsEndpoint, "tcp://*:5557")
     }
 
+    /// Applying the placeholder Secret by mistake gives a learner that stops with the reason
+    /// instead of serving without real keys.
+    func testPlaceholderSecretIsRefusedWithTheReason() throws {
+        let m = try KubernetesManifests()
+        let secret = try XCTUnwrap(m.object("Secret", "tether-curve-keys")?.body["stringData"] as? [String: String])
+        XCTAssertEqual(Set(secret.keys), ["learner.key", "learner.pub", "actor.key", "actor.pub"])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tether-k8s-placeholder-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (file, text) in secret { try text.write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8) }
+        let config = try RunConfig.load(yaml: "wire: {curve_keys_dir: \(dir.path)}")
+        XCTAssertThrowsError(try ClusterSecurity.learnerContext(config: config)) { error in
+            XCTAssertTrue("\(error)".contains("actor.pub must be 40 Z85 characters"), "\(error)")
+        }
+    }
+
     /// One mutation per rule: each must be reported by name, so no rule passes vacuously.
     func testEachRuleReportsItsBrokenManifest() throws {
         let shipped = try KubernetesManifests.shippedTexts()
