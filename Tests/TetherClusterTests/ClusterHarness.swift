@@ -53,9 +53,17 @@ final class ClusterHarness {
 
     @discardableResult
     func start(_ name: String, _ arguments: [String]) throws -> Process {
+        try start(name, executable: binary, arguments + ["--threads", "1"])
+    }
+
+    /// Any command (e.g. a container entry point script), logged and cleaned up like the others;
+    /// `environment` is added to this process's.
+    @discardableResult
+    func start(_ name: String, executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Process {
         let p = Process()
-        p.executableURL = binary
-        p.arguments = arguments + ["--threads", "1"]
+        p.executableURL = executable
+        p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let n = restarted[name, default: 0]
         restarted[name] = n + 1
         let logURL = root.appendingPathComponent("\(name)\(n == 0 ? "" : "-\(n)").log")
