@@ -105,10 +105,14 @@ public struct ClusterTask: Sendable {
         return try verifier.checkedScore(completion: text, for: prompt)
     }
 
-    /// The policy's shape: from `model.checkpoint` when set, else from the `model:` section.
+    /// The policy's shape: from `model.checkpoint` when it exists here, else from the `model:`
+    /// section (an actor on another host or pod has no copy of the learner's base; the learner
+    /// makes a missing base from the `model:` section, so the two agree).
     public static func modelConfig(_ config: RunConfig) throws -> LlamaConfig {
         let m = config.model
-        if !m.checkpoint.isEmpty { return try LlamaCheckpoint.read(from: m.checkpoint).config }
+        if !m.checkpoint.isEmpty && FileManager.default.fileExists(atPath: m.checkpoint) {
+            return try LlamaCheckpoint.read(from: m.checkpoint).config
+        }
         let tok = CharTokenizer.standard
         return LlamaConfig(
             vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,

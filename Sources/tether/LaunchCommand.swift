@@ -26,18 +26,7 @@ struct LaunchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Restart an actor that crashes (up to 5 times each).")
     var restartActors = false
 
-    @Option(help: "SFT steps when model.checkpoint is missing and has to be made (as in `tether train`).")
-    var baseSftSteps: Int = 60
-
     func run() async throws {
-        if resume == nil {
-            // The learner loads model.checkpoint; make it first when the config names one that is missing.
-            let c: RunConfig
-            do { c = try RunConfig.load(contentsOf: URL(fileURLWithPath: config), overrides: overrides) } catch let e as ConfigError {
-                throw ValidationError("\(e)")
-            }
-            try TrainRunSetup.ensureBaseCheckpoint(c, sftSteps: baseSftSteps) { FileHandle.standardError.write(Data(("launch: " + $0 + "\n").utf8)) }
-        }
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         let exe = FileManager.default.isExecutableFile(atPath: binary.path)
             ? binary : URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()

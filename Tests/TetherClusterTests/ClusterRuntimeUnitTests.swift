@@ -69,10 +69,11 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     }
 
     /// `task.rl_prompts: train_and_sft` adds SFT-split problems to RL's prompts and still never a
-    /// held-out one; the default keeps RL on the train split alone.
+    /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
         config.task.name = "arithmetic:1"
+        config.task.rlPrompts = .train
         let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT
         let widened = try ClusterTask(config: config, trainPromptCount: 200)
