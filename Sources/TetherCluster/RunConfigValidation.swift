@@ -78,6 +78,12 @@ extension RunConfig {
         try endpoint(l.weightsEndpoint, "learner.weights_endpoint")
         try require(Set([l.controlEndpoint, l.trajectoryEndpoint, l.weightsEndpoint]).count == 3, "learner.weights_endpoint",
                     "the three learner endpoints must differ")
+        try require(!l.bindHost.contains("/") && !l.bindHost.contains(" "), "learner.bind_host",
+                    "must be a host (0.0.0.0, an IP address or an interface name) without scheme or port, got '\(l.bindHost)'")
+        for (value, key) in [(l.controlEndpoint, "control_endpoint"), (l.trajectoryEndpoint, "trajectory_endpoint"), (l.weightsEndpoint, "weights_endpoint")]
+        where !l.bindHost.isEmpty && value.hasPrefix("tcp://") {
+            try require(RunConfig.tcpPort(value) != nil, "learner.\(key)", "learner.bind_host needs a numeric port, got '\(value)'")
+        }
 
         try positive(actors.count, "actors.count")
         try positive(actors.blasThreads, "actors.blas_threads")

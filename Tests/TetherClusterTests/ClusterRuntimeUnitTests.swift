@@ -19,6 +19,30 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         XCTAssertFalse(ClusterLauncher.threadBudget(cores: 8, processes: 3).oversubscribed)
     }
 
+    /// `tether train` and the cluster resolve task names in one place: a level after a colon (or a
+    /// dash, the older spelling) selects the same generator; unknown names and levels are errors
+    /// naming `task.name`.
+    func testTaskNamesResolveOneWayWithClearErrors() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:1"
+        let colon = try ClusterTask(config: config, trainPromptCount: 40)
+        config.task.name = "arithmetic-1"
+        let dash = try ClusterTask(config: config, trainPromptCount: 40)
+        XCTAssertEqual(colon.trainPrompts.map(\.prompt), dash.trainPrompts.map(\.prompt))
+        // Level 1 is one-digit addition: every prompt is "a+b=" with single digits.
+        XCTAssertTrue(colon.trainPrompts.allSatisfy { $0.prompt.count == 4 && $0.prompt.contains("+") }, "\(colon.trainPrompts.prefix(3))")
+        config.task.name = "arithmetic:3"
+        XCTAssertNotEqual(try ClusterTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
+        XCTAssertNil(try ClusterTask.generator(named: "jsonl"))
+        for bad in ["arithmetc", "arithmetic:x", "sequence:"] {
+            XCTAssertThrowsError(try ClusterTask.generator(named: bad), bad) { error in
+                guard case .invalidValue(let path, let reason)? = error as? ConfigError else { return XCTFail("\(bad): \(error)") }
+                XCTAssertEqual(path, "task.name")
+                XCTAssertTrue(reason.contains(bad), reason)
+            }
+        }
+    }
+
     /// Learner and actors map a ticket's draw indices to the same prompts; each epoch visits
     /// every training prompt exactly once, in a different order.
     func testPromptDrawsAreSharedDeterministicAndCoverEachEpoch() throws {
@@ -45,10 +69,11 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     }
 
     /// `task.rl_prompts: train_and_sft` adds SFT-split problems to RL's prompts and still never a
-    /// held-out one; the default keeps RL on the train split alone.
+    /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
         config.task.name = "arithmetic:1"
+        config.task.rlPrompts = .train
         let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT
         let widened = try ClusterTask(config: config, trainPromptCount: 200)
