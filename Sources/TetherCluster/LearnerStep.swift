@@ -57,7 +57,9 @@ extension LearnerLoop {
     func finishStep(_ work: StepWork) throws {
         let (groups, samples, batchLags, version, stats) = (work.groups, work.samples, work.batchLags, work.version, work.stats)
         try perform(controller.batchTrained(version: version, now: nowSeconds()), now: nowSeconds())
-        let publishSeconds = try broadcaster.publish(version: controller.version, parameters: model.parameters, now: nowSeconds())
+        let v = controller.version
+        let broadcast = v % max(1, config.learner.broadcastEverySteps) == 0 || v >= config.run.steps
+        let publishSeconds = try broadcaster.publish(version: v, parameters: model.parameters, now: nowSeconds(), broadcast: broadcast)
         stepWindow.busySeconds += Date().timeIntervalSince(work.started)
 
         let elapsed = max(1e-9, Date().timeIntervalSince(stepWindow.start))

@@ -13,7 +13,7 @@ import TetherModel
 ///
 /// The scorer owns its own copy of the reference: a `LlamaModel` keeps per-call scratch buffers and
 /// must not be shared between threads.
-final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
+public final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
     // @unchecked Sendable: every field below `lock` is guarded by it; `model` is used only by the
     // scorer thread.
     private let model: LlamaModel
@@ -26,7 +26,7 @@ final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
     /// Groups scored per forward: one GEMM over several groups runs closer to peak than one per group.
     private let groupsPerForward: Int
 
-    init(reference: LlamaModel, groupsPerForward: Int = 8) throws {
+    public init(reference: LlamaModel, groupsPerForward: Int = 8) throws {
         let copy = try LlamaModel(config: reference.config)
         copy.copyParameters(from: reference)
         model = copy
@@ -38,7 +38,7 @@ final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
     }
 
     /// Queues a group for scoring.
-    func submit(_ key: Key, samples: [LearnerPolicyUpdate.Sample]) {
+    public func submit(_ key: Key, samples: [LearnerPolicyUpdate.Sample]) {
         lock.lock()
         queue.append((key, samples))
         lock.signal()
@@ -47,7 +47,7 @@ final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
 
     /// The group's per-sample reference log-probs if already computed, else nil (and the scorer
     /// forgets the group: the caller computes it).
-    func take(_ key: Key) -> [[Float]]? {
+    public func take(_ key: Key) -> [[Float]]? {
         lock.lock(); defer { lock.unlock() }
         if let r = results.removeValue(forKey: key) { return r }
         queue.removeAll { $0.key == key }
@@ -55,7 +55,7 @@ final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
         return nil
     }
 
-    func stop() {
+    public func stop() {
         lock.lock()
         stopped = true
         lock.signal()
@@ -63,7 +63,7 @@ final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendable {
     }
 
     /// Groups waiting or being scored (for tests and metrics).
-    var backlog: Int { lock.lock(); defer { lock.unlock() }; return queue.count + inProgress.count }
+    public var backlog: Int { lock.lock(); defer { lock.unlock() }; return queue.count + inProgress.count }
 
     private func serve() {
         while true {

@@ -208,6 +208,9 @@ public struct LearnerSection: Codable, Equatable, Sendable {
     /// cannot bind a DNS name, so a multi-node run writes `tcp://<learner-node>:PORT` for the actors
     /// and binds `0.0.0.0` (all interfaces; needs CURVE keys) here.
     public var bindHost = ""
+    /// Broadcast new weights on the PUB socket every this many versions. Between broadcasts an actor
+    /// whose weights are too old for a ticket fetches the current version directly, so η still holds.
+    public var broadcastEverySteps = 1
 
     enum CodingKeys: String, CodingKey {
         case blasThreads = "blas_threads"
@@ -221,6 +224,7 @@ public struct LearnerSection: Codable, Equatable, Sendable {
         case trajectoryEndpoint = "trajectory_endpoint"
         case weightsEndpoint = "weights_endpoint"
         case bindHost = "bind_host"
+        case broadcastEverySteps = "broadcast_every_steps"
     }
 }
 

@@ -67,6 +67,7 @@ extension RunConfig {
 
         let l = learner
         try positive(l.blasThreads, "learner.blas_threads")
+        try positive(l.broadcastEverySteps, "learner.broadcast_every_steps")
         try require(l.learningRate > 0 && l.learningRate.isFinite, "learner.learning_rate", "must be > 0")
         try require(l.adamBeta1 >= 0 && l.adamBeta1 < 1, "learner.adam_beta1", "must be in [0, 1)")
         try require(l.adamBeta2 >= 0 && l.adamBeta2 < 1, "learner.adam_beta2", "must be in [0, 1)")

@@ -105,4 +105,52 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         XCTAssertGreaterThan(gain[0], 0.05, "the rewarded completion did not become more likely: \(gain)")
         for i in 1..<gain.count { XCTAssertLessThan(gain[i], 0, "unrewarded completion \(i) became more likely: \(gain)") }
     }
+
+    /// The reference log-probs the scorer computes while groups wait are exactly the ones the step
+    /// would compute itself, so a step fed them trains identically (same loss, KL, gradient norm and
+    /// weights); a group the scorer has not reached is not waited for.
+    func testPrecomputedReferenceLogProbsTrainExactlyLikeTheStepsOwn() throws {
+        var config = RunConfig()
+        config.learner.learningRate = 1e-3
+        config.algorithm.klBeta = 0.1
+        let shape = LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 32)
+        let reference = try LlamaModel(config: shape, seed: 3)
+        func policy() throws -> LlamaModel { try LlamaModel(config: shape, seed: 7) }
+        let groups: [[LearnerPolicyUpdate.Sample]] = (0..<5).map { g in
+            (0..<4).map { i in
+                LearnerPolicyUpdate.Sample(prompt: [1, 2 + g, 9], completion: [(3 + i + g) % 16, (i * 5) % 16, 2],
+                                           behaviourLogProbs: [-1.1, -0.7, -2.0], reward: i == g % 4 ? 1 : 0, group: g, version: 0)
+            }
+        }
+        let scorer = try ReferenceScorer<Int>(reference: reference, groupsPerForward: 2)
+        defer { scorer.stop() }
+        for (g, samples) in groups.enumerated() { scorer.submit(g, samples: samples) }
+        let deadline = Date().addingTimeInterval(30)
+        while scorer.backlog > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(scorer.backlog, 0)
+
+        var precomputed: [LearnerPolicyUpdate.Sample] = []
+        for (g, samples) in groups.enumerated() {
+            let ref = try XCTUnwrap(scorer.take(g), "group \(g) not scored")
+            XCTAssertNil(scorer.take(g), "a group is handed out once")
+            // Batched with another group here, alone there: equal up to GEMM blocking order.
+            for (x, y) in zip(ref.flatMap { $0 }, try LearnerPolicyUpdate.completionLogProbs(samples, model: reference).flatMap { $0 }) {
+                XCTAssertEqual(x, y, accuracy: 1e-5)
+            }
+            precomputed += samples.enumerated().map { i, s in var s = s; s.referenceLogProbs = ref[i]; return s }
+        }
+        XCTAssertNil(scorer.take(99))
+
+        let a = try policy(), b = try policy()
+        let own = try LearnerPolicyUpdate(model: a, reference: reference, config: config).train(groups.flatMap { $0 })
+        let fed = try LearnerPolicyUpdate(model: b, reference: reference, config: config).train(precomputed)
+        XCTAssertEqual(own.precomputedReferenceSamples, 0)
+        XCTAssertEqual(fed.precomputedReferenceSamples, precomputed.count)
+        XCTAssertEqual(own.loss, fed.loss, accuracy: 1e-6)
+        XCTAssertEqual(own.kl, fed.kl, accuracy: 1e-6)
+        XCTAssertGreaterThan(own.kl, 0)
+        XCTAssertEqual(own.gradNorm, fed.gradNorm, accuracy: 1e-5)
+        XCTAssertGreaterThan(zip(a.parameters.buffer, try policy().parameters.buffer).map { abs($0 - $1) }.max()!, 1e-5, "the step moved nothing")
+        XCTAssertLessThan(zip(a.parameters.buffer, b.parameters.buffer).map { abs($0 - $1) }.max()!, 1e-6)
+    }
 }
