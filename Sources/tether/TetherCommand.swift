@@ -22,6 +22,7 @@ struct TetherCommand: AsyncParsableCommand {
             HeldOutCommand.self,
             TaskDataCommand.self,
             KeygenCommand.self,
+            CheckpointCommand.self,
         ]
     )
 }
