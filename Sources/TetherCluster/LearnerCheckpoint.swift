@@ -12,7 +12,7 @@ public enum LearnerCheckpoint {
     public static let policyDirectory = "policy"
     public static let clusterStateFile = "cluster_state.json"
 
-    static func write(run: RunDirectory, version: Int, model: LlamaModel, optimizer: AdamW,
+    public static func write(run: RunDirectory, version: Int, model: LlamaModel, optimizer: AdamW,
                       controller: StalenessController, config: RunConfig) throws {
         // A committed step-N from an abandoned timeline (killed between the rename and the `latest`
         // update, or the same version checkpointed before a drain) is superseded by this one.

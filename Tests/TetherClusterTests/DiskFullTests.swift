@@ -1,6 +1,7 @@
 import Foundation
 import TetherCluster
 import TetherModel
+import TetherRL
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -89,6 +90,32 @@ final class DiskFullTests: XCTestCase {
         let writer = try MetricsWriter(jsonlURL: jsonl, tensorBoardDirectory: directory.appendingPathComponent("tb"))
         XCTAssertNil(try writer.write(record(2)))
         XCTAssertEqual(try steps(in: jsonl), [1, 2])
+    }
+
+    /// A checkpoint write that runs out of space throws `noSpace`, leaves no staging directory (its
+    /// space is given back) and leaves `latest` on the previous checkpoint, which still loads; the
+    /// next write, with space back, succeeds.
+    func testCheckpointWriteThatRunsOutOfSpaceLeavesThePreviousCheckpointIntact() throws {
+        let run = try RunDirectory(root: directory.appendingPathComponent("run"))
+        var config = RunConfig()
+        config.checkpoint.keep = 2
+        let model = try LlamaModel(config: LlamaConfig(vocabSize: 64, hiddenSize: 32, numHiddenLayers: 1, numAttentionHeads: 2,
+                                                       intermediateSize: 64, maxPositionEmbeddings: 32), seed: 5)
+        let optimizer = AdamW(parameterCount: model.parameters.count)
+        let controller = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 4))
+        try LearnerCheckpoint.write(run: run, version: 0, model: model, optimizer: optimizer, controller: controller, config: config)
+        let weights = run.checkpointDirectory(step: 0).appendingPathComponent("\(LearnerCheckpoint.policyDirectory)/model.safetensors")
+        let thrown: Error? = withFileSizeLimit(UInt(try size(weights) / 2)) {
+            do { try LearnerCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config) } catch { return error }
+            return nil
+        }
+        guard case .noSpace? = thrown as? DurableFileError else { return XCTFail("expected noSpace, got \(String(describing: thrown))") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.checkpointsDirectory.path).filter { $0.hasPrefix(".") }, [],
+                       "the failed write left its staging directory behind")
+        XCTAssertEqual(try run.latestCheckpoint()?.step, 0)
+        XCTAssertEqual(try LearnerCheckpoint.verifyAll(runDirectory: run.root).map(\.step), [0])
+        try LearnerCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config)
+        XCTAssertEqual(try run.latestCheckpoint()?.step, 5)
     }
 
     /// `tether checkpoint verify`: a good checkpoint passes; a truncated weights file and a
