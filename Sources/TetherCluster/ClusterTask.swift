@@ -28,27 +28,38 @@ public struct ClusterTask: Sendable {
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        switch t.name {
-        case "jsonl":
-            generator = nil
-            trainPrompts = try ClusterTask.readJSONL(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
-            verifier = IntegerAnswerVerifier(name: "jsonl")
-        case "addition":
-            let g = try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
-            generator = g
-            trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
-            verifier = IntegerAnswerVerifier(name: g.name)
-        default:
-            // `arithmetic` / `sequence`, optionally with a difficulty level: `arithmetic:1` is one-digit addition.
-            let parts = t.name.split(separator: ":", maxSplits: 1).map(String.init)
-            let level = parts.count > 1 ? Int(parts[1]) : nil
-            if parts.count > 1 && level == nil { throw TaskError.invalidSetting("task.name \(t.name): the level after ':' must be an integer") }
-            let g = try TaskCatalog.generator(named: parts[0], level: level)
+        if let g = try ClusterTask.generator(named: t.name) {
             generator = g
             trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
             verifier = try TaskCatalog.verifier(forTask: g.name)
+        } else {
+            generator = nil
+            trainPrompts = try ClusterTask.readJSONL(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
+            verifier = IntegerAnswerVerifier(name: "jsonl")
         }
         guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
+    }
+
+    /// The generator behind a built-in `task.name`, nil for `jsonl`: `addition` (one- and
+    /// two-digit a+b), `arithmetic` / `sequence` at their default level, or with a level after a
+    /// colon (`arithmetic:1` is one-digit addition; `arithmetic-1` is accepted too). The cluster and
+    /// `tether train` both resolve names here, so a config means the same task in either.
+    public static func generator(named name: String) throws -> (any TaskGenerator)? {
+        switch name {
+        case "jsonl": return nil
+        case "addition": return try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
+        default:
+            let separator = name.lastIndex(where: { $0 == ":" || $0 == "-" })
+            let base = separator.map { String(name[..<$0]) } ?? name
+            guard TaskCatalog.names.contains(base) else {
+                throw ConfigError.invalidValue(path: "task.name", reason: "unknown task '\(name)'; expected one of \(builtinNames.joined(separator: ", ")) (a level may follow a colon: arithmetic:2)")
+            }
+            guard let separator else { return try TaskCatalog.generator(named: base) }
+            guard let level = Int(name[name.index(after: separator)...]) else {
+                throw ConfigError.invalidValue(path: "task.name", reason: "\(name): the level after '\(name[separator])' must be an integer")
+            }
+            return try TaskCatalog.generator(named: base, level: level)
+        }
     }
 
     /// RL prompts from the splits `task.rl_prompts` names; never the held-out split.
@@ -94,10 +105,14 @@ public struct ClusterTask: Sendable {
         return try verifier.checkedScore(completion: text, for: prompt)
     }
 
-    /// The policy's shape: from `model.checkpoint` when set, else from the `model:` section.
+    /// The policy's shape: from `model.checkpoint` when it exists here, else from the `model:`
+    /// section (an actor on another host or pod has no copy of the learner's base; the learner
+    /// makes a missing base from the `model:` section, so the two agree).
     public static func modelConfig(_ config: RunConfig) throws -> LlamaConfig {
         let m = config.model
-        if !m.checkpoint.isEmpty { return try LlamaCheckpoint.read(from: m.checkpoint).config }
+        if !m.checkpoint.isEmpty && FileManager.default.fileExists(atPath: m.checkpoint) {
+            return try LlamaCheckpoint.read(from: m.checkpoint).config
+        }
         let tok = CharTokenizer.standard
         return LlamaConfig(
             vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,

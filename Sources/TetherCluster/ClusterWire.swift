@@ -13,7 +13,8 @@ public enum ClusterEndpoint: String, Sendable, CaseIterable {
 
 /// CURVE material under `wire.curve_keys_dir`: `learner.key/.pub` (the server pair), `actor.key/.pub`
 /// (an actor's pair; `<actor-id>.key/.pub` wins when present) and `allowed_actors` (the allow-list,
-/// one `PUBLIC_KEY name` per line; defaults to the `actor` public key alone).
+/// one `PUBLIC_KEY name` per line; defaults to the `actor` public key alone). Each side reads only
+/// the other side's public key: the learner needs no actor secret, an actor no learner secret.
 public enum ClusterSecurity {
     public static func learnerContext(config: RunConfig) throws -> WireContext {
         let dir = config.wire.curveKeysDir
@@ -23,7 +24,7 @@ public enum ClusterSecurity {
         if FileManager.default.fileExists(atPath: listPath) {
             allow = try CurveAllowList.load(path: listPath)
         } else {
-            allow = try CurveAllowList(keys: [(publicKey: try CurveKeyPair.load(directory: dir, name: "actor").publicKey, name: "actor")])
+            allow = try CurveAllowList(keys: [(publicKey: try CurveKeyPair.loadPublicKey(directory: dir, name: "actor"), name: "actor")])
         }
         return try WireContext(allowList: allow)
     }
@@ -37,7 +38,7 @@ public enum ClusterSecurity {
     static func actorSecurity(config: RunConfig, actorID: String) throws -> WireSecurity {
         let dir = config.wire.curveKeysDir
         guard !dir.isEmpty else { return .none }
-        let server = try CurveKeyPair.load(directory: dir, name: "learner").publicKey
+        let server = try CurveKeyPair.loadPublicKey(directory: dir, name: "learner")
         let own = CurveKeyPair.paths(directory: dir, name: actorID).secretKey
         let keys = FileManager.default.fileExists(atPath: own)
             ? try CurveKeyPair.load(directory: dir, name: actorID) : try CurveKeyPair.load(directory: dir, name: "actor")
@@ -54,6 +55,21 @@ extension RunConfig {
         }
     }
 
+    /// What the learner binds for endpoint `e`: the endpoint as written, or with `learner.bind_host`
+    /// set, the endpoint's port on that host, so actors elsewhere connect to `tcp://<learner-node>:PORT`
+    /// while the learner listens on an address it can bind (ZeroMQ does not resolve DNS names on bind).
+    public func learnerBindEndpoint(_ e: ClusterEndpoint) -> String {
+        let written = endpoint(e)
+        guard !learner.bindHost.isEmpty, let port = RunConfig.tcpPort(written) else { return written }
+        return "tcp://\(learner.bindHost):\(port)"
+    }
+
+    /// The port of a `tcp://host:port` endpoint.
+    static func tcpPort(_ endpoint: String) -> Int? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return Int(endpoint[endpoint.index(after: colon)...])
+    }
+
     /// Options of a learner (binding) or actor (connecting) socket for endpoint `e`.
     func socketOptions(_ e: ClusterEndpoint, learnerSide: Bool, security: WireSecurity) -> WireSocketOptions {
         let kind: WireSocketKind
@@ -66,7 +82,7 @@ extension RunConfig {
         case (.weights, false): kind = .sub
         }
         var o = learnerSide
-            ? WireSocketOptions(kind: kind, bind: [endpoint(e)], name: "learner.\(e.rawValue)")
+            ? WireSocketOptions(kind: kind, bind: [learnerBindEndpoint(e)], name: "learner.\(e.rawValue)")
             : WireSocketOptions(kind: kind, connect: [endpoint(e)], name: "actor.\(e.rawValue)")
         o.sendHighWaterMark = Int32(clamping: wire.sendHWM)
         o.receiveHighWaterMark = Int32(clamping: wire.receiveHWM)

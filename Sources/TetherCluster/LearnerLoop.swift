@@ -11,8 +11,9 @@ import TetherWire
 /// ZeroMQ never blocks here. Every iteration it drains the control and trajectory inboxes, feeds
 /// the controller events (joins, ticket requests, arrivals, lease ticks, dead actors) and performs
 /// the directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
-/// batch is trained (`LearnerPolicyUpdate`), the new version is broadcast (`WeightBroadcaster`),
-/// a metrics line is written and, every `checkpoint.every_steps`, a checkpoint.
+/// batch is trained (`LearnerPolicyUpdate`) on the step thread (`BackgroundStep`) while this loop
+/// keeps serving, then the new version is broadcast (`WeightBroadcaster`), a metrics line is
+/// written and, every `checkpoint.every_steps`, a checkpoint.
 public final class LearnerLoop {
     public struct Options: Sendable {
         public var runDirectory: URL
@@ -51,6 +52,10 @@ public final class LearnerLoop {
     /// Payloads of admitted, untrained groups, by (ticket, prompt).
     var payloads: [GroupKey: TrajectoryGroup] = [:]
     var pendingBatch: [AdmittedGroup]?
+    /// The optimizer step in progress, off the loop thread (`BackgroundStep`).
+    let step = BackgroundStep<StepWork>()
+    /// Reference log-probs of admitted groups, computed while they wait (nil without a KL term).
+    let referenceScorer: ReferenceScorer<GroupKey>?
     var drained = false
     var draining = false
     /// Learner-side drops outside the controller (groups of an earlier learner incarnation, bad ids).
@@ -60,7 +65,7 @@ public final class LearnerLoop {
     var stepWindow = StepWindow()
     var progress = ProgressReporter()
 
-    struct GroupKey: Hashable { var ticket: TicketID; var prompt: PromptID }
+    struct GroupKey: Hashable, Sendable { var ticket: TicketID; var prompt: PromptID }
 
     /// Per-step accumulators, reset after each metrics line.
     struct StepWindow {
@@ -97,6 +102,7 @@ public final class LearnerLoop {
         let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume)
         let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
         update = policyUpdate
+        referenceScorer = try reference.flatMap { config.algorithm.klBeta > 0 ? try ReferenceScorer(reference: $0) : nil }
         var staleness: StalenessController
         if let r = restored {
             if let o = r.checkpoint.optimizerState {
@@ -142,7 +148,7 @@ public final class LearnerLoop {
 
     /// Runs until `run.steps` versions are trained or a stop signal drains the run.
     public func run(shouldStop: () -> Bool = { StopSignal.requested }) throws {
-        defer { context.close() }
+        defer { context.close(); referenceScorer?.stop() }
         try broadcaster.publish(version: controller.version, parameters: model.parameters, now: nowSeconds())
         logger.info("learner \(LearnerIdentity.senderID(incarnation: incarnation)) serving \(config.learner.controlEndpoint) at version \(controller.version); η = \(config.staleness.maxStaleness), B = \(config.rollout.promptsPerBatch) groups of \(config.rollout.groupSize)")
         var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
@@ -164,7 +170,7 @@ public final class LearnerLoop {
                 if controller.version < config.run.steps { logger.info("stop requested: draining in-flight tickets") }
                 try perform(controller.drain(), now: now)
             }
-            if draining && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
+            if draining && !step.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
 
             var handled = 0
             while handled < 256, let m = control.receive(timeout: 0) { handled += 1; try handleControl(m, now: nowSeconds()) }
@@ -186,10 +192,13 @@ public final class LearnerLoop {
                 heartbeatSequence += 1
                 sendHeartbeats(sequence: heartbeatSequence)
             }
-            if let batch = pendingBatch, !draining || controller.version < config.run.steps {
+            if let work = try step.finished() {
+                try finishStep(work)
+                continue
+            }
+            if !step.isBusy, let batch = pendingBatch, !draining || controller.version < config.run.steps {
                 pendingBatch = nil
-                sendHeartbeats(sequence: heartbeatSequence)  // actors hear from us before a long step
-                try train(batch)
+                try startStep(batch)
                 continue
             }
             if handled == 0 { _ = waitForTraffic() }
@@ -281,7 +290,12 @@ public final class LearnerLoop {
         let versions = wellFormed ? g.samples.map { Int($0.tokenVersions.min()!) } : []
         let arrival = GroupArrival(actor: actor, ticket: id.ticket, promptID: prompt, sampleVersions: versions)
         let directives = controller.groupArrived(arrival, now: now)
-        for d in directives { if case .admitGroup(let a) = d { payloads[GroupKey(ticket: a.ticket, prompt: a.promptID)] = g } }
+        for d in directives {
+            guard case .admitGroup(let a) = d else { continue }
+            let key = GroupKey(ticket: a.ticket, prompt: a.promptID)
+            payloads[key] = g
+            referenceScorer?.submit(key, samples: Self.trainingSamples(of: g, group: 0))
+        }
         try perform(directives, now: now)
     }
 

@@ -19,6 +19,8 @@ public struct PolicyUpdateStatistics: Sendable {
     /// Prompt + completion tokens the learner ran forward and backward.
     public var tokens = 0
     public var completionTokens = 0
+    /// Samples whose reference log-probs arrived precomputed (`ReferenceScorer`), sparing a forward.
+    public var precomputedReferenceSamples = 0
     public var seconds = 0.0
 }
 
@@ -101,9 +103,13 @@ public final class LearnerPolicyUpdate {
         public var reward: Float
         public var group: Int
         public var version: Int
-        public init(prompt: [Int], completion: [Int], behaviourLogProbs: [Float], reward: Float, group: Int, version: Int) {
+        /// log π_ref of the completion tokens when already computed (`ReferenceScorer`); nil: the
+        /// update computes them itself.
+        public var referenceLogProbs: [Float]?
+        public init(prompt: [Int], completion: [Int], behaviourLogProbs: [Float], reward: Float, group: Int, version: Int,
+                    referenceLogProbs: [Float]? = nil) {
             self.prompt = prompt; self.completion = completion; self.behaviourLogProbs = behaviourLogProbs
-            self.reward = reward; self.group = group; self.version = version
+            self.reward = reward; self.group = group; self.version = version; self.referenceLogProbs = referenceLogProbs
         }
     }
 
@@ -127,7 +133,7 @@ public final class LearnerPolicyUpdate {
         let needsSeparateProximal = epochs * chunks.count > 1
         var proximal: [[Float]?] = Array(repeating: nil, count: chunks.count)
         if needsSeparateProximal {
-            for (i, chunk) in chunks.enumerated() { proximal[i] = try forward(chunk, model: model, entropy: false).logProbs }
+            for (i, chunk) in chunks.enumerated() { proximal[i] = try Self.forward(chunk, model: model, entropy: false).logProbs }
         }
         var steps = 0
         var klSum = 0.0, entSum = 0.0, clipSum = 0.0, essSum = 0.0, lossSum = 0.0, normSum = 0.0
@@ -138,8 +144,16 @@ public final class LearnerPolicyUpdate {
                     behaviourLogProbs: chunk.flatMap(\.behaviourLogProbs), rewards: chunk.map(\.reward),
                     groupIDs: chunk.map(\.group), policyVersions: chunk.map(\.version))
                 let prepared = try RLObjective.prepare(batch, config: algorithm)
-                let current = try forward(chunk, model: model, entropy: true)
-                let ref = try reference.map { try forward(chunk, model: $0, entropy: false).logProbs }
+                let current = try Self.forward(chunk, model: model, entropy: true)
+                var ref: [Float]?
+                if algorithm.kl != nil {
+                    if chunk.allSatisfy({ $0.referenceLogProbs?.count == $0.completion.count }) {
+                        ref = chunk.flatMap { $0.referenceLogProbs! }
+                        stats.precomputedReferenceSamples += chunk.count
+                    } else {
+                        ref = try reference.map { try Self.forward(chunk, model: $0, entropy: false).logProbs }
+                    }
+                }
                 let outputs = PolicyOutputs(
                     logProbs: current.logProbs, entropy: algorithm.entropyCoefficient != 0 ? current.entropy : nil,
                     refLogProbs: algorithm.kl != nil ? ref : nil, proximalLogProbs: proximal[i] ?? current.logProbs)
@@ -174,6 +188,11 @@ public final class LearnerPolicyUpdate {
 
     /// log π_θ of each sample's completion tokens under the current weights (no gradient kept).
     public func completionLogProbs(_ samples: [Sample]) throws -> [[Float]] {
+        try Self.completionLogProbs(samples, model: model)
+    }
+
+    /// log π of each sample's completion tokens under `model` (no gradient kept).
+    public static func completionLogProbs(_ samples: [Sample], model: LlamaModel) throws -> [[Float]] {
         let g = try forward(samples, model: model, entropy: false)
         var out: [[Float]] = []
         var k = 0
@@ -199,7 +218,7 @@ public final class LearnerPolicyUpdate {
         }
     }
 
-    func forward(_ chunk: [Sample], model: LlamaModel, entropy: Bool) throws -> Gathered {
+    static func forward(_ chunk: [Sample], model: LlamaModel, entropy: Bool) throws -> Gathered {
         let batch = TokenBatch(sequences: chunk.map { $0.prompt + $0.completion })
         let out = try model.sequenceLogProbs(batch, entropy: entropy)
         var g = Gathered(logProbs: [], entropy: [], positions: [], rows: out.logProbs.count)

@@ -4,10 +4,18 @@ import TetherRL
 import TetherWire
 
 extension LearnerLoop {
-    /// Trains the announced batch, advances the version, broadcasts it, and records the step.
-    func train(_ groups: [AdmittedGroup]) throws {
-        let trainStart = Date()
-        let version = controller.version
+    /// What the loop thread hands to the step thread, and gets back with the update's statistics.
+    struct StepWork {
+        var groups: [AdmittedGroup]
+        var samples: [LearnerPolicyUpdate.Sample]
+        var batchLags: [Int]
+        var version: Int
+        var started: Date
+        var stats = PolicyUpdateStatistics()
+    }
+
+    /// Gathers the announced batch's payloads into training samples (loop thread).
+    func prepareStep(_ groups: [AdmittedGroup]) throws -> StepWork {
         var samples: [LearnerPolicyUpdate.Sample] = []
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
         for (gi, admitted) in groups.enumerated() {
@@ -15,19 +23,44 @@ extension LearnerLoop {
             guard let g = payloads.removeValue(forKey: key) else {
                 throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
             }
-            for (si, s) in g.samples.enumerated() {
+            let reference = referenceScorer?.take(key)
+            for (si, var sample) in Self.trainingSamples(of: g, group: gi).enumerated() {
                 let lag = admitted.sampleLags[si]
                 batchLags[min(max(lag, 0), batchLags.count - 1)] += 1
-                samples.append(.init(
-                    prompt: g.promptTokens.map { Int($0) }, completion: s.completionTokens.map { Int($0) },
-                    behaviourLogProbs: s.behaviourLogProbs, reward: Float(s.reward), group: gi,
-                    version: Int(s.tokenVersions.min() ?? 0)))
+                sample.referenceLogProbs = reference?[si]
+                samples.append(sample)
             }
         }
-        let stats = try update.train(samples)
+        return StepWork(groups: groups, samples: samples, batchLags: batchLags, version: controller.version, started: Date())
+    }
+
+    /// A group's samples as the update takes them (`group` indexes the group within its batch).
+    static func trainingSamples(of g: TrajectoryGroup, group: Int) -> [LearnerPolicyUpdate.Sample] {
+        let prompt = g.promptTokens.map { Int($0) }
+        return g.samples.map { s in
+            .init(prompt: prompt, completion: s.completionTokens.map { Int($0) }, behaviourLogProbs: s.behaviourLogProbs,
+                  reward: Float(s.reward), group: group, version: Int(s.tokenVersions.min() ?? 0))
+        }
+    }
+
+    /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
+    func startStep(_ groups: [AdmittedGroup]) throws {
+        var work = try prepareStep(groups)
+        let update = self.update
+        step.start(name: "tether.learner.step") {
+            work.stats = try update.train(work.samples)
+            return work
+        }
+    }
+
+    /// After the step thread finished: advances the version, broadcasts it, and records the step.
+    func finishStep(_ work: StepWork) throws {
+        let (groups, samples, batchLags, version, stats) = (work.groups, work.samples, work.batchLags, work.version, work.stats)
         try perform(controller.batchTrained(version: version, now: nowSeconds()), now: nowSeconds())
-        let publishSeconds = try broadcaster.publish(version: controller.version, parameters: model.parameters, now: nowSeconds())
-        stepWindow.busySeconds += Date().timeIntervalSince(trainStart)
+        let v = controller.version
+        let broadcast = v % max(1, config.learner.broadcastEverySteps) == 0 || v >= config.run.steps
+        let publishSeconds = try broadcaster.publish(version: v, parameters: model.parameters, now: nowSeconds(), broadcast: broadcast)
+        stepWindow.busySeconds += Date().timeIntervalSince(work.started)
 
         let elapsed = max(1e-9, Date().timeIntervalSince(stepWindow.start))
         var record = MetricsRecord(step: controller.version)
@@ -48,6 +81,7 @@ extension LearnerLoop {
         record.scalars["samples_per_s"] = Double(samples.count) / elapsed
         record.scalars["step_seconds"] = elapsed
         record.scalars["learner/train_seconds"] = stats.seconds
+        record.scalars["learner/reference_precomputed_fraction"] = Double(stats.precomputedReferenceSamples) / Double(max(1, samples.count))
         record.scalars["weights/publish_seconds"] = publishSeconds
         if let l = broadcaster.latestLatency {
             record.scalars[K.weightBroadcastLatency] = l.seconds

@@ -48,15 +48,15 @@ extension ConfigChoice {
 
 /// Policy architecture (Hugging Face `LlamaConfig` names) and where its weights come from.
 public struct ModelSection: Codable, Equatable, Sendable {
-    public var checkpoint = ""
+    public var checkpoint = "runs/demo-base"
     public var referenceCheckpoint = ""
     public var vocabSize = 64
-    public var hiddenSize = 256
-    public var numHiddenLayers = 4
+    public var hiddenSize = 128
+    public var numHiddenLayers = 2
     public var numAttentionHeads = 4
     public var numKeyValueHeads = 4
-    public var intermediateSize = 768
-    public var maxPositionEmbeddings = 256
+    public var intermediateSize = 384
+    public var maxPositionEmbeddings = 32
     public var ropeTheta = 10_000.0
     public var rmsNormEps = 1e-5
     public var tieWordEmbeddings = false
@@ -88,15 +88,15 @@ public enum RLPromptSource: String, ConfigChoice { case train, trainAndSFT = "tr
 
 /// The prompts and how completions are scored.
 public struct TaskSection: Codable, Equatable, Sendable {
-    public var name = "addition"
+    public var name = "arithmetic:1"
     public var datasetPath = ""
     public var promptField = "prompt"
     public var answerField = "answer"
     public var reward = RewardSource.verifier
     public var rewardModelPath = ""
-    public var maxPromptTokens = 32
+    public var maxPromptTokens = 8
     public var shuffle = true
-    public var rlPrompts = RLPromptSource.train
+    public var rlPrompts = RLPromptSource.trainAndSFT
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -155,9 +155,9 @@ public struct AlgorithmSection: Codable, Equatable, Sendable {
 /// Sampling on the actors.
 public struct RolloutSection: Codable, Equatable, Sendable {
     public var groupSize = 8
-    public var promptsPerBatch = 8
-    public var promptsPerTicket = 2
-    public var maxNewTokens = 64
+    public var promptsPerBatch = 32
+    public var promptsPerTicket = 4
+    public var maxNewTokens = 3
     public var temperature = 1.0
     public var topP = 1.0
     public var topK = 0
@@ -181,7 +181,7 @@ public enum OffPolicyCorrection: String, ConfigChoice {
 
 /// η and the correction applied to groups sampled by an older policy.
 public struct StalenessSection: Codable, Equatable, Sendable {
-    public var maxStaleness = 1
+    public var maxStaleness = 2
     public var offPolicyCorrection = OffPolicyCorrection.decoupled
     public var isCap = 2.0
 
@@ -195,7 +195,7 @@ public struct StalenessSection: Codable, Equatable, Sendable {
 /// The learner process: optimizer and the endpoints it binds.
 public struct LearnerSection: Codable, Equatable, Sendable {
     public var blasThreads = 1
-    public var learningRate = 1e-4
+    public var learningRate = 2e-4
     public var adamBeta1 = 0.9
     public var adamBeta2 = 0.999
     public var adamEps = 1e-8
@@ -204,6 +204,13 @@ public struct LearnerSection: Codable, Equatable, Sendable {
     public var controlEndpoint = "tcp://127.0.0.1:5555"
     public var trajectoryEndpoint = "tcp://127.0.0.1:5556"
     public var weightsEndpoint = "tcp://127.0.0.1:5557"
+    /// Host the learner binds its tcp endpoints' ports on ("" = the endpoints as written). ZeroMQ
+    /// cannot bind a DNS name, so a multi-node run writes `tcp://<learner-node>:PORT` for the actors
+    /// and binds `0.0.0.0` (all interfaces; needs CURVE keys) here.
+    public var bindHost = ""
+    /// Broadcast new weights on the PUB socket every this many versions. Between broadcasts an actor
+    /// whose weights are too old for a ticket fetches the current version directly, so η still holds.
+    public var broadcastEverySteps = 1
 
     enum CodingKeys: String, CodingKey {
         case blasThreads = "blas_threads"
@@ -216,6 +223,8 @@ public struct LearnerSection: Codable, Equatable, Sendable {
         case controlEndpoint = "control_endpoint"
         case trajectoryEndpoint = "trajectory_endpoint"
         case weightsEndpoint = "weights_endpoint"
+        case bindHost = "bind_host"
+        case broadcastEverySteps = "broadcast_every_steps"
     }
 }
 
@@ -264,10 +273,10 @@ public struct CheckpointSection: Codable, Equatable, Sendable {
 }
 
 public struct RunSection: Codable, Equatable, Sendable {
-    public var steps = 200
+    public var steps = 600
     public var seed = 0
     public var outDir = "runs"
-    public var name = "local"
+    public var name = "demo"
     public var progressEverySteps = 1
 
     enum CodingKeys: String, CodingKey {

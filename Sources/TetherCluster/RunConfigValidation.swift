@@ -67,6 +67,7 @@ extension RunConfig {
 
         let l = learner
         try positive(l.blasThreads, "learner.blas_threads")
+        try positive(l.broadcastEverySteps, "learner.broadcast_every_steps")
         try require(l.learningRate > 0 && l.learningRate.isFinite, "learner.learning_rate", "must be > 0")
         try require(l.adamBeta1 >= 0 && l.adamBeta1 < 1, "learner.adam_beta1", "must be in [0, 1)")
         try require(l.adamBeta2 >= 0 && l.adamBeta2 < 1, "learner.adam_beta2", "must be in [0, 1)")
@@ -78,6 +79,12 @@ extension RunConfig {
         try endpoint(l.weightsEndpoint, "learner.weights_endpoint")
         try require(Set([l.controlEndpoint, l.trajectoryEndpoint, l.weightsEndpoint]).count == 3, "learner.weights_endpoint",
                     "the three learner endpoints must differ")
+        try require(!l.bindHost.contains("/") && !l.bindHost.contains(" "), "learner.bind_host",
+                    "must be a host (0.0.0.0, an IP address or an interface name) without scheme or port, got '\(l.bindHost)'")
+        for (value, key) in [(l.controlEndpoint, "control_endpoint"), (l.trajectoryEndpoint, "trajectory_endpoint"), (l.weightsEndpoint, "weights_endpoint")]
+        where !l.bindHost.isEmpty && value.hasPrefix("tcp://") {
+            try require(RunConfig.tcpPort(value) != nil, "learner.\(key)", "learner.bind_host needs a numeric port, got '\(value)'")
+        }
 
         try positive(actors.count, "actors.count")
         try positive(actors.blasThreads, "actors.blas_threads")

@@ -63,11 +63,13 @@ final class WeightBroadcaster {
         WeightsFrames.message(version: UInt64(s.version), slots: slots, buffer: s.bytes, keepAlive: s)
     }
 
-    /// Snapshots `parameters` as `version` and broadcasts it; returns the seconds spent on the learner.
+    /// Snapshots `parameters` as `version` (what direct requests get) and, with `broadcast`, sends it
+    /// to every subscriber; returns the seconds spent on the learner.
     @discardableResult
-    func publish(version: Int, parameters: FloatBuffer, now: Double) throws -> Double {
+    func publish(version: Int, parameters: FloatBuffer, now: Double, broadcast: Bool = true) throws -> Double {
         let start = Date()
         current = WeightSnapshot(version: version, parameters: parameters)
+        guard broadcast else { return Date().timeIntervalSince(start) }
         publishedAt[version] = now
         let (header, frames) = message(current)
         try publisher.send(header, attachments: frames, timeout: 5)

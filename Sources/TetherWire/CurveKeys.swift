@@ -59,6 +59,18 @@ public struct CurveKeyPair: Sendable, Equatable {
         return try CurveKeyPair(publicKey: try read(p.publicKey), secretKey: try read(p.secretKey))
     }
 
+    /// Only `DIR/NAME.pub`: a peer needs the other side's public key, never its secret (the
+    /// Kubernetes manifests mount each pod only the key files it needs).
+    public static func loadPublicKey(directory: String, name: String) throws -> String {
+        let path = paths(directory: directory, name: name).publicKey
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw WireSocketError.invalidKey("cannot read \(path); create keys with `tether keygen --out \(directory) --name \(name)`")
+        }
+        let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try checkZ85Key(key, what: "public key in \(path)")
+        return key
+    }
+
     /// True for a 40-character Z85 string (any 32 bytes are a valid Curve25519 public key).
     public static func isValidPublicKey(_ key: String) -> Bool { z85Decode(key) != nil }
 

@@ -17,6 +17,9 @@ struct LearnerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Continue from the run directory's latest checkpoint (its config.yaml is used).")
     var resume = false
 
+    @Option(help: "SFT steps when model.checkpoint is missing and has to be made (as in `tether train`).")
+    var baseSftSteps: Int = 60
+
     func run() async throws {
         blas.apply()
         StopSignal.install(ignoreInterrupt: ProcessInfo.processInfo.environment["TETHER_IGNORE_SIGINT"] == "1")
@@ -27,6 +30,11 @@ struct LearnerCommand: AsyncParsableCommand {
             if FileManager.default.fileExists(atPath: saved.path) {
                 config = try RunConfig.load(contentsOf: saved, overrides: configOptions.overrides)
             }
+        }
+        if !resume {
+            // A fresh run on a config whose base is missing (the default's runs/demo-base on a new
+            // machine, a new pod) makes it first, as `tether train` does.
+            try TrainRunSetup.ensureBaseCheckpoint(config, sftSteps: baseSftSteps) { FileHandle.standardError.write(Data(("learner: " + $0 + "\n").utf8)) }
         }
         let logger = clusterLogger("tether.learner")
         let loop = try LearnerLoop(config: config, options: .init(runDirectory: dir, resume: resume), logger: logger)

@@ -10,6 +10,7 @@ struct TetherCommand: AsyncParsableCommand {
         subcommands: [
             BenchCommand.self,
             InitCommand.self,
+            BaseCommand.self,
             GenerateCommand.self,
             SFTCommand.self,
             TasksCommand.self,

@@ -80,12 +80,7 @@ struct TrainCommand: AsyncParsableCommand {
 
         // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
         let latest = resume != nil ? try runDir.latestCheckpoint() : nil
-        if latest == nil, !c.model.checkpoint.isEmpty, !FileManager.default.fileExists(atPath: c.model.checkpoint) {
-            guard let g = task.generator else {
-                throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist and task jsonl has no built-in SFT set to make it")
-            }
-            try TrainRunSetup.makeBaseCheckpoint(c, generator: g, sftSteps: baseSftSteps, log: log)
-        }
+        if latest == nil { try TrainRunSetup.ensureBaseCheckpoint(c, sftSteps: baseSftSteps, log: log) }
         let policy: LlamaModel
         var trainerState: TrainerState?, optimizerState: OptimizerState?
         if let latest {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import TetherCluster
 import TetherModel
@@ -56,6 +57,16 @@ enum TrainRunSetup {
                                         weightDecay: Float(l.weightDecay)),
             maxGradientNorm: Float(l.gradClipNorm), valueCoefficient: Float(a.valueCoef),
             seed: UInt64(truncatingIfNeeded: c.run.seed))
+    }
+
+    /// Makes `model.checkpoint` when it is set but missing (see `makeBaseCheckpoint`); `tether train`
+    /// and `tether launch` both call this, so a newcomer's first command works from nothing.
+    static func ensureBaseCheckpoint(_ c: RunConfig, sftSteps: Int, log: (String) -> Void) throws {
+        guard !c.model.checkpoint.isEmpty, !FileManager.default.fileExists(atPath: c.model.checkpoint) else { return }
+        guard let g = try ClusterTask.generator(named: c.task.name) else {
+            throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist and task jsonl has no built-in SFT set to make it")
+        }
+        try makeBaseCheckpoint(c, generator: g, sftSteps: sftSteps, log: log)
     }
 
     /// Makes the base checkpoint named by `model.checkpoint` when it does not exist: a fresh

@@ -15,31 +15,9 @@ struct TrainingTask {
     let generator: (any TaskGenerator)?
     let rewardModel: RewardModelScorer?
 
-    static let builtinNames = ["addition", "arithmetic", "arithmetic-N", "sequence", "sequence-N", "jsonl"]
-
-    /// `addition` is two-digit addition (`12+35=` → `47`), the demo's task; `arithmetic` and
-    /// `sequence` are TetherRewards' generators at their default level, `arithmetic-N` /
-    /// `sequence-N` at level N.
-    static func generator(named name: String) throws -> (any TaskGenerator)? {
-        switch name {
-        case "addition": return try ArithmeticTask(maxDigits: 2, operators: ["+"])
-        case "jsonl": return nil
-        default:
-            // `arithmetic-2`: a built-in task at a difficulty level (TaskCatalog's levels).
-            if let dash = name.lastIndex(of: "-"), let level = Int(name[name.index(after: dash)...]),
-               TaskCatalog.names.contains(String(name[..<dash])) {
-                return try TaskCatalog.generator(named: String(name[..<dash]), level: level)
-            }
-            guard TaskCatalog.names.contains(name) else {
-                throw ConfigError.invalidValue(path: "task.name", reason: "unknown task '\(name)'; expected one of \(builtinNames.joined(separator: ", "))")
-            }
-            return try TaskCatalog.generator(named: name)
-        }
-    }
-
     init(config: RunConfig, trainCount: Int, heldOutCount: Int) throws {
         let t = config.task
-        generator = try Self.generator(named: t.name)
+        generator = try ClusterTask.generator(named: t.name)  // names resolve as in the cluster
         if let g = generator {
             let seed = UInt64(truncatingIfNeeded: config.run.seed)
             train = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainCount, seed: seed)

@@ -31,7 +31,7 @@ final class ClusterHarness {
     func writeConfig(maxStaleness: Int, steps: Int, extra: [String] = []) throws -> URL {
         let ports = try FreePort.pick(count: 3)
         let yaml = """
-        model: {vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 64, max_position_embeddings: 64}
+        model: {checkpoint: "", vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 64, max_position_embeddings: 64}
         task: {name: addition, max_prompt_tokens: 16}
         algorithm: {kl_beta: 0.04}
         rollout: {group_size: 4, prompts_per_batch: 2, prompts_per_ticket: 1, max_new_tokens: 4}
@@ -53,9 +53,17 @@ final class ClusterHarness {
 
     @discardableResult
     func start(_ name: String, _ arguments: [String]) throws -> Process {
+        try start(name, executable: binary, arguments + ["--threads", "1"])
+    }
+
+    /// Any command (e.g. a container entry point script), logged and cleaned up like the others;
+    /// `environment` is added to this process's.
+    @discardableResult
+    func start(_ name: String, executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Process {
         let p = Process()
-        p.executableURL = binary
-        p.arguments = arguments + ["--threads", "1"]
+        p.executableURL = executable
+        p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let n = restarted[name, default: 0]
         restarted[name] = n + 1
         let logURL = root.appendingPathComponent("\(name)\(n == 0 ? "" : "-\(n)").log")

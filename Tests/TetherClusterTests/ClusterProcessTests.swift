@@ -14,10 +14,16 @@ final class ClusterProcessTests: XCTestCase {
         (lines.flatMap { $0.ints("trained_prompts") }, lines.flatMap { $0.ints("sample_lags") })
     }
 
-    private func runTwoActors(maxStaleness eta: Int, steps: Int) throws {
+    @discardableResult
+    private func runTwoActors(maxStaleness eta: Int, steps: Int, broadcastEvery: Int = 1) throws -> [[String: Any]] {
         let h = try ClusterHarness("eta\(eta)")
         defer { h.cleanup() }
         let config = try h.writeConfig(maxStaleness: eta, steps: steps)
+        if broadcastEvery > 1 {
+            let text = try String(contentsOf: config, encoding: .utf8)
+            try text.replacingOccurrences(of: "learner:\n", with: "learner:\n  broadcast_every_steps: \(broadcastEvery)\n")
+                .write(to: config, atomically: true, encoding: .utf8)
+        }
         let learner = try h.startLearner(config: config)
         let a0 = try h.startActor("actor-0", config: config)
         let a1 = try h.startActor("actor-1", config: config)
@@ -43,6 +49,7 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertTrue(h.log("learner").contains("2 actor(s) joined"), h.log("learner"))
         XCTAssertTrue(h.log("actor-0").contains("learner says stop") && h.log("actor-1").contains("learner says stop"), h.allLogs())
         XCTAssertTrue(FileManager.default.fileExists(atPath: h.runDirectory.appendingPathComponent("checkpoints/latest").path))
+        return lines
     }
 
     func testSynchronousOnPolicyWithTwoActors() throws {
@@ -51,6 +58,15 @@ final class ClusterProcessTests: XCTestCase {
 
     func testStalenessTwoWithTwoActors() throws {
         try runTwoActors(maxStaleness: 2, steps: 6)
+    }
+
+    /// Weights broadcast every 3 versions only: actors whose weights are too old for a ticket fetch
+    /// the current ones, so η = 1 still holds, and only broadcast versions are acknowledged.
+    func testBroadcastEveryThirdVersionKeepsTheStalenessLimit() throws {
+        let lines = try runTwoActors(maxStaleness: 1, steps: 6, broadcastEvery: 3)
+        let acknowledged = Set(lines.compactMap { $0.double("weights/latency_version").map(Int.init) })
+        XCTAssertFalse(acknowledged.isEmpty)
+        XCTAssertTrue(acknowledged.isSubset(of: [0, 3, 6]), "acknowledged versions \(acknowledged) include one never broadcast")
     }
 
     /// `kill -9` of an actor that holds a ticket: the learner notices the silence, re-issues the

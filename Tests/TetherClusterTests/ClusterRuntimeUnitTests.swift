@@ -19,6 +19,30 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         XCTAssertFalse(ClusterLauncher.threadBudget(cores: 8, processes: 3).oversubscribed)
     }
 
+    /// `tether train` and the cluster resolve task names in one place: a level after a colon (or a
+    /// dash, the older spelling) selects the same generator; unknown names and levels are errors
+    /// naming `task.name`.
+    func testTaskNamesResolveOneWayWithClearErrors() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:1"
+        let colon = try ClusterTask(config: config, trainPromptCount: 40)
+        config.task.name = "arithmetic-1"
+        let dash = try ClusterTask(config: config, trainPromptCount: 40)
+        XCTAssertEqual(colon.trainPrompts.map(\.prompt), dash.trainPrompts.map(\.prompt))
+        // Level 1 is one-digit addition: every prompt is "a+b=" with single digits.
+        XCTAssertTrue(colon.trainPrompts.allSatisfy { $0.prompt.count == 4 && $0.prompt.contains("+") }, "\(colon.trainPrompts.prefix(3))")
+        config.task.name = "arithmetic:3"
+        XCTAssertNotEqual(try ClusterTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
+        XCTAssertNil(try ClusterTask.generator(named: "jsonl"))
+        for bad in ["arithmetc", "arithmetic:x", "sequence:"] {
+            XCTAssertThrowsError(try ClusterTask.generator(named: bad), bad) { error in
+                guard case .invalidValue(let path, let reason)? = error as? ConfigError else { return XCTFail("\(bad): \(error)") }
+                XCTAssertEqual(path, "task.name")
+                XCTAssertTrue(reason.contains(bad), reason)
+            }
+        }
+    }
+
     /// Learner and actors map a ticket's draw indices to the same prompts; each epoch visits
     /// every training prompt exactly once, in a different order.
     func testPromptDrawsAreSharedDeterministicAndCoverEachEpoch() throws {
@@ -45,10 +69,11 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     }
 
     /// `task.rl_prompts: train_and_sft` adds SFT-split problems to RL's prompts and still never a
-    /// held-out one; the default keeps RL on the train split alone.
+    /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
         config.task.name = "arithmetic:1"
+        config.task.rlPrompts = .train
         let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT
         let widened = try ClusterTask(config: config, trainPromptCount: 200)
@@ -79,5 +104,53 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         let gain = zip(before, after).map { b, a in Double(a.reduce(0, +) - b.reduce(0, +)) }
         XCTAssertGreaterThan(gain[0], 0.05, "the rewarded completion did not become more likely: \(gain)")
         for i in 1..<gain.count { XCTAssertLessThan(gain[i], 0, "unrewarded completion \(i) became more likely: \(gain)") }
+    }
+
+    /// The reference log-probs the scorer computes while groups wait are exactly the ones the step
+    /// would compute itself, so a step fed them trains identically (same loss, KL, gradient norm and
+    /// weights); a group the scorer has not reached is not waited for.
+    func testPrecomputedReferenceLogProbsTrainExactlyLikeTheStepsOwn() throws {
+        var config = RunConfig()
+        config.learner.learningRate = 1e-3
+        config.algorithm.klBeta = 0.1
+        let shape = LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 32)
+        let reference = try LlamaModel(config: shape, seed: 3)
+        func policy() throws -> LlamaModel { try LlamaModel(config: shape, seed: 7) }
+        let groups: [[LearnerPolicyUpdate.Sample]] = (0..<5).map { g in
+            (0..<4).map { i in
+                LearnerPolicyUpdate.Sample(prompt: [1, 2 + g, 9], completion: [(3 + i + g) % 16, (i * 5) % 16, 2],
+                                           behaviourLogProbs: [-1.1, -0.7, -2.0], reward: i == g % 4 ? 1 : 0, group: g, version: 0)
+            }
+        }
+        let scorer = try ReferenceScorer<Int>(reference: reference, groupsPerForward: 2)
+        defer { scorer.stop() }
+        for (g, samples) in groups.enumerated() { scorer.submit(g, samples: samples) }
+        let deadline = Date().addingTimeInterval(30)
+        while scorer.backlog > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(scorer.backlog, 0)
+
+        var precomputed: [LearnerPolicyUpdate.Sample] = []
+        for (g, samples) in groups.enumerated() {
+            let ref = try XCTUnwrap(scorer.take(g), "group \(g) not scored")
+            XCTAssertNil(scorer.take(g), "a group is handed out once")
+            // Batched with another group here, alone there: equal up to GEMM blocking order.
+            for (x, y) in zip(ref.flatMap { $0 }, try LearnerPolicyUpdate.completionLogProbs(samples, model: reference).flatMap { $0 }) {
+                XCTAssertEqual(x, y, accuracy: 1e-5)
+            }
+            precomputed += samples.enumerated().map { i, s in var s = s; s.referenceLogProbs = ref[i]; return s }
+        }
+        XCTAssertNil(scorer.take(99))
+
+        let a = try policy(), b = try policy()
+        let own = try LearnerPolicyUpdate(model: a, reference: reference, config: config).train(groups.flatMap { $0 })
+        let fed = try LearnerPolicyUpdate(model: b, reference: reference, config: config).train(precomputed)
+        XCTAssertEqual(own.precomputedReferenceSamples, 0)
+        XCTAssertEqual(fed.precomputedReferenceSamples, precomputed.count)
+        XCTAssertEqual(own.loss, fed.loss, accuracy: 1e-6)
+        XCTAssertEqual(own.kl, fed.kl, accuracy: 1e-6)
+        XCTAssertGreaterThan(own.kl, 0)
+        XCTAssertEqual(own.gradNorm, fed.gradNorm, accuracy: 1e-5)
+        XCTAssertGreaterThan(zip(a.parameters.buffer, try policy().parameters.buffer).map { abs($0 - $1) }.max()!, 1e-5, "the step moved nothing")
+        XCTAssertLessThan(zip(a.parameters.buffer, b.parameters.buffer).map { abs($0 - $1) }.max()!, 1e-6)
     }
 }
