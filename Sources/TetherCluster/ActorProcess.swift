@@ -94,7 +94,9 @@ public final class ActorProcess {
         defer { context.close() }
         let layout = model.layout
         let heartbeatPeriod = config.actors.heartbeatSeconds
+        let subscriberDone = DispatchSemaphore(value: 0)
         let subscriber = Thread { [weights, inbox, control, actorID, logger] in
+            defer { subscriberDone.signal() }
             // Heartbeats come from this thread so that a long generation never looks like a dead
             // actor to the learner (slow actors are the lease's business, dead ones the heartbeat's).
             var lastBeat = 0.0
@@ -180,6 +182,17 @@ public final class ActorProcess {
             }
         }
         logger.info("stopping on signal; \(groupsPushed) groups pushed")
+        leave(subscriberDone: subscriberDone)
+    }
+
+    /// Tells the learner we are going (SIGTERM/SIGINT), so it forgets us and re-issues whatever we
+    /// held at once instead of after `actors.heartbeat_timeout_seconds` of silence. The heartbeat
+    /// thread stops first: a heartbeat after the goodbye would make the learner think we re-joined.
+    private func leave(subscriberDone: DispatchSemaphore) {
+        inbox.stop()
+        _ = subscriberDone.wait(timeout: .now() + 1)
+        try? control.send(.control(Control(kind: .stop, reason: "actor \(actorID) leaving")), timeout: 1)
+        Thread.sleep(forTimeInterval: 0.2)  // linger is 0: let the goodbye leave before the socket closes
     }
 
     private func join() {

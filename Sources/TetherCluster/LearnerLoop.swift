@@ -262,6 +262,14 @@ public final class LearnerLoop {
                 return
             }
             try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
+        case .control(let c) where c.kind == .stop:
+            // An actor leaving cleanly (SIGTERM/SIGINT): forget it and re-issue its tickets now,
+            // not after the heartbeat timeout.
+            guard let r = m.routingId, let actor = routes.first(where: { $0.value == r })?.key else { return }
+            logger.info("actor \(actor) left (\(c.reason)): re-issuing what it held")
+            lastSeen[actor] = nil
+            routes[actor] = nil
+            try perform(controller.actorLeft(actor, now: now), now: now)
         case .weightsRequest(let w):
             _ = try knownActor(w.actorId, routingId: m.routingId, now: now)
             if let r = m.routingId { try broadcaster.send(to: r) }

@@ -138,14 +138,7 @@ struct ProgressReporter {
 
     func report(record: MetricsRecord, totalSteps: Int, every: Int) {
         guard record.step % max(1, every) == 0 || record.step == totalSteps else { return }
-        let s = record.scalars
-        func f(_ k: String, _ digits: Int = 2) -> String { s[k].map { String(format: "%.\(digits)f", $0) } ?? "-" }
-        func i(_ k: String) -> String { s[k].map { String(Int($0)) } ?? "-" }
-        let line = "\(ProgressReporter.prefix)step \(record.step)/\(totalSteps) v\(i("version")) reward \(f("reward/mean")) acc \(f("accuracy"))"
-            + " tok/s actor \(i("actor/tokens_per_s")) learner \(i("learner/tokens_per_s"))"
-            + " lag p50/max \(i("lag/p50"))/\(i("lag/max")) dropped \(i("dropped/total")) idle \(f("learner/idle_fraction"))"
-            + " bcast \(s["weights/broadcast_latency_s"].map { String(format: "%.1fms", $0 * 1000) } ?? "-")"
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((ProgressReporter.prefix + ProgressLine.format(record, totalSteps: totalSteps) + "\n").utf8))
     }
 
     func finish() {}

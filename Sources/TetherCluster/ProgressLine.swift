@@ -27,6 +27,9 @@ public enum ProgressLine {
         var dropped = "dropped \(total)"
         if !reasons.isEmpty { dropped += " (" + reasons.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ")" }
         parts.append(dropped)
+        // Where the learner's time goes, when measured: waiting for data, and publishing weights.
+        if let idle = s[K.learnerIdleFraction], idle.isFinite { parts.append(String(format: "idle %.2f", idle)) }
+        if let b = s[K.weightBroadcastLatency], b.isFinite { parts.append(String(format: "bcast %.1fms", b * 1000)) }
         return parts.joined(separator: "  ")
     }
 

@@ -28,7 +28,7 @@ final class ClusterHarness {
     }
 
     /// A tiny cluster config (1-layer 32-wide model, G = 4, B = 2) on fresh loopback ports.
-    func writeConfig(maxStaleness: Int, steps: Int, extra: [String] = []) throws -> URL {
+    func writeConfig(maxStaleness: Int, steps: Int, heartbeatTimeout: Double = 1.5, extra: [String] = []) throws -> URL {
         let ports = try FreePort.pick(count: 3)
         let yaml = """
         model: {checkpoint: "", vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 64, max_position_embeddings: 64}
@@ -41,7 +41,7 @@ final class ClusterHarness {
           control_endpoint: tcp://127.0.0.1:\(ports[0])
           trajectory_endpoint: tcp://127.0.0.1:\(ports[1])
           weights_endpoint: tcp://127.0.0.1:\(ports[2])
-        actors: {count: 2, lease_seconds: 30, heartbeat_seconds: 0.2, heartbeat_timeout_seconds: 1.5}
+        actors: {count: 2, lease_seconds: 30, heartbeat_seconds: 0.2, heartbeat_timeout_seconds: \(heartbeatTimeout)}
         checkpoint: {every_steps: 2, keep: 10}
         run: {steps: \(steps), seed: 1, out_dir: \(root.path), name: run}
 

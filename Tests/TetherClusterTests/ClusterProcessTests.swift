@@ -105,6 +105,34 @@ final class ClusterProcessTests: XCTestCase {
         }
     }
 
+    /// SIGTERM to an actor: it exits cleanly and says goodbye, so the learner forgets it at once
+    /// (not after the 60 s heartbeat timeout), is not fooled into a re-join by a late heartbeat,
+    /// and finishes the run with the remaining actor.
+    func testActorLeavingOnSIGTERMIsForgottenAtOnce() throws {
+        let h = try ClusterHarness("leave")
+        defer { h.cleanup() }
+        let steps = 8
+        let config = try h.writeConfig(maxStaleness: 1, steps: steps, heartbeatTimeout: 60)
+        let learner = try h.startLearner(config: config)
+        let stays = try h.startActor("actor-0", config: config, extra: ["--simulate-slow-seconds", "0.3"])
+        let leaves = try h.startActor("actor-1", config: config, extra: ["--simulate-slow-seconds", "0.5"])
+        XCTAssertTrue(h.waitUntil(timeout: 30) { h.log("learner").contains("actor actor-1 joined") && h.metrics().count >= 1 }, h.allLogs())
+        kill(leaves.processIdentifier, SIGTERM)
+        try h.expectCleanExit(leaves, "actor-1 (SIGTERM)", timeout: 10)
+        XCTAssertTrue(h.waitUntil(timeout: 5) { h.log("learner").contains("actor actor-1 left") },
+                      "the learner did not hear the goodbye within 5 s\n\(h.allLogs())")
+        try h.expectCleanExit(learner, "learner (after an actor left)", timeout: 90)
+        try h.expectCleanExit(stays, "actor-0", timeout: 15)
+
+        let log = h.log("learner")
+        XCTAssertEqual(log.components(separatedBy: "actor actor-1 joined").count - 1, 1, "a heartbeat after the goodbye re-joined the actor\n\(log)")
+        XCTAssertFalse(log.contains("actor-1 silent"), "the learner waited for the heartbeat timeout\n\(log)")
+        let lines = h.metrics()
+        XCTAssertEqual(lines.count, steps)
+        let prompts = trained(lines).prompts
+        XCTAssertEqual(Set(prompts).count, prompts.count, "a prompt was trained twice: \(prompts)")
+    }
+
     /// The learner is killed after a checkpoint and resumed from it: version and optimizer step
     /// continue, and the running actors reconnect by themselves.
     func testLearnerResumesFromCheckpointAndActorsReconnect() throws {

@@ -1,0 +1,35 @@
+import Foundation
+import TetherCluster
+import XCTest
+
+final class ProgressLineTests: XCTestCase {
+    func testProgressLineShowsEveryFigure() {
+        typealias K = MetricsRecord.Key
+        var record = MetricsRecord(step: 12, scalars: [
+            K.version: 12, K.rewardMean: 0.41234, K.rewardStd: 0.1081, K.accuracy: 0.38,
+            K.actorTokensPerSecond: 1234, K.learnerTokensPerSecond: 3_450_000, K.lagP50: 0, K.lagMax: 1,
+        ])
+        record.scalars[K.dropped(.tooStale)] = 2
+        record.scalars[K.dropped(.leaseExpired)] = 1
+        record.scalars[K.dropped(.duplicate)] = 0
+        record.scalars[K.droppedTotal] = 3
+        XCTAssertEqual(ProgressLine.format(record, totalSteps: 200),
+                       "step 12/200  v12  reward 0.412±0.108  acc 38.0%  tok/s actor 1.2k learner 3.5M  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)")
+    }
+
+    func testProgressLineMarksMissingAndNonFiniteFigures() {
+        let record = MetricsRecord(step: 1, scalars: [MetricsRecord.Key.rewardMean: .nan, MetricsRecord.Key.actorTokensPerSecond: 950])
+        XCTAssertEqual(ProgressLine.format(record, totalSteps: 5),
+                       "step 1/5  v–  reward –  acc –  tok/s actor 950 learner –  lag p50 – max –  dropped 0")
+    }
+
+    func testProgressLineFromControllerStatistics() throws {
+        var c = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 1))
+        _ = c.actorJoined("a", now: 0)
+        _ = c.groupArrived(GroupArrival(actor: "a", ticket: 0, promptID: 0, sampleVersions: [0]), now: 0)
+        var record = MetricsRecord(step: 0)
+        record.addStaleness(c.statistics)
+        XCTAssertTrue(ProgressLine.format(record, totalSteps: 1).hasSuffix("v0  reward –  acc –  tok/s actor – learner –  lag p50 – max –  dropped 1 (unknown_ticket 1)"),
+                      ProgressLine.format(record, totalSteps: 1))
+    }
+}
