@@ -12,13 +12,26 @@ public enum LearnerCheckpoint {
     public static let policyDirectory = "policy"
     public static let clusterStateFile = "cluster_state.json"
 
-    static func write(run: RunDirectory, version: Int, model: LlamaModel, optimizer: AdamW,
+    public static func write(run: RunDirectory, version: Int, model: LlamaModel, optimizer: AdamW,
                       controller: StalenessController, config: RunConfig) throws {
         // A committed step-N from an abandoned timeline (killed between the rename and the `latest`
         // update, or the same version checkpointed before a drain) is superseded by this one.
         let existing = run.checkpointDirectory(step: version)
         if FileManager.default.fileExists(atPath: existing.path) { try FileManager.default.removeItem(at: existing) }
         let staging = try run.beginCheckpoint(step: version)
+        do {
+            try fill(staging: staging, version: version, model: model, optimizer: optimizer, controller: controller, config: config)
+            try run.commitCheckpoint(step: version, staging: staging)
+        } catch {
+            // A failed write (full disk) leaves no half checkpoint and gives back the space it took.
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+        try run.pruneCheckpoints(keep: config.checkpoint.keep)
+    }
+
+    private static func fill(staging: URL, version: Int, model: LlamaModel, optimizer: AdamW,
+                             controller: StalenessController, config: RunConfig) throws {
         let l = config.learner
         let state = TrainerState(
             trainer: "tether-learner", step: version, totalSteps: config.run.steps, policyVersion: version,
@@ -30,8 +43,6 @@ public enum LearnerCheckpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try AtomicFile.write(encoder.encode(controller.snapshot()), to: staging.appendingPathComponent(clusterStateFile))
-        try run.commitCheckpoint(step: version, staging: staging)
-        try run.pruneCheckpoints(keep: config.checkpoint.keep)
     }
 
     struct Restored {

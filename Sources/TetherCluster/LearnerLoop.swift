@@ -60,6 +60,8 @@ public final class LearnerLoop {
     var draining = false
     /// Learner-side drops outside the controller (groups of an earlier learner incarnation, bad ids).
     var shellDrops: [String: Int] = [:]
+    /// Checkpoint writes that failed (full disk): the run went on and retried at the next one.
+    var checkpointFailures = 0
     var stepWindow = StepWindow()
     var progress = ProgressReporter()
 

@@ -97,18 +97,35 @@ extension LearnerLoop {
         record.scalars["groups/issued"] = Double(s.issuedGroups)
         record.scalars["groups/reissued"] = Double(s.reissuedGroups)
         record.scalars["groups/trained"] = Double(s.trainedGroups)
+        record.scalars["groups/buffered"] = Double(s.bufferedGroups)
+        record.scalars["groups/in_flight"] = Double(s.inFlightGroups)
+        record.scalars["groups/pending_reissue"] = Double(s.pendingReissue)
+        record.scalars["groups/cursor"] = Double(s.cursor)
+        for (reason, n) in s.lost { record.scalars["groups/lost/\(reason.rawValue)"] = Double(n) }
+        record.scalars["checkpoint/failures"] = Double(checkpointFailures)
+        record.scalars["metrics/write_failures"] = Double(metrics.failedAppends)
+        record.scalars["metrics/backlog"] = Double(metrics.backlog)
         record.scalars["actors"] = Double(routes.count)
         record.extras["batch_lag_histogram"] = .array(batchLags.map { .int($0) })
         record.extras["trained_prompts"] = .array(groups.map { .int($0.promptID) })
         record.extras["sample_lags"] = .array(groups.flatMap { $0.sampleLags.map { .int($0) } })
         record.extras["incarnation"] = .int(Int(incarnation))
-        try metrics.write(record)
+        if let error = try metrics.write(record) {
+            logger.error("metrics line of step \(record.step) kept in memory (\(metrics.backlog) waiting), retried at the next step: \(error)")
+        }
         progress.report(record: record, totalSteps: config.run.steps, every: config.run.progressEverySteps)
 
         if controller.version % max(1, config.checkpoint.everySteps) == 0 && controller.version < config.run.steps {
-            try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                        controller: controller, config: config)
-            try metrics.sync()
+            // A failed checkpoint (full disk) costs only resumability: training goes on in memory,
+            // the previous checkpoint stays intact, and the next checkpoint step tries again.
+            do {
+                try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                            controller: controller, config: config)
+            } catch {
+                checkpointFailures += 1
+                logger.error("checkpoint step-\(controller.version) failed, training continues and retries at step \(controller.version + max(1, config.checkpoint.everySteps)): \(error)")
+            }
+            do { try metrics.sync() } catch { logger.error("\(error)") }
         }
         stepWindow = StepWindow()
     }

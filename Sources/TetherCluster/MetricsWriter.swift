@@ -89,14 +89,28 @@ public struct MetricsRecord: Equatable, Sendable {
 
 /// Appends one JSON line per learner step to `metrics.jsonl` and the same scalars to a TensorBoard
 /// event file. Owned by the learner thread.
+///
+/// A failed append (typically a full disk) does not lose the record and does not stop training:
+/// the record stays in a backlog, in order, and every later `write`/`sync` retries it first, so
+/// the file catches up as soon as space is back. Stopping instead would throw away all training
+/// since the last checkpoint over a line of metrics, and with the disk full that checkpoint could
+/// not be written either. The backlog is bounded (`maxBacklog` records): past it the disk is not
+/// coming back and `write` throws, which stops the learner with the reason.
 public final class MetricsWriter {
     public let jsonlURL: URL
     public let tensorBoard: TensorBoardEventWriter
     private let jsonl: AppendOnlyFile
+    private var jsonlBacklog: [MetricsRecord] = []
+    private var eventBacklog: [MetricsRecord] = []
+    /// Appends that failed (each retry counts), for the `metrics/write_failures` scalar.
+    public private(set) var failedAppends = 0
+    public let maxBacklog: Int
 
-    public init(jsonlURL: URL, tensorBoardDirectory: URL) throws {
+    public init(jsonlURL: URL, tensorBoardDirectory: URL, maxBacklog: Int = 10_000) throws {
         self.jsonlURL = jsonlURL
+        self.maxBacklog = maxBacklog
         jsonl = try AppendOnlyFile(url: jsonlURL)
+        try jsonl.dropTornTail()  // a line torn by a crash would swallow the first line of a resumed run
         tensorBoard = try TensorBoardEventWriter(directory: tensorBoardDirectory)
     }
 
@@ -104,14 +118,50 @@ public final class MetricsWriter {
         try self.init(jsonlURL: runDirectory.metricsURL, tensorBoardDirectory: runDirectory.tensorBoardDirectory)
     }
 
-    public func write(_ record: MetricsRecord) throws {
-        try jsonl.append(Data(record.jsonLine.utf8))
-        try tensorBoard.write(scalars: record.scalars, step: record.step, wallTime: record.wallTime)
+    /// Records not yet on disk (the larger of the two sinks' backlogs).
+    public var backlog: Int { max(jsonlBacklog.count, eventBacklog.count) }
+
+    /// Appends the record after any backlog. Returns nil when everything is on disk, else the
+    /// error that keeps `backlog` records in memory for the next attempt; throws
+    /// `MetricsNotWritten` when the backlog would exceed `maxBacklog`.
+    @discardableResult
+    public func write(_ record: MetricsRecord) throws -> Error? {
+        jsonlBacklog.append(record)
+        eventBacklog.append(record)
+        let error = flush()
+        if let error, backlog > maxBacklog { throw MetricsNotWritten(records: backlog, path: jsonlURL.path, cause: error) }
+        return error
     }
 
-    /// Makes everything written so far durable (at checkpoints).
+    /// Retries the backlog, then makes everything written durable (at checkpoints and at the end).
+    /// Throws when records are still in memory, naming why, so a learner that ends cannot drop
+    /// them silently.
     public func sync() throws {
+        if let error = flush() { throw MetricsNotWritten(records: backlog, path: jsonlURL.path, cause: error) }
         try jsonl.sync()
         try tensorBoard.sync()
     }
+
+    private func flush() -> Error? {
+        var firstError: Error?
+        while let r = jsonlBacklog.first {
+            do { try jsonl.append(Data(r.jsonLine.utf8)) } catch { failedAppends += 1; firstError = error; break }
+            jsonlBacklog.removeFirst()
+        }
+        while let r = eventBacklog.first {
+            do { try tensorBoard.write(scalars: r.scalars, step: r.step, wallTime: r.wallTime) } catch {
+                failedAppends += 1; firstError = firstError ?? error; break
+            }
+            eventBacklog.removeFirst()
+        }
+        return firstError
+    }
+}
+
+/// Metrics records could not be written and are held in memory; says how many and why.
+public struct MetricsNotWritten: Error, CustomStringConvertible {
+    public var records: Int
+    public var path: String
+    public var cause: Error
+    public var description: String { "\(records) metrics record(s) not yet written to \(path): \(cause)" }
 }

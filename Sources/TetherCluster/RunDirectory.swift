@@ -52,6 +52,9 @@ public struct RunDirectory: Sendable {
         try AtomicFile.removeStaleTemporaries(in: checkpointsDirectory)
     }
 
+    /// A run directory as it is on disk, for readers that must not change it (verification).
+    public init(existing root: URL) { self.root = root }
+
     /// `<run.out_dir>/<run.name>`, with the resolved config written into it.
     public static func create(for config: RunConfig) throws -> RunDirectory {
         let dir = try RunDirectory(root: URL(fileURLWithPath: config.run.outDir).appendingPathComponent(config.run.name))

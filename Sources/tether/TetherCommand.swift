@@ -23,6 +23,7 @@ struct TetherCommand: AsyncParsableCommand {
             HeldOutCommand.self,
             TaskDataCommand.self,
             KeygenCommand.self,
+            CheckpointCommand.self,
         ]
     )
 }
