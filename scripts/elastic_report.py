@@ -11,15 +11,9 @@ import bisect
 import csv
 import json
 import os
-import re
 
 
-def config_int(path, key):
-    with open(path) as f:
-        m = re.search(rf"^\s*{re.escape(key)}:\s*(\d+)", f.read(), re.M)
-    if not m:
-        raise SystemExit(f"error: {path} has no {key}")
-    return int(m.group(1))
+from sweep_report import read_config_int as config_int  # scripts/ is this file's directory
 
 
 def main():
