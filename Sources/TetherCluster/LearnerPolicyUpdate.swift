@@ -71,27 +71,10 @@ public final class LearnerPolicyUpdate {
         case .decoupled: objective = .decoupledPPO(epsilonLow: lo, epsilonHigh: hi, behaviourWeightCap: cap, capMode: .mask)
         case .truncatedIS: objective = .truncatedIS(cap: cap)
         }
-        let aggregation: TetherRL.LossAggregation
-        switch a.lossAggregation {
-        case .tokenMean: aggregation = .tokenMean
-        case .sequenceMean: aggregation = .seqMeanTokenMean
-        case .constantNormalizer: aggregation = .seqMeanTokenSumNorm(maxTokens: config.rollout.maxNewTokens)
-        }
-        let estimator: TetherRL.KLEstimator
-        switch a.klEstimator {
-        case .k1: estimator = .k1
-        case .k2: estimator = .k2
-        case .k3: estimator = .k3
-        }
-        let algorithm: RLAlgorithm
-        switch a.name {
-        case .grpo: algorithm = .grpo
-        case .drGRPO: algorithm = .drGRPO
-        case .rloo, .ppo: algorithm = .rloo  // ppo is refused by `LearnerLoop` (no value model yet)
-        }
+        let algorithm: RLAlgorithm = a.name == .ppo ? .rloo : a.name.rl  // ppo is refused by `LearnerLoop` (no value model yet)
         return RLAlgorithmConfig(
-            algorithm: algorithm, objective: objective, aggregation: aggregation,
-            kl: a.klBeta > 0 ? KLPenalty(beta: Float(a.klBeta), estimator: estimator) : nil,
+            algorithm: algorithm, objective: objective, aggregation: a.lossAggregation.rl(maxNewTokens: config.rollout.maxNewTokens),
+            kl: a.klBeta > 0 ? KLPenalty(beta: Float(a.klBeta), estimator: a.klEstimator.rl) : nil,
             entropyCoefficient: Float(a.entropyCoef))
     }
 
@@ -232,5 +215,38 @@ public final class LearnerPolicyUpdate {
             }
         }
         return g
+    }
+}
+
+// The config's names for TetherRL's choices, mapped once for the cluster learner and `tether train`.
+extension AlgorithmName {
+    public var rl: RLAlgorithm {
+        switch self {
+        case .grpo: return .grpo
+        case .drGRPO: return .drGRPO
+        case .rloo: return .rloo
+        case .ppo: return .ppo
+        }
+    }
+}
+
+extension KLEstimator {
+    public var rl: TetherRL.KLEstimator {
+        switch self {
+        case .k1: return .k1
+        case .k2: return .k2
+        case .k3: return .k3
+        }
+    }
+}
+
+extension LossAggregation {
+    /// `constant_normalizer` divides by `maxNewTokens` (Dr. GRPO).
+    public func rl(maxNewTokens: Int) -> TetherRL.LossAggregation {
+        switch self {
+        case .tokenMean: return .tokenMean
+        case .sequenceMean: return .seqMeanTokenMean
+        case .constantNormalizer: return .seqMeanTokenSumNorm(maxTokens: maxNewTokens)
+        }
     }
 }

@@ -22,25 +22,9 @@ enum TrainRunSetup {
 
     static func options(_ c: RunConfig, eosTokenId: Int) -> RLTrainerOptions {
         let a = c.algorithm
-        let algorithm: RLAlgorithm
-        switch a.name {
-        case .grpo: algorithm = .grpo
-        case .drGRPO: algorithm = .drGRPO
-        case .rloo: algorithm = .rloo
-        case .ppo: algorithm = .ppo
-        }
-        let aggregation: TetherRL.LossAggregation
-        switch a.lossAggregation {
-        case .tokenMean: aggregation = .tokenMean
-        case .sequenceMean: aggregation = .seqMeanTokenMean
-        case .constantNormalizer: aggregation = .seqMeanTokenSumNorm(maxTokens: c.rollout.maxNewTokens)
-        }
-        let estimator: TetherRL.KLEstimator
-        switch a.klEstimator {
-        case .k1: estimator = .k1
-        case .k2: estimator = .k2
-        case .k3: estimator = .k3
-        }
+        let algorithm = a.name.rl
+        let aggregation = a.lossAggregation.rl(maxNewTokens: c.rollout.maxNewTokens)
+        let estimator = a.klEstimator.rl
         // GRPO-family: β·KL inside the loss (DeepSeekMath eq. 3); PPO: folded into the token
         // rewards (InstructGPT eq. 2).
         let kl = a.klBeta > 0 ? KLPenalty(beta: Float(a.klBeta), estimator: estimator, placement: algorithm == .ppo ? .reward : .loss) : nil
