@@ -30,6 +30,23 @@ enum RewardGroups {
     }
 
     /// True when the group has no relative signal: a single sample, or all rewards equal.
+    /// The scaffold every group-baseline estimator shares: a degenerate group (all rewards equal)
+    /// carries no learning signal and gets zero advantage (counted); for every other group,
+    /// `perGroup` computes its statistics once and returns the advantage of each member.
+    static func advantages(
+        rewards: [Float], groupIDs: [Int], _ perGroup: ([Int]) -> (Int) -> Float
+    ) throws -> GroupAdvantages {
+        let groups = try members(rewards: rewards, groupIDs: groupIDs)
+        var adv = [Float](repeating: 0, count: rewards.count)
+        var zero = 0
+        for g in groups {
+            if isDegenerate(rewards, g) { zero += 1; continue }
+            let advantage = perGroup(g)
+            for i in g { adv[i] = advantage(i) }
+        }
+        return GroupAdvantages(advantages: adv, groupCount: groups.count, zeroStdGroupCount: zero)
+    }
+
     static func isDegenerate(_ rewards: [Float], _ members: [Int]) -> Bool {
         guard members.count > 1 else { return true }
         let first = rewards[members[0]]
@@ -61,18 +78,13 @@ public enum GRPOAdvantage {
     public static func compute(
         rewards: [Float], groupIDs: [Int], epsilon: Float = 1e-4, std: RewardStd = .unbiased
     ) throws -> GroupAdvantages {
-        let groups = try RewardGroups.members(rewards: rewards, groupIDs: groupIDs)
-        var adv = [Float](repeating: 0, count: rewards.count)
-        var zero = 0
-        for g in groups {
-            if RewardGroups.isDegenerate(rewards, g) { zero += 1; continue }
+        try RewardGroups.advantages(rewards: rewards, groupIDs: groupIDs) { g in
             let m = RewardGroups.mean(rewards, g)
             let ss = g.reduce(0.0) { $0 + (Double(rewards[$1]) - m) * (Double(rewards[$1]) - m) }
             let denom = Double(std == .unbiased ? g.count - 1 : g.count)
             let s = (ss / denom).squareRoot()
-            for i in g { adv[i] = Float((Double(rewards[i]) - m) / (s + Double(epsilon))) }
+            return { i in Float((Double(rewards[i]) - m) / (s + Double(epsilon))) }
         }
-        return GroupAdvantages(advantages: adv, groupCount: groups.count, zeroStdGroupCount: zero)
     }
 }
 
@@ -86,15 +98,10 @@ public enum GRPOAdvantage {
 /// length normalisation, is a loss aggregation: use `LossAggregation.seqMeanTokenSumNorm`.
 public enum DrGRPOAdvantage {
     public static func compute(rewards: [Float], groupIDs: [Int]) throws -> GroupAdvantages {
-        let groups = try RewardGroups.members(rewards: rewards, groupIDs: groupIDs)
-        var adv = [Float](repeating: 0, count: rewards.count)
-        var zero = 0
-        for g in groups {
-            if RewardGroups.isDegenerate(rewards, g) { zero += 1; continue }
+        try RewardGroups.advantages(rewards: rewards, groupIDs: groupIDs) { g in
             let m = RewardGroups.mean(rewards, g)
-            for i in g { adv[i] = Float(Double(rewards[i]) - m) }
+            return { i in Float(Double(rewards[i]) - m) }
         }
-        return GroupAdvantages(advantages: adv, groupCount: groups.count, zeroStdGroupCount: zero)
     }
 }
 
@@ -107,15 +114,10 @@ public enum DrGRPOAdvantage {
 /// independent of the sample and the gradient estimate stays unbiased.
 public enum RLOOAdvantage {
     public static func compute(rewards: [Float], groupIDs: [Int]) throws -> GroupAdvantages {
-        let groups = try RewardGroups.members(rewards: rewards, groupIDs: groupIDs)
-        var adv = [Float](repeating: 0, count: rewards.count)
-        var zero = 0
-        for g in groups {
-            if RewardGroups.isDegenerate(rewards, g) { zero += 1; continue }
+        try RewardGroups.advantages(rewards: rewards, groupIDs: groupIDs) { g in
             let total = g.reduce(0.0) { $0 + Double(rewards[$1]) }
             let k = Double(g.count)
-            for i in g { adv[i] = Float(Double(rewards[i]) - (total - Double(rewards[i])) / (k - 1)) }
+            return { i in Float(Double(rewards[i]) - (total - Double(rewards[i])) / (k - 1)) }
         }
-        return GroupAdvantages(advantages: adv, groupCount: groups.count, zeroStdGroupCount: zero)
     }
 }
