@@ -8,7 +8,8 @@ import TetherRewards
 /// answers never travel on the wire and a restarted process sees the same data order.
 public struct ClusterTask: Sendable {
     public let name: String
-    public let tokenizer: CharTokenizer
+    /// The policy checkpoint's tokenizer (`model.checkpoint`), else the built-in character vocabulary.
+    public let tokenizer: Tokenizer
     public let verifier: any Verifier
     /// The training split's prompts; draw index p maps to `trainPrompts[perm_epoch(p mod N)]`.
     public let trainPrompts: [TaskPrompt]
@@ -24,7 +25,7 @@ public struct ClusterTask: Sendable {
     public init(config: RunConfig, trainPromptCount: Int = 4096) throws {
         let t = config.task
         name = t.name
-        tokenizer = .standard
+        tokenizer = try ClusterTask.tokenizer(config)
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
@@ -91,18 +92,27 @@ public struct ClusterTask: Sendable {
         return trainPrompts[ClusterTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
     }
 
-    /// `<bos> prompt`, keeping the last `maxPromptTokens` tokens (the SFT format without the completion).
+    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary), keeping
+    /// the last `maxPromptTokens` tokens (the SFT format without the completion).
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
-        let tokens = [tokenizer.bosId] + (try tokenizer.encode(prompt.prompt))
+        let tokens = try tokenizer.promptIds(prompt.prompt)
         return Array(tokens.suffix(maxPromptTokens))
     }
 
     /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).
     public func score(completionTokens: [Int], for prompt: TaskPrompt) throws -> RewardBreakdown {
         var tokens = completionTokens
-        if let eos = tokens.firstIndex(of: tokenizer.eosId) { tokens = Array(tokens[..<eos]) }
+        if let eos = tokenizer.eosId.flatMap({ tokens.firstIndex(of: $0) }) { tokens = Array(tokens[..<eos]) }
         let text = (try? tokenizer.decode(tokens)) ?? ""
         return try verifier.checkedScore(completion: text, for: prompt)
+    }
+
+    /// The tokenizer of `model.checkpoint` when it exists here, else the built-in character
+    /// vocabulary (what the learner writes into a base checkpoint it makes from the `model:` section).
+    public static func tokenizer(_ config: RunConfig) throws -> Tokenizer {
+        let path = config.model.checkpoint
+        if !path.isEmpty && FileManager.default.fileExists(atPath: path) { return try Tokenizer.read(from: path) }
+        return .standard
     }
 
     /// The policy's shape: from `model.checkpoint` when it exists here, else from the `model:`

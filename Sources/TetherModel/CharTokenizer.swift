@@ -8,10 +8,13 @@ import Foundation
 ///
 /// It is stored as a Hugging Face `tokenizer.json` with a BPE model that has no merges, no
 /// normalizer and no pre-tokenizer (so every scalar, spaces and newlines included, is its own
-/// token) and a `Fuse` decoder (so decoding concatenates without inserting spaces): the `tokenizers`
-/// library then encodes to the same ids and decodes back to the same text. One deliberate
-/// difference: `tokenizers` turns the literal text `<bos>` (etc.) into the special token, while
-/// `encode` here spells it out character by character, so user text can never inject a stop token.
+/// token), a `TemplateProcessing` post-processor that puts `<bos>` before a sequence (Tether's
+/// prompts start with it, and so `transformers` encodes them the same way) and a `Fuse` decoder
+/// (so decoding concatenates without inserting spaces). Checkpoints read it back through the
+/// general `Tokenizer`, which gives the same ids as this type and as the `tokenizers` library.
+/// One deliberate difference: `tokenizers` (and `Tokenizer` unless told to split special tokens)
+/// turns the literal text `<bos>` (etc.) into the special token, while `encode` here spells it out
+/// character by character.
 public struct CharTokenizer: Equatable, Sendable {
     /// `tokens[id]` is the text of an id; special tokens are the first `specialCount` ids.
     public let tokens: [String]
@@ -101,7 +104,13 @@ extension CharTokenizer {
           ],
           "normalizer": null,
           "pre_tokenizer": null,
-          "post_processor": null,
+          "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<bos>": {"id": "<bos>", "ids": [\(bosId)], "tokens": ["<bos>"]}}
+          },
           "decoder": {"type": "Fuse"},
           "model": {
             "type": "BPE",
@@ -130,44 +139,12 @@ extension CharTokenizer {
           "bos_token": "\(Self.bosToken)",
           "eos_token": "\(Self.eosToken)",
           "pad_token": "\(Self.padToken)",
-          "add_bos_token": false,
+          "add_bos_token": true,
           "add_eos_token": false,
           "clean_up_tokenization_spaces": false,
           "model_max_length": 1000000000
         }
 
         """
-    }
-
-    /// Reads a `tokenizer.json` of the kind Tether writes (BPE without merges over single
-    /// characters, no normalizer or pre-tokenizer); any other kind is rejected with the reason,
-    /// because silently tokenizing differently from `tokenizers` would corrupt training.
-    public init(tokenizerJSON data: Data, path: String = "tokenizer.json") throws {
-        func invalid(_ why: String) -> ModelError {
-            .invalidTokenizer("\(path): \(why); Tether reads only its own character-level tokenizer.json")
-        }
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw invalid("not a JSON object")
-        }
-        guard let model = root["model"] as? [String: Any] else { throw invalid("no \"model\" object") }
-        guard (model["type"] as? String) == "BPE" else {
-            throw invalid("model type is \(model["type"].map { "\($0)" } ?? "missing"), not a character-level BPE")
-        }
-        if let merges = model["merges"] as? [Any], !merges.isEmpty {
-            throw invalid("it has \(merges.count) BPE merges (subword tokens)")
-        }
-        for key in ["normalizer", "pre_tokenizer"] where !(root[key] == nil || root[key] is NSNull) {
-            throw invalid("it has a \(key)")
-        }
-        guard let vocab = model["vocab"] as? [String: Any] else { throw invalid("model.vocab is not an object") }
-        var byId = [String?](repeating: nil, count: vocab.count)
-        for (token, v) in vocab {
-            guard let n = v as? NSNumber, let id = Int(exactly: n.doubleValue), id >= 0, id < vocab.count else {
-                throw invalid("id of \(token.debugDescription) is not in 0..<\(vocab.count)")
-            }
-            guard byId[id] == nil else { throw invalid("id \(id) is used twice") }
-            byId[id] = token
-        }
-        do { try self.init(tokens: byId.map { $0! }) } catch let ModelError.invalidTokenizer(why) { throw invalid(why) }
     }
 }

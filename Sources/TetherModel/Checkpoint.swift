@@ -4,8 +4,9 @@ import Foundation
 ///
 ///     config.json             LlamaConfig + architectures/model_type/… (transformers loads it)
 ///     model.safetensors       F32 tensors named and shaped as in `ParameterLayout` ([out, in])
-///     tokenizer.json          the character-level tokenizer (tokenizers loads it)
-///     tokenizer_config.json   specials, for transformers' AutoTokenizer
+///     tokenizer.json          the tokenizer (`Tokenizer`; tokenizers loads it)
+///     tokenizer_config.json   specials and chat template, for transformers' AutoTokenizer
+///     chat_template.jinja     optional: the chat template, when the source had it as a file
 ///     trainer_state.json      optional: where a run stopped (`TrainerState`)
 ///     optimizer.safetensors   optional: AdamW moments in the same layout (`OptimizerState`)
 ///
@@ -16,7 +17,7 @@ import Foundation
 public struct LlamaCheckpoint: Sendable {
     public var config: LlamaConfig
     public var parameters: [Float]
-    public var tokenizer: CharTokenizer
+    public var tokenizer: Tokenizer
     public var trainerState: TrainerState?
     public var optimizerState: OptimizerState?
 
@@ -27,7 +28,7 @@ public struct LlamaCheckpoint: Sendable {
     public static let trainerStateFile = "trainer_state.json"
     public static let optimizerFile = "optimizer.safetensors"
 
-    public init(config: LlamaConfig, parameters: [Float], tokenizer: CharTokenizer,
+    public init(config: LlamaConfig, parameters: [Float], tokenizer: Tokenizer,
                 trainerState: TrainerState? = nil, optimizerState: OptimizerState? = nil) {
         self.config = config
         self.parameters = parameters
@@ -50,7 +51,7 @@ public struct LlamaCheckpoint: Sendable {
 
     /// Writes from a parameter buffer the caller owns (a live model's), without copying it first.
     public static func write(
-        config: LlamaConfig, parameters: UnsafeBufferPointer<Float>, tokenizer: CharTokenizer,
+        config: LlamaConfig, parameters: UnsafeBufferPointer<Float>, tokenizer: Tokenizer,
         trainerState: TrainerState? = nil, optimizerState: OptimizerState? = nil, to directory: String
     ) throws {
         try config.validate()
@@ -67,8 +68,7 @@ public struct LlamaCheckpoint: Sendable {
         try AtomicFile.replaceDirectory(at: directory) { tmp in
             try AtomicFile.write(config.huggingFaceJSON(), to: tmp + "/" + configFile)
             try SafeTensorsWriter.write(tensors(layout, parameters, prefix: ""), to: tmp + "/" + weightsFile)
-            try AtomicFile.write(Data(tokenizer.tokenizerJSON().utf8), to: tmp + "/" + tokenizerFile)
-            try AtomicFile.write(Data(tokenizer.tokenizerConfigJSON().utf8), to: tmp + "/" + tokenizerConfigFile)
+            try tokenizer.write(to: tmp)
             if let trainerState { try AtomicFile.write(trainerState.jsonData(), to: tmp + "/" + trainerStateFile) }
             if let optimizerState { try optimizerState.write(layout: layout, to: tmp + "/" + optimizerFile) }
         }
@@ -99,7 +99,7 @@ public struct LlamaCheckpoint: Sendable {
         let configPath = dir + "/" + configFile
         let config = try LlamaConfig(huggingFaceJSON: readFile(configPath), path: configPath)
         let tokenizerPath = dir + "/" + tokenizerFile
-        let tokenizer = try CharTokenizer(tokenizerJSON: readFile(tokenizerPath), path: tokenizerPath)
+        let tokenizer = try Tokenizer.read(from: dir)
         guard tokenizer.vocabSize <= config.vocabSize else {
             throw ModelError.invalidTokenizer("\(tokenizerPath) has \(tokenizer.vocabSize) tokens but vocab_size is \(config.vocabSize)")
         }

@@ -21,7 +21,7 @@ extension LlamaModel {
     }
 
     /// Writes this model's weights (atomically, see `LlamaCheckpoint.write`) without copying them first.
-    public func save(to directory: String, tokenizer: CharTokenizer = .standard,
+    public func save(to directory: String, tokenizer: Tokenizer = .standard,
                      trainerState: TrainerState? = nil, optimizerState: OptimizerState? = nil) throws {
         try LlamaCheckpoint.write(config: config, parameters: UnsafeBufferPointer(parameters.buffer), tokenizer: tokenizer,
                                   trainerState: trainerState, optimizerState: optimizerState, to: directory)

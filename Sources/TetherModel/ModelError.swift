@@ -9,6 +9,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case truncatedFile(path: String, detail: String)
     case corruptFile(path: String, detail: String)
     case invalidTokenizer(String)
+    case unsupportedTokenizer(path: String, component: String)
     case unknownToken(String)
     case tokenOutOfRange(token: Int, vocabSize: Int)
     case sequenceTooLong(length: Int, maxPositions: Int)
@@ -26,6 +27,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .truncatedFile(let path, let detail): return "\(path) is truncated: \(detail)"
         case .corruptFile(let path, let detail): return "\(path) is corrupt: \(detail)"
         case .invalidTokenizer(let why): return "invalid tokenizer: \(why)"
+        case .unsupportedTokenizer(let path, let component):
+            return "\(path): tokenizer component \(component) is not implemented by Tether (it would tokenize differently from `tokenizers`)"
         case .unknownToken(let s): return "text contains \(s.debugDescription), which the tokenizer cannot encode"
         case .tokenOutOfRange(let token, let vocab): return "token id \(token) is outside the vocabulary (size \(vocab))"
         case .sequenceTooLong(let length, let maxPositions):

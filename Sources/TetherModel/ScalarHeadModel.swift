@@ -84,7 +84,7 @@ public final class ScalarHeadModel: @unchecked Sendable {
     }
 
     /// Writes the backbone checkpoint directory (atomically) and `value_head.safetensors` into it.
-    public func save(to directory: String, tokenizer: CharTokenizer = .standard, trainerState: TrainerState? = nil) throws {
+    public func save(to directory: String, tokenizer: Tokenizer = .standard, trainerState: TrainerState? = nil) throws {
         try backbone.save(to: directory, tokenizer: tokenizer, trainerState: trainerState)
         try writeHead(into: directory)
     }

@@ -21,18 +21,18 @@ public struct SFTDataError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A tokenized example: `<bos> prompt completion <eos>`, with the loss on the completion and `<eos>` only.
+/// A tokenized example: the prompt as the tokenizer's post-processor frames it (`<bos> prompt` for
+/// the built-in vocabulary), then `completion <eos>`, with the loss on the completion and `<eos>` only.
 public struct SFTSequence: Equatable, Sendable {
     public var tokens: [Int]
     /// Index of the first completion token in `tokens`; targets from here on carry the loss.
     public var completionStart: Int
     public var completionTokenCount: Int { tokens.count - completionStart }
 
-    public init(_ example: SFTExample, tokenizer: CharTokenizer) throws {
-        let prompt = try tokenizer.encode(example.prompt)
-        let completion = try tokenizer.encode(example.completion)
-        tokens = [tokenizer.bosId] + prompt + completion + [tokenizer.eosId]
-        completionStart = 1 + prompt.count
+    public init(_ example: SFTExample, tokenizer: Tokenizer) throws {
+        let prompt = try tokenizer.promptIds(example.prompt)
+        tokens = prompt + (try tokenizer.completionIds(example.completion))
+        completionStart = prompt.count
     }
 }
 
@@ -40,7 +40,7 @@ public enum SFTDataset {
     /// Parses `{"prompt": …, "completion": …}` lines (blank lines skipped). Every failure — bad JSON,
     /// a missing or non-string field, a character outside the tokenizer, a sequence longer than the
     /// model's positions — names the line.
-    public static func load(path: String, tokenizer: CharTokenizer, maxLength: Int) throws -> [SFTSequence] {
+    public static func load(path: String, tokenizer: Tokenizer, maxLength: Int) throws -> [SFTSequence] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw SFTDataError(path: path, line: 0, reason: "cannot read the file (\(error.localizedDescription))")
@@ -48,7 +48,7 @@ public enum SFTDataset {
         return try parse(data, path: path, tokenizer: tokenizer, maxLength: maxLength)
     }
 
-    public static func parse(_ data: Data, path: String, tokenizer: CharTokenizer, maxLength: Int) throws -> [SFTSequence] {
+    public static func parse(_ data: Data, path: String, tokenizer: Tokenizer, maxLength: Int) throws -> [SFTSequence] {
         var out: [SFTSequence] = []
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         for (i, raw) in lines.enumerated() {

@@ -27,15 +27,15 @@ public struct PolicyEvaluation: Codable, Equatable, Sendable {
 
 public enum PolicyEvaluator {
     /// Decodes sampled tokens up to (not including) `<eos>`.
-    public static func text(of completion: [Int], tokenizer: CharTokenizer) throws -> String {
-        let cut = completion.firstIndex(of: tokenizer.eosId).map { Array(completion[..<$0]) } ?? completion
+    public static func text(of completion: [Int], tokenizer: Tokenizer) throws -> String {
+        let cut = tokenizer.eosId.flatMap { completion.firstIndex(of: $0) }.map { Array(completion[..<$0]) } ?? completion
         return try tokenizer.decode(cut)
     }
 
     /// Samples `samples` completions per prompt (greedy when `temperature` is 0) and scores each
     /// with the prompt's verifier (`checkedScore`: a non-finite reward is an error). A completion is
     /// correct when its reward is at least 1 (the exact-answer verifiers give 1 or 0).
-    public static func evaluate(model: LlamaModel, tokenizer: CharTokenizer, prompts: [TaskPrompt],
+    public static func evaluate(model: LlamaModel, tokenizer: Tokenizer, prompts: [TaskPrompt],
                                 verifier: (TaskPrompt) throws -> any Verifier, samples: Int = 1, temperature: Float = 0,
                                 maxNewTokens: Int = 8, seed: UInt64 = 0, batchSize: Int = 64) throws -> PolicyEvaluation {
         let k = temperature > 0 ? max(1, samples) : 1
@@ -46,7 +46,7 @@ public enum PolicyEvaluator {
             let chunk = Array(prompts[start..<min(prompts.count, start + max(1, batchSize / k))])
             var flat: [[Int]] = []
             for p in chunk {
-                let tokens = [tokenizer.bosId] + (try tokenizer.encode(p.prompt))
+                let tokens = try tokenizer.promptIds(p.prompt)
                 for _ in 0..<k { flat.append(tokens) }
             }
             let completions = try model.generate(prompts: flat, maxNewTokens: maxNewTokens, sampling: sampling,

@@ -2,7 +2,7 @@ import Foundation
 import TetherModel
 
 /// A learned reward in place of a rule-based verifier: the Bradley–Terry reward model's scalar at
-/// the last token of `<bos> prompt completion <eos>` (InstructGPT §3.5). Conforms to `Verifier`, so
+/// the last token of `<bos> prompt completion <eos>` (the prompt framed by the tokenizer's post-processor) (InstructGPT §3.5). Conforms to `Verifier`, so
 /// actors and the trainer use it wherever a verifier goes, and `checkedScore` refuses a non-finite
 /// score like any other.
 ///
@@ -11,9 +11,9 @@ import TetherModel
 public final class RewardModelScorer: Verifier, @unchecked Sendable {
     public let name = "reward_model"
     public let model: ScalarHeadModel
-    public let tokenizer: CharTokenizer
+    public let tokenizer: Tokenizer
 
-    public init(model: ScalarHeadModel, tokenizer: CharTokenizer) {
+    public init(model: ScalarHeadModel, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }
@@ -26,7 +26,7 @@ public final class RewardModelScorer: Verifier, @unchecked Sendable {
 
     /// The tokens the reward model reads for one (prompt, completion) pair.
     public func tokens(prompt: String, completion: String) throws -> [Int] {
-        [tokenizer.bosId] + (try tokenizer.encode(prompt)) + (try tokenizer.encode(completion)) + [tokenizer.eosId]
+        try tokenizer.promptIds(prompt) + tokenizer.completionIds(completion)
     }
 
     public func score(completion: String, for prompt: TaskPrompt) throws -> RewardBreakdown {
@@ -35,7 +35,7 @@ public final class RewardModelScorer: Verifier, @unchecked Sendable {
 
     /// Scores many pairs in one forward.
     public func scores(_ pairs: [(prompt: String, completion: String)]) throws -> [Float] {
-        let batch = TokenBatch(sequences: try pairs.map { try tokens(prompt: $0.prompt, completion: $0.completion) }, padToken: tokenizer.padId)
+        let batch = TokenBatch(sequences: try pairs.map { try tokens(prompt: $0.prompt, completion: $0.completion) }, padToken: tokenizer.paddingId)
         return try model.sequenceScores(batch)
     }
 }

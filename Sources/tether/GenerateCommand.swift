@@ -8,8 +8,9 @@ struct GenerateCommand: AsyncParsableCommand {
         commandName: "generate",
         abstract: "Sample a completion of a prompt from a checkpoint; prints only the completion on stdout.",
         discussion: """
-        The prompt is encoded with the checkpoint's tokenizer after a <bos> token; sampling stops at \
-        <eos> or after --max-new-tokens (capped by the model's max_position_embeddings). The \
+        The prompt is encoded with the checkpoint's tokenizer as transformers encodes it (special \
+        tokens as its post-processor adds them: <bos> first for Tether's built-in vocabulary, none for \
+        SmolLM2 or Qwen2); sampling stops at the tokenizer's eos_token or after --max-new-tokens (capped by the model's max_position_embeddings). The \
         distribution is Hugging Face's: logits / temperature, then top-k, then top-p (nucleus). \
         --temperature 0 is greedy decoding and ignores the seed. The same seed gives the same output.
         """)
@@ -48,7 +49,7 @@ struct GenerateCommand: AsyncParsableCommand {
         blas.apply()
         let (model, ckpt) = try LlamaModel.load(from: checkpoint)
         let tokenizer = ckpt.tokenizer
-        let ids = [tokenizer.bosId] + (try tokenizer.encode(prompt))
+        let ids = try tokenizer.promptIds(prompt)
         let room = model.config.maxPositionEmbeddings - ids.count + 1
         guard room > 0 else {
             throw ModelError.sequenceTooLong(length: ids.count, maxPositions: model.config.maxPositionEmbeddings)

@@ -38,15 +38,15 @@ struct InitCommand: AsyncParsableCommand {
 
     func run() async throws {
         blas.apply()
-        let tokenizer = CharTokenizer.standard
+        let vocabulary = CharTokenizer.standard
         var config = preset.config
-        config.bosTokenId = tokenizer.bosId
-        config.eosTokenId = tokenizer.eosId
-        guard tokenizer.vocabSize == config.vocabSize else {
-            throw ValidationError("preset \(preset.rawValue) has vocab_size \(config.vocabSize) but the tokenizer has \(tokenizer.vocabSize) tokens")
+        config.bosTokenId = vocabulary.bosId
+        config.eosTokenId = vocabulary.eosId
+        guard vocabulary.vocabSize == config.vocabSize else {
+            throw ValidationError("preset \(preset.rawValue) has vocab_size \(config.vocabSize) but the tokenizer has \(vocabulary.vocabSize) tokens")
         }
         let model = try LlamaModel(config: config, seed: seed)
-        try model.save(to: out, tokenizer: tokenizer)
+        try model.save(to: out, tokenizer: .standard)
         FileHandle.standardError.write(Data(
             "wrote \(out): \(preset.rawValue) Llama, \(model.layout.totalCount) parameters, vocab \(config.vocabSize), seed \(seed)\n".utf8))
     }

@@ -38,21 +38,21 @@ struct RewardModelCommand: AsyncParsableCommand {
         func run() async throws {
             blas.apply()
             let examples = try PreferenceDataset.load(path: data)
-            let backbone: LlamaModel, tokenizer: CharTokenizer
+            let backbone: LlamaModel, tokenizer: Tokenizer
             if let checkpoint {
                 let (m, c) = try LlamaModel.load(from: checkpoint)
                 backbone = m; tokenizer = c.tokenizer
             } else {
                 tokenizer = .standard
                 var config = LlamaConfig.tiny
-                config.bosTokenId = tokenizer.bosId; config.eosTokenId = tokenizer.eosId
+                config.bosTokenId = CharTokenizer.standard.bosId; config.eosTokenId = CharTokenizer.standard.eosId
                 backbone = try LlamaModel(config: config, seed: seed)
             }
             let model = ScalarHeadModel(backbone: backbone, seed: seed)
             func pair(_ e: PreferenceExample) throws -> PreferencePair {
-                let p = [tokenizer.bosId] + (try tokenizer.encode(e.prompt))
-                return PreferencePair(chosen: p + (try tokenizer.encode(e.chosen)) + [tokenizer.eosId],
-                                      rejected: p + (try tokenizer.encode(e.rejected)) + [tokenizer.eosId])
+                let p = try tokenizer.promptIds(e.prompt)
+                return PreferencePair(chosen: p + (try tokenizer.completionIds(e.chosen)),
+                                      rejected: p + (try tokenizer.completionIds(e.rejected)))
             }
             var train: [PreferencePair] = [], heldOut: [PreferencePair] = []
             for e in examples {
@@ -61,7 +61,7 @@ struct RewardModelCommand: AsyncParsableCommand {
             }
             guard !train.isEmpty else { throw ValidationError("\(data): every pair fell in the held-out split; give more pairs") }
             let trainer = RewardModelTrainer(model: model, options: RewardModelOptions(steps: steps, batchSize: batchSize, learningRate: lr, seed: seed),
-                                             padToken: tokenizer.padId)
+                                             padToken: tokenizer.paddingId)
             let err = FileHandle.standardError
             err.write(Data("rm: \(train.count) training pairs, \(heldOut.count) held out; \(steps) steps of \(batchSize)\n".utf8))
             let before = try trainer.evaluate(heldOut)

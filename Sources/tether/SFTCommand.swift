@@ -83,7 +83,7 @@ struct SFTCommand: AsyncParsableCommand {
         }
         let options = SFTOptions(steps: steps, batchSize: batchSize, learningRate: lr, warmupSteps: warmupSteps,
                                  evaluateEvery: evalEvery, seed: seed)
-        let trainer = SFTTrainer(model: model, options: options, padToken: ckpt.tokenizer.padId)
+        let trainer = SFTTrainer(model: model, options: options, padToken: ckpt.tokenizer.paddingId)
         if resume {
             guard let state = ckpt.trainerState, let moments = ckpt.optimizerState else {
                 throw ValidationError("--resume: \(checkpoint) has no trainer_state.json and optimizer.safetensors to resume from")

@@ -75,12 +75,12 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("\(e)")
         }
         let c = runConfig
-        let tokenizer = CharTokenizer.standard
         let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts)
 
         // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
         let latest = resume != nil ? try runDir.latestCheckpoint() : nil
         if latest == nil { try TrainRunSetup.ensureBaseCheckpoint(c, sftSteps: baseSftSteps, log: log) }
+        let tokenizer = try ClusterTask.tokenizer(c)
         let policy: LlamaModel
         var trainerState: TrainerState?, optimizerState: OptimizerState?
         if let latest {
@@ -90,7 +90,7 @@ struct TrainCommand: AsyncParsableCommand {
         } else if !c.model.checkpoint.isEmpty {
             policy = try LlamaModel.load(from: c.model.checkpoint).model
         } else {
-            policy = try LlamaModel(config: try TrainRunSetup.llamaConfig(c.model, tokenizer: tokenizer),
+            policy = try LlamaModel(config: try TrainRunSetup.llamaConfig(c.model, tokenizer: .standard),
                                     seed: UInt64(truncatingIfNeeded: c.run.seed), std: c.model.initStd)
             log("model.checkpoint is empty: starting from a random initialisation (RL from scratch rarely finds a reward)")
         }
@@ -120,7 +120,7 @@ struct TrainCommand: AsyncParsableCommand {
             }
         }
         try options.validate(promptsPerBatch: c.rollout.promptsPerBatch)
-        let trainer = try RLTrainer(policy: policy, reference: reference, critic: critic, options: options, padToken: tokenizer.padId)
+        let trainer = try RLTrainer(policy: policy, reference: reference, critic: critic, options: options, padToken: tokenizer.paddingId)
         try trainer.restore(step: trainerState?.step ?? 0, optimizerState: optimizerState)
 
         let metrics = try MetricsWriter(runDirectory: runDir)
@@ -143,7 +143,7 @@ struct TrainCommand: AsyncParsableCommand {
         let firstStep = trainer.step
         while trainer.step < c.run.steps {
             let prompts = task.batch(step: trainer.step, size: c.rollout.promptsPerBatch, seed: c.run.seed, shuffle: c.task.shuffle)
-            let rlPrompts = try prompts.map { RLPrompt(tokens: [tokenizer.bosId] + (try tokenizer.encode($0.prompt))) }
+            let rlPrompts = try prompts.map { RLPrompt(tokens: try tokenizer.promptIds($0.prompt)) }
             for (p, r) in zip(prompts, rlPrompts) where r.tokens.count > c.task.maxPromptTokens {
                 throw ValidationError("prompt '\(p.id)' is \(r.tokens.count) tokens, more than task.max_prompt_tokens \(c.task.maxPromptTokens)")
             }
@@ -201,7 +201,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     /// checkpoints/step-N: the policy (HF directory, trainer_state.json, optimizer.safetensors) and,
     /// for PPO, critic/ — staged in a hidden directory and renamed into place, then old ones pruned.
-    func saveCheckpoint(_ trainer: RLTrainer, runDir: RunDirectory, config c: RunConfig, tokenizer: CharTokenizer,
+    func saveCheckpoint(_ trainer: RLTrainer, runDir: RunDirectory, config c: RunConfig, tokenizer: Tokenizer,
                         heldOut: PolicyEvaluation?) throws {
         let staging = try runDir.beginCheckpoint(step: trainer.step)
         var metrics: [String: Double] = [:]

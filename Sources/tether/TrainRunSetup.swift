@@ -9,6 +9,7 @@ import TetherRewards
 /// read the same YAML; keys about processes and sockets (`actors`, `wire`, `learner.*_endpoint`,
 /// `staleness`) do not apply to one synchronous process, which is on-policy by construction.
 enum TrainRunSetup {
+    /// The shape of a fresh model from the `model:` section, over the built-in character vocabulary.
     static func llamaConfig(_ m: ModelSection, tokenizer: CharTokenizer) throws -> LlamaConfig {
         guard m.vocabSize == tokenizer.vocabSize else {
             throw ConfigError.invalidValue(path: "model.vocab_size", reason: "must be \(tokenizer.vocabSize), the size of the built-in character tokenizer")
@@ -20,7 +21,7 @@ enum TrainRunSetup {
                            bosTokenId: tokenizer.bosId, eosTokenId: tokenizer.eosId)
     }
 
-    static func options(_ c: RunConfig, eosTokenId: Int) -> RLTrainerOptions {
+    static func options(_ c: RunConfig, eosTokenId: Int?) -> RLTrainerOptions {
         let a = c.algorithm
         let algorithm = a.name.rl
         let aggregation = a.lossAggregation.rl(maxNewTokens: c.rollout.maxNewTokens)
@@ -57,8 +58,8 @@ enum TrainRunSetup {
     /// initialisation of the configured shape, warm-started by SFT on the task's built-in SFT set
     /// (train split only), so RL starts from a policy that already answers in the right format.
     static func makeBaseCheckpoint(_ c: RunConfig, generator: any TaskGenerator, sftSteps: Int, log: (String) -> Void) throws {
-        let tokenizer = CharTokenizer.standard
-        let config = try llamaConfig(c.model, tokenizer: tokenizer)
+        let tokenizer = Tokenizer.standard
+        let config = try llamaConfig(c.model, tokenizer: .standard)
         let seed = UInt64(truncatingIfNeeded: c.run.seed)
         let model = try LlamaModel(config: config, seed: seed, std: c.model.initStd)
         let examples = try TaskDataset.sft(generator, split: .sft, count: 4000, seed: seed &+ 1)

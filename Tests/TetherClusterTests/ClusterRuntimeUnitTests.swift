@@ -61,8 +61,8 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         // The verifier scores the reference answer as correct and anything else as wrong.
         let p = learnerSide.prompt(for: 0)
         let tok = learnerSide.tokenizer
-        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.encode(p.answer) + [tok.eosId], for: p).reward, 1)
-        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.encode(p.answer + "9"), for: p).reward, 0)
+        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.completionIds(p.answer), for: p).reward, 1)
+        XCTAssertEqual(try learnerSide.score(completionTokens: try tok.encode(p.answer + "9", addSpecialTokens: false), for: p).reward, 0)
         // Held-out prompts are never training prompts.
         let heldOut = Set(try learnerSide.heldOutPrompts(count: 20).map(\.prompt))
         XCTAssertTrue(heldOut.isDisjoint(with: Set(learnerSide.trainPrompts.map(\.prompt))))

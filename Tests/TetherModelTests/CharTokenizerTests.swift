@@ -30,23 +30,19 @@ final class CharTokenizerTests: XCTestCase {
         XCTAssertThrowsError(try tok.decode([5, 64])) { XCTAssertEqual($0 as? ModelError, .tokenOutOfRange(token: 64, vocabSize: 64)) }
     }
 
-    func testTokenizerJSONRoundTripsInSwift() throws {
-        let back = try CharTokenizer(tokenizerJSON: Data(tok.tokenizerJSON().utf8))
-        XCTAssertEqual(back, tok)
-    }
-
-    func testOtherTokenizerKindsAreRejectedWithAReason() {
-        let wordPiece = #"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}}"#
-        XCTAssertThrowsError(try CharTokenizer(tokenizerJSON: Data(wordPiece.utf8))) {
-            guard case .invalidTokenizer(let why) = $0 as? ModelError else { return XCTFail("\($0)") }
-            XCTAssertTrue(why.contains("WordPiece"), why)
-        }
-        let merges = #"{"model": {"type": "BPE", "vocab": {"<pad>": 0, "<bos>": 1, "<eos>": 2, "a": 3, "b": 4, "ab": 5}, "merges": ["a b"]}}"#
-        XCTAssertThrowsError(try CharTokenizer(tokenizerJSON: Data(merges.utf8))) {
-            guard case .invalidTokenizer(let why) = $0 as? ModelError else { return XCTFail("\($0)") }
-            XCTAssertTrue(why.contains("merges"), why)
-        }
-        XCTAssertThrowsError(try CharTokenizer(tokenizerJSON: Data("[1,2]".utf8)))
+    /// The general tokenizer reads the char vocabulary's files back to the same ids, `<bos>` first.
+    func testGeneralTokenizerReadsTheCharVocabulary() throws {
+        let general = try Tokenizer(tok)
+        XCTAssertEqual(general.vocabSize, 64)
+        XCTAssertEqual([general.padId, general.bosId, general.eosId], [0, 1, 2])
+        let text = "what is 12+30?\n  answer: (42)!"
+        XCTAssertEqual(try general.encode(text, addSpecialTokens: false), try tok.encode(text))
+        XCTAssertEqual(try general.encode(text, addSpecialTokens: true), [1] + (try tok.encode(text)))
+        XCTAssertEqual(try general.encode("a<eos>", addSpecialTokens: false), [13, 2])
+        XCTAssertEqual(try general.encode("a<eos>", addSpecialTokens: false, splitSpecialTokens: true), try tok.encode("a<eos>"))
+        XCTAssertEqual(try general.decode([1, 13, 2], skipSpecialTokens: false), "<bos>a<eos>")
+        XCTAssertEqual(try general.decode([1, 13, 2]), "a")
+        XCTAssertThrowsError(try general.encode("abC", addSpecialTokens: false)) { XCTAssertEqual($0 as? ModelError, .unknownToken("C")) }
     }
 
     /// The `tokenizers` library reads our tokenizer.json, encodes to our ids and decodes back exactly.
@@ -61,8 +57,9 @@ final class CharTokenizerTests: XCTestCase {
         t = Tokenizer.from_file(sys.argv[1])
         out = []
         for s in json.loads(sys.argv[2]):
-            ids = t.encode(s).ids
-            out.append({"ids": ids, "decoded": t.decode(ids), "with_specials": t.decode([1] + ids + [2])})
+            ids = t.encode(s, add_special_tokens=False).ids
+            out.append({"ids": ids, "decoded": t.decode(ids), "with_specials": t.decode([1] + ids + [2]),
+                        "bos_first": t.encode(s).ids == [1] + ids})
         print(json.dumps(out))
         """
         let json = String(decoding: try JSONSerialization.data(withJSONObject: texts), as: UTF8.self)
@@ -72,6 +69,7 @@ final class CharTokenizerTests: XCTestCase {
             XCTAssertEqual(row["ids"] as? [Int], try tok.encode(text), text)
             XCTAssertEqual(row["decoded"] as? String, text)
             XCTAssertEqual(row["with_specials"] as? String, text)
+            XCTAssertEqual(row["bos_first"] as? Bool, true)
         }
     }
 }

@@ -67,7 +67,7 @@ final class RewardModelTests: XCTestCase {
         // task's train split), whose hidden states already carry what the answer should be.
         let backbone = try LlamaModel(config: config, seed: 0)
         let sft = try (TaskDataset.sft(task, split: .sft, count: 1200, seed: 0) + TaskDataset.sft(task, split: .train, count: 800, seed: 0)).map {
-            try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tok)
+            try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: .standard)
         }
         _ = try SFTTrainer(model: backbone, options: SFTOptions(steps: 300, batchSize: 32, learningRate: 3e-3, seed: 0)).train(sft)
         let model = ScalarHeadModel(backbone: backbone, seed: 0)
@@ -83,7 +83,7 @@ final class RewardModelTests: XCTestCase {
         // serves as a Verifier.
         let dir = NSTemporaryDirectory() + "tether-rm-\(getpid())-\(UUID().uuidString.prefix(8))"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        try model.save(to: dir, tokenizer: tok)
+        try model.save(to: dir, tokenizer: .standard)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + ScalarHeadModel.headFile))
         let scorer = try RewardModelScorer(directory: dir)
         let e = heldOutExamples[0]
