@@ -4,10 +4,11 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure throughput of the model, the wire and the cluster (prints figures; --json for machines).",
+        abstract: "Measure throughput of the model, the tokenizer, the wire and the cluster (prints figures; --json for machines).",
         subcommands: [
             BenchModelCommand.self,
             WireBenchCommand.self,
+            BenchTokenizerCommand.self,
         ]
     )
 }

@@ -12,6 +12,7 @@ struct TetherCommand: AsyncParsableCommand {
             InitCommand.self,
             BaseCommand.self,
             GenerateCommand.self,
+            TokenizeCommand.self,
             SFTCommand.self,
             TasksCommand.self,
             TrainCommand.self,
