@@ -47,13 +47,20 @@ struct TokenizeCommand: ParsableCommand {
     /// One input line of `--decode`: a JSON array of integer ids.
     static func ids(_ line: String, lineNumber: Int) throws -> [Int] {
         guard let array = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any] else {
-            throw ValidationError("stdin line \(lineNumber): not a JSON array of token ids")
+            throw TokenizeInputError(line: lineNumber, reason: "not a JSON array of token ids")
         }
         return try array.map { v in
             guard let n = v as? NSNumber, let id = Int(exactly: n.doubleValue) else {
-                throw ValidationError("stdin line \(lineNumber): \(v) is not an integer token id")
+                throw TokenizeInputError(line: lineNumber, reason: "\(v) is not an integer token id")
             }
             return id
         }
     }
+}
+
+/// A `--decode` input line that is not a JSON array of integers.
+struct TokenizeInputError: Error, CustomStringConvertible {
+    var line: Int
+    var reason: String
+    var description: String { "stdin line \(line): \(reason)" }
 }
