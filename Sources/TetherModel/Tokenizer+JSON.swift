@@ -18,6 +18,14 @@ extension Tokenizer {
             }
             return i
         }
+        /// The members of a `Sequence` component (`p[key]`), each with its field path.
+        func members(_ p: [String: Any], _ key: String, _ field: String, _ body: ([String: Any], String) throws -> Void) throws {
+            guard let list = p[key] as? [Any] else { throw invalid("\(field).\(key)", "is not a list") }
+            for (i, q) in list.enumerated() {
+                guard let q = object(q) else { throw invalid("\(field).\(key)[\(i)]", "is not an object") }
+                try body(q, "\(field).\(key)[\(i)]")
+            }
+        }
         func bool(_ v: Any?, _ field: String, default d: Bool) throws -> Bool {
             if isNull(v) { return d }
             guard let b = v as? Bool else { throw invalid(field, "is not true or false") }
@@ -93,8 +101,8 @@ extension Tokenizer {
                 switch n["type"] as? String {
                 case "NFC": return .nfc
                 case "Sequence":
-                    guard let list = n["normalizers"] as? [[String: Any]] else { throw invalid(field + ".normalizers", "is not a list of objects") }
-                    let parts = try list.enumerated().map { try kind($1, "\(field).normalizers[\($0)]") }
+                    var parts: [Normalizer] = []
+                    try members(n, "normalizers", field) { parts.append(try kind($0, $1)) }
                     guard parts.count <= 1 else { throw unsupported(field, "a Sequence of \(parts.count) normalizers") }
                     return parts.first ?? .none
                 case let other?: throw unsupported(field, other)
@@ -125,11 +133,7 @@ extension Tokenizer {
             case "Digits":
                 steps.append(.digits(individual: try bool(p["individual_digits"], field + ".individual_digits", default: false)))
             case "Sequence":
-                guard let list = p["pretokenizers"] as? [Any] else { throw invalid(field + ".pretokenizers", "is not a list") }
-                for (i, q) in list.enumerated() {
-                    guard let q = object(q) else { throw invalid("\(field).pretokenizers[\(i)]", "is not an object") }
-                    try preStep(q, "\(field).pretokenizers[\(i)]")
-                }
+                try members(p, "pretokenizers", field, preStep)
             case let other?: throw unsupported(field, other)
             case nil: throw invalid(field + ".type", "is missing")
             }
@@ -164,11 +168,7 @@ extension Tokenizer {
                 }
                 guard seenSequence else { throw invalid(field + ".single", "has no sequence A") }
             case "Sequence":
-                guard let list = p["processors"] as? [Any] else { throw invalid(field + ".processors", "is not a list") }
-                for (i, q) in list.enumerated() {
-                    guard let q = object(q) else { throw invalid("\(field).processors[\(i)]", "is not an object") }
-                    try postStep(q, "\(field).processors[\(i)]")
-                }
+                try members(p, "processors", field, postStep)
             case let other?: throw unsupported(field, other)
             case nil: throw invalid(field + ".type", "is missing")
             }
@@ -182,11 +182,7 @@ extension Tokenizer {
             case "ByteLevel": decoders.append(.byteLevel)
             case "Fuse": decoders.append(.fuse)
             case "Sequence":
-                guard let list = d["decoders"] as? [Any] else { throw invalid(field + ".decoders", "is not a list") }
-                for (i, q) in list.enumerated() {
-                    guard let q = object(q) else { throw invalid("\(field).decoders[\(i)]", "is not an object") }
-                    try decoderStep(q, "\(field).decoders[\(i)]")
-                }
+                try members(d, "decoders", field, decoderStep)
             case let other?: throw unsupported(field, other)
             case nil: throw invalid(field + ".type", "is missing")
             }
