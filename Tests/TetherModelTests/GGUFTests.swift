@@ -11,8 +11,6 @@ enum GGUFFixture {
         .appendingPathComponent("../../scripts/peers/gguf_peer.py").standardizedFileURL.path
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardizedFileURL.path
-    static let root = NSTemporaryDirectory() + "tether-gguf-\(getpid())"
-
     /// `scripts/get-model smollm2-135m-instruct` keeps the GGUF in models/.cache; the peers setup puts one in /tmp/smol.
     static var realModel: String? {
         [repository + "/models/.cache/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -24,16 +22,20 @@ enum GGUFFixture {
                            [helper] + arguments, timeout: timeout)
     }
 
-    private static let made: Result<String, Error> = Result {
+    nonisolated(unsafe) private static var made: [String: String] = [:]  // XCTest runs one test at a time
+
+    /// The fixture directory of one test class (each class removes its own in `tearDown`);
+    /// skips, with the reason, when the Python peers are missing.
+    static func directory(_ owner: String) throws -> String {
+        try PeerPython.require(["gguf", "numpy", "tokenizers"])
+        if let d = made[owner] { return d }
+        let root = root(owner)
         _ = try runHelper(["make", root], timeout: 300)
+        made[owner] = root
         return root
     }
 
-    /// The fixture directory; skips (with the reason) when the Python peers are missing.
-    static func directory() throws -> String {
-        try PeerPython.require(["gguf", "numpy", "tokenizers"])
-        return try made.get()
-    }
+    static func root(_ owner: String) -> String { NSTemporaryDirectory() + "tether-gguf-\(owner)-\(getpid())" }
 
     /// A Tether model holding an imported directory's weights, read with the public pieces
     /// (config, safetensors, layout) rather than `LlamaCheckpoint.read`, which reads only the
@@ -49,10 +51,10 @@ enum GGUFFixture {
 
 /// The reader and the dequantizers against the `gguf` package, and the typed errors for bad files.
 final class GGUFFormatTests: XCTestCase {
-    override class func tearDown() { try? FileManager.default.removeItem(atPath: GGUFFixture.root) }
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: GGUFFixture.root("format")) }
 
     func testEveryTensorTypeDequantizesAsTheGGUFPackageDoes() throws {
-        let dir = try GGUFFixture.directory()
+        let dir = try GGUFFixture.directory("format")
         let file = try GGUFFile.open(path: dir + "/types.gguf")
         let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/types.json"))) as? [String: [String: Any]])
         XCTAssertEqual(file.version, 3)
@@ -94,7 +96,7 @@ final class GGUFFormatTests: XCTestCase {
     }
 
     func testTruncatedAndCorruptFilesGiveTypedErrorsNamingTheCulprit() throws {
-        let dir = try GGUFFixture.directory()
+        let dir = try GGUFFixture.directory("format")
         let good = try Data(contentsOf: URL(fileURLWithPath: dir + "/types.gguf"))
         XCTAssertNoThrow(try GGUFFile(bytes: good, path: "good"))
         func patched(_ offset: Int, _ value: UInt64, width: Int = 8) -> Data {
@@ -151,7 +153,7 @@ final class GGUFFormatTests: XCTestCase {
     }
 
     func testImportWritesAHuggingFaceDirectoryAndReplacesItAtomically() throws {
-        let dir = try GGUFFixture.directory()
+        let dir = try GGUFFixture.directory("format")
         let out = try makeTemporaryDirectory(self, "gguf-import") + "/model"
         try GGUFLlamaImporter.importFile(dir + "/tiny-a/tiny.gguf", to: out)
         try GGUFLlamaImporter.importFile(dir + "/tiny-a/tiny.gguf", to: out)  // over an existing directory
@@ -187,13 +189,14 @@ final class GGUFTransformersParityTests: XCTestCase {
     nonisolated(unsafe) static var results: [String: [String: Any]]?  // XCTest runs one test at a time
     nonisolated(unsafe) static var realImportSeconds: (Double, Double)?
 
-    override class func tearDown() { try? FileManager.default.removeItem(atPath: GGUFFixture.root + "-imported") }
+    static let root = GGUFFixture.root("parity")
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: root) }
 
     func peer() throws -> [String: [String: Any]] {
         if let r = Self.results { return r }
-        let dir = try GGUFFixture.directory()
+        let dir = try GGUFFixture.directory("parity")
         try PeerPython.require(["torch", "transformers", "gguf", "tokenizers", "safetensors"])
-        let out = GGUFFixture.root + "-imported"
+        let out = Self.root + "/imported"
         var jobs: [[Any]] = []
         var keys: [String] = []
         for tiny in ["tiny-a", "tiny-b"] {
@@ -244,14 +247,14 @@ final class GGUFTransformersParityTests: XCTestCase {
     }
 
     func testTinyImportMatchesTransformersWeightsAndLogits() throws {
-        try checkModel(try peer()["model tiny-a"], directory: GGUFFixture.root + "-imported/tiny-a", ids: Self.logitIds, label: "tiny GGUF (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16, BF16, F32)")
+        try checkModel(try peer()["model tiny-a"], directory: Self.root + "/imported/tiny-a", ids: Self.logitIds, label: "tiny GGUF (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16, BF16, F32)")
     }
 
     func testRealSmolLM2MatchesTransformersWeightsAndLogits() throws {
         guard GGUFFixture.realModel != nil else {
             throw XCTSkip("SmolLM2 GGUF absent: run scripts/get-model smollm2-135m-instruct (or place it in /tmp/smol)")
         }
-        try checkModel(try peer()["model smollm2"], directory: GGUFFixture.root + "-imported/smollm2", ids: Self.realLogitIds, label: "SmolLM2-135M-Instruct Q4_1")
+        try checkModel(try peer()["model smollm2"], directory: Self.root + "/imported/smollm2", ids: Self.realLogitIds, label: "SmolLM2-135M-Instruct Q4_1")
         if let (d, w) = Self.realImportSeconds { print(String(format: "SmolLM2 import: dequantized in %.2f s, written in %.2f s", d, w)) }
     }
 }

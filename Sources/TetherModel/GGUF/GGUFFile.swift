@@ -229,6 +229,7 @@ struct GGUFCursor {
     }
 
     var remaining: Int { raw.count - offset }
+    static let plausibleCount = 1 << 32
 
     mutating func take(_ n: Int, _ what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
         guard n >= 0, n <= remaining else {
@@ -255,7 +256,9 @@ struct GGUFCursor {
         }
         let (need, overflow) = v.multipliedReportingOverflow(by: minimumBytesEach)
         guard !overflow, need <= remaining else {
-            throw GGUFError.corrupt(path: path, detail: "\(what) is \(n), but only \(remaining) bytes follow")
+            // A plausible count in a short file is a truncation; an astronomical one is garbage.
+            if v <= Self.plausibleCount { throw GGUFError.truncated(path: path, detail: "\(what) is \(n), but only \(remaining) bytes follow") }
+            throw GGUFError.corrupt(path: path, detail: "\(what) is \(n), more than the \(remaining) bytes that follow could hold")
         }
         return v
     }
