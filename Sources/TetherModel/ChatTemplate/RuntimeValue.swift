@@ -13,8 +13,9 @@ enum RuntimeValue: Sendable {
     case int(Int)
     case double(Double)
     case string(String)
-    /// Python lists and tuples alike (templates only read them).
     case list([RuntimeValue])
+    /// A Python tuple: `(a, b)`, `dict.items()` pairs. Prints as `(a, b)`; never equal to a list.
+    case tuple([RuntimeValue])
     case dict(OrderedDictionary<RuntimeValue>)
     case namespace(NamespaceObject)
     case loop(LoopObject)
@@ -33,6 +34,14 @@ enum RuntimeValue: Sendable {
         }
     }
 
+    /// The items of a list or tuple.
+    var sequence: [RuntimeValue]? {
+        switch self {
+        case .list(let l), .tuple(let l): return l
+        default: return nil
+        }
+    }
+
     var isUndefined: Bool { if case .undefined = self { return true } else { return false } }
 
     /// Python's type name, for error messages that match Python's.
@@ -45,6 +54,7 @@ enum RuntimeValue: Sendable {
         case .double: return "float"
         case .string: return "str"
         case .list: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .loop: return "LoopContext"
@@ -61,7 +71,7 @@ enum RuntimeValue: Sendable {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .list(let l): return !l.isEmpty
+        case .list(let l), .tuple(let l): return !l.isEmpty
         case .dict(let d): return !d.isEmpty
         case .namespace, .loop, .macro, .function: return true
         }
@@ -86,6 +96,7 @@ enum RuntimeValue: Sendable {
         case .double(let d): return pythonFloatRepr(d)
         case .string(let s): return pythonStringRepr(s)
         case .list(let l): return "[" + l.map(\.repr).joined(separator: ", ") + "]"
+        case .tuple(let l): return "(" + l.map(\.repr).joined(separator: ", ") + (l.count == 1 ? ",)" : ")")
         case .dict(let d): return "{" + d.entries.map { pythonStringRepr($0.key) + ": " + $0.value.repr }.joined(separator: ", ") + "}"
         case .namespace(let ns): return "<Namespace " + RuntimeValue.dict(ns.attributes).repr + ">"
         case .loop: return "<LoopContext>"
@@ -118,7 +129,7 @@ enum RuntimeValue: Sendable {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let a), .string(let b)): return a.unicodeScalars.elementsEqual(b.unicodeScalars)
-        case (.list(let a), .list(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
+        case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
         case (.dict(let a), .dict(let b)):
             return a.count == b.count && a.entries.allSatisfy { e in b[e.key].map { e.value.equals($0) } ?? false }
         case (.namespace(let a), .namespace(let b)): return a === b
@@ -143,7 +154,7 @@ enum RuntimeValue: Sendable {
                 case (let p?, let q?): if p != q { return p.value < q.value ? .orderedAscending : .orderedDescending }
                 }
             }
-        case (.list(let a), .list(let b)):
+        case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)):
             for (p, q) in zip(a, b) where !p.equals(q) { return p.compare(q) }
             return a.count == b.count ? .orderedSame : (a.count < b.count ? .orderedAscending : .orderedDescending)
         default:

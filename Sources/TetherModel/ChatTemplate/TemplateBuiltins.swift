@@ -36,6 +36,11 @@ extension TemplateRenderer {
 
     private func callMacro(_ m: MacroObject, _ args: EvaluatedArguments, at: Int) throws -> RuntimeValue {
         let d = m.definition
+        budget.macroDepth += 1
+        defer { budget.macroDepth -= 1 }
+        guard budget.macroDepth <= RenderBudget.maxMacroDepth else {
+            throw ChatTemplateError.invalidOperation("macro '\(d.name)' recursed more than \(RenderBudget.maxMacroDepth) calls deep", location(at))
+        }
         guard args.positional.count <= d.parameters.count else {
             throw ChatTemplateError.invalidOperation("macro '\(d.name)' takes not more than \(d.parameters.count) argument(s)", location(at))
         }
@@ -140,7 +145,7 @@ extension TemplateRenderer {
             case "startswith", "endswith":
                 guard let first = p.first else { throw ChatTemplateError.invalidOperation("\(name)() takes at least 1 argument", location(at)) }
                 let candidates: [RuntimeValue]
-                if case .list(let l) = first { candidates = l } else { candidates = [first] }
+                if case .tuple(let l) = first { candidates = l } else { candidates = [first] }
                 for c in candidates {
                     guard case .string(let affix) = c else {
                         throw ChatTemplateError.invalidOperation("\(name) first arg must be str or a tuple of str, not \(c.typeName)", location(at))
@@ -202,7 +207,7 @@ extension TemplateRenderer {
             case "get":
                 guard case .string(let k)? = p.first else { return p.count > 1 ? p[1] : .none }
                 return d[k] ?? (p.count > 1 ? p[1] : .none)
-            case "items": return .list(d.entries.map { .list([.string($0.key), $0.value]) })
+            case "items": return .list(d.entries.map { .tuple([.string($0.key), $0.value]) })
             case "keys": return .list(d.keys.map { .string($0) })
             case "values": return .list(d.entries.map(\.value))
             default: return nil
@@ -231,7 +236,7 @@ extension TemplateRenderer {
         case "length", "count":
             switch value {
             case .string(let s): return .int(s.unicodeScalars.count)
-            case .list(let l): return .int(l.count)
+            case .list(let l), .tuple(let l): return .int(l.count)
             case .dict(let d): return .int(d.count)
             case .undefined: return .int(0)
             default: throw ChatTemplateError.invalidOperation("object of type '\(value.typeName)' has no len()", location(at))
@@ -244,7 +249,7 @@ extension TemplateRenderer {
             default: indent = nil
             }
             var separators: (String, String)?
-            if case .list(let l)? = arg(2, "separators"), l.count == 2, case .string(let a) = l[0], case .string(let b) = l[1] {
+            if let l = arg(2, "separators")?.sequence, l.count == 2, case .string(let a) = l[0], case .string(let b) = l[1] {
                 separators = (a, b)
             }
             let encoder = PythonJSONEncoder(indent: indent, separators: separators, sortKeys: bool(arg(3, "sort_keys")),
@@ -291,7 +296,7 @@ extension TemplateRenderer {
         case "list": return .list(try iterate(value, at: at))
         case "items":
             switch value {
-            case .dict(let d): return .list(d.entries.map { .list([.string($0.key), $0.value]) })
+            case .dict(let d): return .list(d.entries.map { .tuple([.string($0.key), $0.value]) })
             case .undefined: return .list([])
             default: throw ChatTemplateError.invalidOperation("Can only get item pairs from a mapping.", location(at))
             }
@@ -472,9 +477,9 @@ extension TemplateRenderer {
         case "string": if case .string = value { return true } else { return false }
         case "mapping": if case .dict = value { return true } else { return false }
         case "iterable":
-            switch value { case .list, .dict, .string, .undefined: return true; default: return false }
+            switch value { case .list, .tuple, .dict, .string, .undefined: return true; default: return false }
         case "sequence":
-            switch value { case .list, .dict, .string: return true; default: return false }
+            switch value { case .list, .tuple, .dict, .string: return true; default: return false }
         case "callable":
             switch value { case .macro, .function: return true; default: return false }
         case "sameas":

@@ -34,7 +34,7 @@ struct PythonJSONEncoder {
         case .double(let d):
             if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += pythonFloatRepr(d) }
         case .string(let s): out += quoted(s)
-        case .list(let items):
+        case .list(let items), .tuple(let items):
             guard !items.isEmpty else { out += "[]"; return nil }
             out += "["
             for (n, item) in items.enumerated() {

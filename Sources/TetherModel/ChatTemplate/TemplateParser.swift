@@ -8,6 +8,10 @@ struct TemplateParser {
     private let map: SourceMap
     private var i = 0
     private var loopDepth = 0
+    /// Nesting of blocks and sub-expressions so far. Bounded, so a hostile template (ten thousand
+    /// `(`) is a syntax error rather than a stack overflow.
+    private var depth = 0
+    static let maxDepth = 200
 
     init(tokens: [TemplateToken], map: SourceMap) {
         self.tokens = tokens
@@ -112,8 +116,15 @@ struct TemplateParser {
         }
     }
 
+    private mutating func enter() throws {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("the template nests blocks or expressions more than \(Self.maxDepth) levels deep") }
+    }
+
     private mutating func parseStatement(_ keyword: String) throws -> [TemplateStatement] {
         let at = current.offset
+        try enter()
+        defer { depth -= 1 }
         switch keyword {
         case "if":
             advance()
@@ -275,7 +286,7 @@ struct TemplateParser {
             if let only = items.first { return only }
             if !explicitParens { throw fail("expected an expression, found \(describe(current))", at) }
         }
-        return .list(items)
+        return .tuple(items)
     }
 
     private mutating func parseExpression() throws -> TemplateExpression {
@@ -301,6 +312,8 @@ struct TemplateParser {
     }
 
     private mutating func parseNot() throws -> TemplateExpression {
+        try enter()
+        defer { depth -= 1 }
         if skipName("not") { return .not(try parseNot()) }
         return try parseCompare()
     }
@@ -362,6 +375,8 @@ struct TemplateParser {
     }
 
     private mutating func parseUnary(withFilter: Bool = true) throws -> TemplateExpression {
+        try enter()
+        defer { depth -= 1 }
         let at = current.offset
         var e: TemplateExpression
         if skipOp("-") {

@@ -5,6 +5,14 @@ import Foundation
 /// TemplateBuiltins.swift.
 struct TemplateRenderer {
     let map: SourceMap
+    let budget = RenderBudget()
+
+    /// Bounds what a template can make one render do, so a hostile one fails with an error instead
+    /// of overflowing the stack (Python stops runaway recursion with `RecursionError`).
+    final class RenderBudget {
+        var macroDepth = 0
+        static let maxMacroDepth = 100
+    }
 
     enum Flow { case normal, breakLoop, continueLoop }
 
@@ -96,7 +104,7 @@ struct TemplateRenderer {
     /// value iterates as empty (Jinja's default `Undefined`).
     func iterate(_ value: RuntimeValue, at: Int) throws -> [RuntimeValue] {
         switch value {
-        case .list(let l): return l
+        case .list(let l), .tuple(let l): return l
         case .dict(let d): return d.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
@@ -116,6 +124,8 @@ struct TemplateRenderer {
             return .undefined("'\(n)' is undefined")
         case .list(let items):
             return .list(try items.map { try evaluate($0, scope) })
+        case .tuple(let items):
+            return .tuple(try items.map { try evaluate($0, scope) })
         case .dict(let items, let at):
             var d = OrderedDictionary<RuntimeValue>()
             for item in items {
@@ -223,7 +233,7 @@ struct TemplateRenderer {
     func item(_ base: RuntimeValue, _ key: RuntimeValue, at: Int) throws -> RuntimeValue {
         switch (base, key) {
         case (.undefined(let why), _): throw ChatTemplateError.undefined(why, location(at))
-        case (.list(let l), _) where key.integer != nil:
+        case (.list(let l), _) where key.integer != nil, (.tuple(let l), _) where key.integer != nil:
             let i = key.integer!
             let j = i < 0 ? l.count + i : i
             return l.indices.contains(j) ? l[j] : .undefined("list object has no element \(i)")
@@ -265,6 +275,7 @@ struct TemplateRenderer {
         }
         switch base {
         case .list(let l): return .list(try indices(l.count).map { l[$0] })
+        case .tuple(let l): return .tuple(try indices(l.count).map { l[$0] })
         case .string(let s):
             let scalars = Array(s.unicodeScalars)
             var out = String.UnicodeScalarView()
@@ -283,7 +294,7 @@ struct TemplateRenderer {
                 throw try operandError("'in <string>' requires string as left operand, not \(element.typeName)", element, at: at)
             }
             return sub.isEmpty || s.unicodeScalars.firstRange(of: sub.unicodeScalars) != nil
-        case .list(let l): return l.contains { $0.equals(element) }
+        case .list(let l), .tuple(let l): return l.contains { $0.equals(element) }
         case .dict(let d):
             if case .string(let k) = element { return d[k] != nil }
             return false
@@ -356,6 +367,7 @@ struct TemplateRenderer {
         switch (op, a, b) {
         case (.add, .string(let x), .string(let y)): return .string(x + y)
         case (.add, .list(let x), .list(let y)): return .list(x + y)
+        case (.add, .tuple(let x), .tuple(let y)): return .tuple(x + y)
         case (.add, .string, _):
             throw try operandError("can only concatenate str (not \"\(b.typeName)\") to str", b, at: at)
         case (.add, .list, _):

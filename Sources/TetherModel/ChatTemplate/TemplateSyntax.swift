@@ -4,6 +4,7 @@ indirect enum TemplateExpression: Sendable {
     case literal(RuntimeValue)
     case name(String, at: Int)
     case list([TemplateExpression])
+    case tuple([TemplateExpression])
     case dict([(key: TemplateExpression, value: TemplateExpression)], at: Int)
     case attribute(TemplateExpression, String, at: Int)
     case item(TemplateExpression, TemplateExpression, at: Int)
