@@ -114,6 +114,7 @@ final class ChatTemplateParityTests: XCTestCase {
         #"{{ '<think>\nabc\n</think>\n\nanswer'.split('</think>')[-1].lstrip('\n') }}|{{ '<think>\nabc\n</think>'.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') }}"#,
         "{{ enable_thinking is defined and enable_thinking is false }}{% if (messages[1]['role'] == 'user') != (0 % 2 == 0) %}bad{% else %}good{% endif %}",
         "{% set ns = namespace(parts=[]) %}{% for m in messages %}{% set ns.parts = ns.parts + [m.role] %}{% endfor %}{{ ns.parts|join(' ') }}{{ ns.parts|tojson }}",
+        "{% for m in messages %}{{ m|tojson }}\n{% endfor %}",
     ]
 
     // MARK: cases
@@ -150,6 +151,11 @@ final class ChatTemplateParityTests: XCTestCase {
             all.append(Case(template: "snippet\(n)", messages: conversations[2], addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>"))
             all.append(Case(template: "snippet\(n)", messages: conversations[4], addGenerationPrompt: false))
         }
+        // transformers drops None-valued keys and aliases reasoning fields before rendering.
+        all.append(Case(template: "snippet\(snippets.count - 1)", messages: [
+            ["role": "assistant", "content": nil, "reasoning_content": "step 1"],
+            ["role": "user", "content": "x", "name": nil, "thinking": "t2", "reasoning": "r"],
+        ], addGenerationPrompt: false))
         if FileManager.default.fileExists(atPath: smolTokenizerDirectory + "/chat_template.jinja") {
             for conversation in conversations {
                 all.append(Case(template: "smollm2-real", messages: conversation, addGenerationPrompt: true, tokenizerDirectory: smolTokenizerDirectory))

@@ -84,7 +84,8 @@ final class ChatTemplateTests: XCTestCase {
     func testTransformersPassesToolsAndDocumentsAsNone() throws {
         XCTAssertEqual(try render("{{ tools is defined }}{{ tools is none }}{{ documents }}{{ add_generation_prompt }}", generation: true), "TrueTrueNoneTrue")
         let t = try ChatTemplate(source: "{{ bos_token }}|{{ eos_token }}|{{ tools|length }}")
-        XCTAssertEqual(try t.render(messages: [], addGenerationPrompt: false, bosToken: "<s>", eosToken: "</s>", tools: [["name": "f"]]), "<s>|</s>|1")
+        XCTAssertEqual(try t.render(messages: [.user("x")], addGenerationPrompt: false, bosToken: "<s>", eosToken: "</s>", tools: [["name": "f"]]), "<s>|</s>|1")
+        XCTAssertThrowsError(try t.render(messages: [], addGenerationPrompt: true)) { XCTAssertEqual($0 as? ChatTemplateError, .emptyConversation) }
     }
 
     func testOneParsedTemplateRendersManyConversations() throws {

@@ -53,11 +53,14 @@ public struct ChatTemplate: Sendable {
 
     /// Renders messages of any shape (tool calls, content parts), as `transformers` passes them:
     /// `messages`, `tools` and `documents` (None unless given), `add_generation_prompt`, the
-    /// special tokens, then `extra`.
+    /// special tokens, then `extra`. Like `apply_chat_template`, it refuses an empty conversation,
+    /// drops message keys whose value is None, and copies a message's reasoning
+    /// (`reasoning_content`, `thinking` or `reasoning`) to both `thinking` and `reasoning_content`.
     public func render(messageValues: [TemplateValue], addGenerationPrompt: Bool, bosToken: String? = nil, eosToken: String? = nil,
                        tools: [TemplateValue]? = nil, extra: [String: TemplateValue] = [:]) throws -> String {
+        guard !messageValues.isEmpty else { throw ChatTemplateError.emptyConversation }
         var variables: [String: RuntimeValue] = [
-            "messages": .list(messageValues.map(RuntimeValue.init)),
+            "messages": .list(messageValues.map { RuntimeValue(Self.normalized($0)) }),
             "tools": tools.map { .list($0.map(RuntimeValue.init)) } ?? .none,
             "documents": .none,
             "add_generation_prompt": .bool(addGenerationPrompt),
@@ -66,6 +69,21 @@ public struct ChatTemplate: Sendable {
         if let eosToken { variables["eos_token"] = .string(eosToken) }
         for (k, v) in extra { variables[k] = RuntimeValue(v) }
         return try render(variables: variables)
+    }
+
+    /// transformers' `_normalize_chat_messages` and `_alias_reasoning_fields`.
+    static func normalized(_ message: TemplateValue) -> TemplateValue {
+        guard case .dict(let d) = message else { return message }
+        var kept = OrderedDictionary<TemplateValue>()
+        for (k, v) in d.entries where v != .none { kept[k] = v }
+        guard let reasoning = ["reasoning_content", "thinking", "reasoning"].lazy.compactMap({ kept[$0] }).first else {
+            return .dict(kept)
+        }
+        var aliased = OrderedDictionary<TemplateValue>()
+        aliased["thinking"] = reasoning
+        for (k, v) in kept.entries { aliased[k] = v }
+        aliased["reasoning_content"] = reasoning
+        return .dict(aliased)
     }
 
     /// Renders with exactly these template variables (nothing implied).

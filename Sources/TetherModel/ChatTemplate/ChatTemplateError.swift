@@ -26,6 +26,8 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
     case invalidOperation(String, TemplateLocation)
     /// The template called `raise_exception(message)`: it refuses these messages.
     case raised(String, TemplateLocation)
+    /// No messages: `apply_chat_template` refuses an empty conversation before rendering.
+    case emptyConversation
 
     public var description: String {
         switch self {
@@ -35,15 +37,18 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
         case .undefined(let what, let at): return "chat template error at \(at): \(what)"
         case .invalidOperation(let why, let at): return "chat template error at \(at): \(why)"
         case .raised(let message, let at): return "chat template raised an exception at \(at): \(message)"
+        case .emptyConversation: return "cannot apply a chat template to an empty conversation: give at least one message"
         }
     }
 
-    /// Where in the template the problem is.
-    public var location: TemplateLocation {
+    /// Where in the template the problem is (nil when it is not in the template).
+    public var location: TemplateLocation? {
         switch self {
         case .syntax(_, let at), .unsupported(_, let at), .undefined(_, let at),
              .invalidOperation(_, let at), .raised(_, let at):
             return at
+        case .emptyConversation:
+            return nil
         }
     }
 }
