@@ -114,6 +114,7 @@ final class ChatTemplateParityTests: XCTestCase {
         #"{{ '<think>\nabc\n</think>\n\nanswer'.split('</think>')[-1].lstrip('\n') }}|{{ '<think>\nabc\n</think>'.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') }}"#,
         "{{ enable_thinking is defined and enable_thinking is false }}{% if (messages[1]['role'] == 'user') != (0 % 2 == 0) %}bad{% else %}good{% endif %}",
         "{% set ns = namespace(parts=[]) %}{% for m in messages %}{% set ns.parts = ns.parts + [m.role] %}{% endfor %}{{ ns.parts|join(' ') }}{{ ns.parts|tojson }}",
+        "{{ \"they're here-and (there)\"|title }}|{{ \"they're\".title() }}|{{ 2.5|round }}|{{ 0.125|round(2) }}|{{ 3.5|round }}|{{ '123' is lower }}|{{ 'a1' is lower }}|{{ 'A1' is upper }}",
         "{% for m in messages %}{{ m|tojson }}\n{% endfor %}",
     ]
 

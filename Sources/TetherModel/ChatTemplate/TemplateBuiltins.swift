@@ -262,7 +262,7 @@ extension TemplateRenderer {
             }
         case "upper": return .string(value.str.uppercased())
         case "lower": return .string(value.str.lowercased())
-        case "title": return .string(pythonTitle(value.str))
+        case "title": return .string(jinjaTitle(value.str))
         case "capitalize": return .string(pythonCapitalize(value.str))
         case "string": return .string(value.str)
         case "safe": return value
@@ -338,7 +338,7 @@ extension TemplateRenderer {
             let method = string(arg(1, "method")) ?? "common"
             let scale = Foundation.pow(10, Double(precision))
             switch method {
-            case "common": return .double((x * scale).rounded(.toNearestOrAwayFromZero) / scale)
+            case "common": return .double((x * scale).rounded(.toNearestOrEven) / scale)  // Python's round()
             case "ceil": return .double((x * scale).rounded(.up) / scale)
             case "floor": return .double((x * scale).rounded(.down) / scale)
             default: throw ChatTemplateError.invalidOperation("method must be common, ceil or floor", location(at))
@@ -503,8 +503,11 @@ extension TemplateRenderer {
                 return i % n == 0
             }
             return (i % 2 != 0) == (name == "odd")
-        case "lower": return value.str == value.str.lowercased()
-        case "upper": return value.str == value.str.uppercased()
+        case "lower", "upper":
+            // Python's str.islower()/isupper(): at least one cased character, none of the other case.
+            let s = value.str
+            guard s.unicodeScalars.contains(where: { $0.properties.isCased }) else { return false }
+            return name == "lower" ? s == s.lowercased() : s == s.uppercased()
         case "escaped": return false
         default: throw ChatTemplateError.unsupported("the test '\(name)'", location(at))
         }
@@ -616,6 +619,24 @@ func pythonTitle(_ s: String) -> String {
             out.unicodeScalars.append(c)
         }
         previousCased = cased
+    }
+    return out
+}
+
+/// Jinja's `title` filter (not Python's `str.title`): words start after whitespace, `-`, `(`, `{`,
+/// `[` or `<`; each word's first character upper, the rest lower.
+func jinjaTitle(_ s: String) -> String {
+    let separators: Set<Unicode.Scalar> = ["-", "(", "{", "[", "<"]
+    var out = ""
+    var atWordStart = true
+    for c in s.unicodeScalars {
+        if isPythonWhitespace(c) || separators.contains(c) {
+            out.unicodeScalars.append(c)
+            atWordStart = true
+        } else {
+            out += atWordStart ? String(c).uppercased() : String(c).lowercased()
+            atWordStart = false
+        }
     }
     return out
 }
