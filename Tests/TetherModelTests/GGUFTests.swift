@@ -171,7 +171,10 @@ final class GGUFFormatTests: XCTestCase {
         XCTAssertEqual(config.vocabSize, tokenizer.tokens.count)
         let tokenizerConfig = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/tokenizer_config.json"))) as? [String: Any])
         XCTAssertEqual(tokenizerConfig["eos_token"] as? String, "<|im_end|>")
-        XCTAssertEqual(tokenizerConfig["chat_template"] as? String, gguf.metadata["tokenizer.chat_template"]?.string)
+        let template = try XCTUnwrap(tokenizerConfig["chat_template"] as? String)
+        XCTAssertEqual(template, gguf.metadata["tokenizer.chat_template"]?.string)
+        XCTAssertEqual(try ChatTemplate(source: template).render(messages: [.user("hi")], addGenerationPrompt: false),
+                       "<|im_start|>user\nhi<|im_end|>\n")
         // V is not permuted: its rows come out in file order.
         let v = try SafeTensorsFile.open(path: out + "/model.safetensors").floats("model.layers.0.self_attn.v_proj.weight")
         XCTAssertEqual(v, try gguf.floats("blk.0.attn_v.weight"))
