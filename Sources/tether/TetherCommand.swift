@@ -25,6 +25,7 @@ struct TetherCommand: AsyncParsableCommand {
             TaskDataCommand.self,
             KeygenCommand.self,
             CheckpointCommand.self,
+            ImportCommand.self,
         ]
     )
 }
