@@ -129,23 +129,32 @@ run: {{steps: 1000000, seed: 1, out_dir: {work}, name: run}}
         except OSError:
             return ""
 
-    def metrics(self):
+    def metrics_since(self, offset):
+        """Complete metrics lines after byte `offset`, and the offset after them."""
         try:
             with open(os.path.join(self.run_dir, "metrics.jsonl"), "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
+                f.seek(offset)
+                data = f.read()
         except OSError:
-            return []
+            return [], offset
+        end = data.rfind(b"\n") + 1
         out = []
-        for line in lines:
+        for line in data[:end].splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:
                 pass
-        return out
+        return out, offset + end
 
     def last(self):
-        m = self.metrics()
-        return m[-1] if m else {}
+        """The newest complete metrics line (read from the file's tail: it grows by a line a step)."""
+        path = os.path.join(self.run_dir, "metrics.jsonl")
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return {}
+        lines, _ = self.metrics_since(max(0, size - (256 << 10)))
+        return lines[-1] if lines else {}
 
     def close(self):
         for p in self.procs.values():
@@ -175,10 +184,10 @@ class Peer:
         self.dealer = self.socket(zmq.DEALER, cluster.control, key)
         self.push = self.socket(zmq.PUSH, cluster.trajectories, key)
 
-    def socket(self, kind, endpoint, key, **options):
+    def socket(self, kind, endpoint, key, options=()):
         s = self.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 0)
-        for k, v in options.items():
+        for k, v in options:
             s.setsockopt(k, v)
         if key is not None:
             s.curve_secretkey = self.cluster.key(key, "key")
@@ -407,12 +416,12 @@ def run_cases(suite, cluster):
     stalled = []
 
     def stalled_subscriber():
-        sub = evil.socket(zmq.SUB, cluster.weights, "evil", **{zmq.RCVHWM: 1, zmq.RCVBUF: 4096})
+        sub = evil.socket(zmq.SUB, cluster.weights, "evil", options=[(zmq.RCVHWM, 1), (zmq.RCVBUF, 4096)])
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         stalled.append(sub)
-        start = len(cluster.metrics())
+        _, start = cluster.metrics_since(0)
         time.sleep(6)
-        lines = cluster.metrics()[start:]
+        lines, _ = cluster.metrics_since(start)
         most = max((value(line, "weights/live_snapshots") for line in lines), default=0)
         if most > 8:
             raise RuntimeError(f"{int(most)} weight snapshots alive with a stalled subscriber")
@@ -435,14 +444,15 @@ def main():
     cluster = Cluster(args.tether, work)
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError(f"suite exceeded {args.timeout} s")))
     signal.alarm(int(args.timeout) + 30)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still runs the cleanup below
     status = 1
     try:
         cluster.start_all()
-        while time.time() < deadline and len(cluster.metrics()) < 3:
+        while time.time() < deadline and value(cluster.last(), "version") < 3:
             if not cluster.learner_alive():
                 raise RuntimeError("learner exited before training:\n" + cluster.log("learner")[-3000:])
             time.sleep(0.1)
-        if len(cluster.metrics()) < 3:
+        if value(cluster.last(), "version") < 3:
             raise RuntimeError("the cluster did not start training:\n" + cluster.log("learner")[-3000:])
         suite = Suite(cluster, deadline)
         run_cases(suite, cluster)
@@ -463,7 +473,7 @@ def main():
         if status:
             print(f"hostile-peers: {len(failed)} case(s) failed; learner log tail:\n" + cluster.log("learner")[-3000:])
     except Exception as exc:
-        print(f"hostile-peers: {exc}")
+        print(f"hostile-peers: {exc!r}")
     finally:
         signal.alarm(0)
         cluster.close()
