@@ -102,12 +102,12 @@ struct StalenessSimulation {
             let st = controller.state
             let room = max(0, (st.version + eta + 1) * b - st.admittedSlots)
             let actors = max(1, actorsAtGrant >= 0 ? actorsAtGrant : st.actors.count)
-            let held = fate.values.reduce(0) { n, f in
+            let heldByActor = fate.values.reduce(0) { n, f in
                 if case .inFlight(let tid) = f, ticketActor[tid] == t.actor { return n + 1 }
                 return n
             }
-            check(held <= (room + actors - 1) / actors,
-                  "actor \(t.actor) holds \(held) groups after ticket \(t.id), over its share ⌈\(room)/\(actors)⌉")
+            check(heldByActor <= (room + actors - 1) / actors,
+                  "actor \(t.actor) holds \(heldByActor) groups after ticket \(t.id), over its share ⌈\(room)/\(actors)⌉")
             fairShareChecks += 1
             // The actor samples with what it holds (≥ minVersion, enforced by the controller);
             // sometimes a sample spans an update, rarely the actor lies or is broken.
@@ -274,13 +274,15 @@ struct StalenessSimulation {
         let worker = ActorID("finisher")
         alive[worker] = controller.version
         send(.actorJoined(worker))
-        // Run until 3 more versions are trained, every lost prompt was re-issued and trained, and a
-        // batch boundary is reached: then every prompt ever drawn must be trained exactly once.
+        // Run until 3 more versions are trained, every lost prompt was re-issued and admitted, and
+        // nothing is in flight: then every prompt ever drawn is trained exactly once, or waits in the
+        // buffer for a batch that is not full yet (tickets of several prompts need not end on a
+        // batch boundary).
         let target = controller.version + 3
         var guardSteps = 0
         func settled(_ sim: StalenessSimulation) -> Bool {
             let s = sim.controller.statistics
-            return sim.controller.version >= target && s.pendingReissue == 0 && s.bufferedGroups == 0 && s.inFlightGroups == 0
+            return sim.controller.version >= target && s.pendingReissue == 0 && s.bufferedGroups < sim.b && s.inFlightGroups == 0
         }
         while !settled(self), failures.isEmpty, guardSteps < 20_000 {
             guardSteps += 1
@@ -296,7 +298,7 @@ struct StalenessSimulation {
             }
         }
         check(settled(self), "no progress: version \(controller.version), \(controller.statistics)")
-        check(fate.values.allSatisfy { $0 == .trained }, "a prompt drawn from the cursor was not trained exactly once")
+        check(fate.values.allSatisfy { $0 == .trained || $0 == .buffered }, "a prompt drawn from the cursor was not trained exactly once")
         send(.drain)
         while !held.isEmpty, failures.isEmpty {  // in-flight groups are still admitted while draining
             var g = held.removeFirst()
@@ -368,7 +370,6 @@ final class StalenessFairShareTests: XCTestCase {
             now += 0.1
             for _ in 0 ..< 5 { absorb(c.ticketRequested(by: hoarder, weightsVersion: c.version, now: now)) }
             maxHeld = max(maxHeld, c.groupsHeld(by: hoarder))
-            XCTAssertLessThanOrEqual(c.groupsHeld(by: hoarder), c.fairShare)
             absorb(c.ticketRequested(by: honest, weightsVersion: c.version, now: now))
             while let t = honestTickets.first {
                 honestTickets.removeFirst()
