@@ -37,6 +37,7 @@ public enum ClusterSecurity {
         if FileManager.default.fileExists(atPath: listPath) {
             allow = try CurveAllowList.load(path: listPath)
         } else {
+            let shared = try CurveKeyPair.loadPublicKey(directory: dir, name: sharedKeyName)
             guard config.wire.sharedActorKey else {
                 throw ClusterError.processFailed(
                     "\(dir) has no allowed_actors, so the only actor key is the shared \(sharedKeyName).pub, but wire.shared_actor_key "
@@ -44,7 +45,7 @@ public enum ClusterSecurity {
                         + "holder of \(sharedKeyName).key act as any actor, or give each actor its own pair "
                         + "(tether keygen --name <actor-id>) listed in \(dir)/allowed_actors")
             }
-            allow = try CurveAllowList(keys: [(publicKey: try CurveKeyPair.loadPublicKey(directory: dir, name: sharedKeyName), name: sharedKeyName)])
+            allow = try CurveAllowList(keys: [(publicKey: shared, name: sharedKeyName)])
         }
         return try WireContext(allowList: allow)
     }
