@@ -78,6 +78,9 @@ extension LlamaConfig {
             throw invalid("not a JSON object")
         }
         let fields = ConfigFields(dict: dict, path: path)
+        let missing = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"]
+            .filter { dict[$0] == nil || dict[$0] is NSNull }
+        if !missing.isEmpty { throw invalid("missing key\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", "))") }
 
         let family = try Self.family(fields, invalid)
         if let act = try fields.string("hidden_act") ?? fields.string("hidden_activation"), act != "silu" {
