@@ -143,9 +143,20 @@ public struct LlamaConfig: Equatable, Sendable {
             }
         }
         if let w = slidingWindow, w <= 0 { throw fail("sliding_window \(w) must be positive") }
-        let paramCount = Double(vocabSize) * Double(hiddenSize) * 2
-            + Double(numHiddenLayers) * Double(hiddenSize) * Double(qDim + 2 * kvDim + qDim + 3 * intermediateSize)
-        guard paramCount < 1e11 else { throw fail("the architecture has ~\(Int(paramCount)) parameters, beyond what this CPU trainer allocates") }
+        // Sizes come from files: bound them before any Int product (layout, RoPE table) can overflow.
+        let limit = 1 << 24
+        for (value, key) in [(vocabSize, "vocab_size"), (hiddenSize, "hidden_size"), (numHiddenLayers, "num_hidden_layers"),
+                             (numAttentionHeads, "num_attention_heads"), (numKeyValueHeads, "num_key_value_heads"),
+                             (headDim, "head_dim"), (intermediateSize, "intermediate_size"), (maxPositionEmbeddings, "max_position_embeddings")]
+        where value > limit {
+            throw fail("\(key) \(value) is beyond \(limit)")
+        }
+        let h = Double(hiddenSize), q = Double(numAttentionHeads) * Double(headDim), kv = Double(numKeyValueHeads) * Double(headDim)
+        let paramCount = Double(vocabSize) * h * 2 + Double(numHiddenLayers) * (h * (2 * q + 2 * kv + 3 * Double(intermediateSize)) + q + 2 * kv + 3 * h)
+        guard paramCount < 2e10 else { throw fail("the architecture has ~\(Int(paramCount)) parameters, beyond what this CPU trainer holds in memory") }
+        guard Double(maxPositionEmbeddings) * Double(headDim) < 2e9 else {
+            throw fail("max_position_embeddings \(maxPositionEmbeddings) × head_dim \(headDim) is too large a rotary table")
+        }
     }
 
     /// RoPE inverse frequencies θ_i, i < head_dim/2, in float32 as `transformers` computes them:

@@ -126,6 +126,8 @@ final class ModelFamilyConfigTests: XCTestCase {
         expectInvalid(#""eos_token_id": [2, "x"]"#, naming: ["eos_token_id"])
         expectInvalid(#""rms_norm_eps": -1"#, naming: ["rms_norm_eps"])
         expectInvalid(#""head_dim": 1e300"#, naming: ["head_dim"])
+        expectInvalid(#""head_dim": 4000000000000000"#, naming: ["head_dim"])
+        expectInvalid(#""num_attention_heads": 16777216, "head_dim": 16777216"#, naming: ["parameters"])
         XCTAssertThrowsError(try LlamaConfig(huggingFaceJSON: Data(#"{"model_type": "llama", "hidden_size": 64}"#.utf8))) { e in
             XCTAssertEqual(e as? ModelError, .invalidConfig("config.json: missing keys vocab_size, num_hidden_layers, num_attention_heads, intermediate_size"))
         }
