@@ -111,4 +111,20 @@ final class DecodingTests: XCTestCase {
         let limited = try model.generate(prompts: [[1], [2]], maxNewTokens: [1, 3], sampling: SamplingParameters(), seed: 1)
         XCTAssertEqual(limited.map(\.tokens.count), [1, 3])
     }
+
+    /// With no explicit stop token, generation stops at any id of the config's eos list.
+    func testGenerationStopsAtAnyEOSOfAConfigList() throws {
+        var config = LlamaConfig.tiny
+        let free = try LlamaModel(config: config, seed: 8, std: 0.5)
+            .generate(prompts: [[3, 4]], maxNewTokens: 12, sampling: SamplingParameters(temperature: 0, eosTokenId: -1), seed: 0)[0].tokens
+        let distinct = free.reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }
+        guard distinct.count >= 3 else { throw XCTSkip("greedy run repeats one token; nothing to stop at") }
+        // List the third distinct token first: the stop must come at the second one, whichever list position.
+        config.eosTokenIds = .list([distinct[2], distinct[1]])
+        let model = try LlamaModel(config: config, seed: 8, std: 0.5)
+        let stopped = try model.generate(prompts: [[3, 4]], maxNewTokens: 12, sampling: SamplingParameters(temperature: 0), seed: 0)[0]
+        let cut = free.firstIndex { [distinct[2], distinct[1]].contains($0) }!
+        XCTAssertEqual(stopped.tokens, Array(free[...cut]))
+        XCTAssertEqual(stopped.finishReason, .eos)
+    }
 }
