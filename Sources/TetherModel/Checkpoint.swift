@@ -123,10 +123,6 @@ public struct LlamaCheckpoint: Sendable {
                                trainerState: trainerState, optimizerState: optimizerState)
     }
 
-    /// Fills one buffer in layout order from the tensors `prefix + name`. Every layout tensor must
-    /// be present with its exact shape, and every tensor in the file must belong to the layout
-    /// (except RoPE frequency buffers older transformers saved, which are derived, and, for tied
-    /// embeddings, an `lm_head.weight` identical to the embedding).
     /// `model.safetensors`, else the shards its index lists.
     static func openWeights(directory dir: String) throws -> any TensorSource {
         let single = dir + "/" + weightsFile, index = dir + "/" + SafeTensorsShards.indexFile
@@ -136,6 +132,10 @@ public struct LlamaCheckpoint: Sendable {
         return try SafeTensorsFile.open(path: single)
     }
 
+    /// Fills one buffer in layout order from the tensors `prefix + name`. Every layout tensor must
+    /// be present with its exact shape, and every tensor in the file must belong to the layout
+    /// (except RoPE frequency buffers older transformers saved, which are derived, and, for tied
+    /// embeddings, an `lm_head.weight` identical to the embedding).
     static func readParameters(_ file: some TensorSource, layout: ParameterLayout, prefix: String,
                                tiedEmbeddings: Bool = false) throws -> [Float] {
         for name in file.tensorNames {

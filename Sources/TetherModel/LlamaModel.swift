@@ -1,12 +1,13 @@
 import TetherKernels
 
-/// A Llama-family decoder (Touvron et al. 2023; Mistral, Qwen2 and Qwen3 differ by switches) whose every weight lives in one contiguous Float32 buffer
-/// laid out by `ParameterLayout` (Hugging Face names, linear weights `[out, in]`); `gradients`
-/// mirrors it. The training forward keeps its activations so that `backward` can follow.
+/// A Llama-family decoder (Touvron et al. 2023; Mistral, Qwen2 and Qwen3 are switches on it: see
+/// `LlamaConfig`) whose every weight lives in one contiguous Float32 buffer laid out by
+/// `ParameterLayout` (Hugging Face names, linear weights `[out, in]`); `gradients` mirrors it. The
+/// training forward keeps its activations so that `backward` can follow.
 ///
 /// Fused projections come for free from the layout: q, k, v are adjacent rows of one
-/// `[(hidden + 2·kvDim), hidden]` matrix and gate, up of one `[2·intermediate, hidden]` matrix, so
-/// each is one GEMM over all B·T rows.
+/// `[(qDim + 2·kvDim), hidden]` matrix (their biases one vector) and gate, up of one
+/// `[2·intermediate, hidden]` matrix, so each is one GEMM over all B·T rows.
 ///
 /// `@unchecked Sendable`: a model is mutable state (weights, gradients, activation workspaces)
 /// owned by one thread at a time — a learner or an actor — and moved between tasks, never shared.
