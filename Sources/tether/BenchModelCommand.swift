@@ -152,14 +152,11 @@ struct BenchModelCommand: ParsableCommand {
         }
     }
 
-    /// The process's high-water resident set (`VmHWM` of /proc/self/status), nil where there is none.
+    /// The process's high-water resident set (`getrusage`'s `ru_maxrss`, kilobytes on Linux).
     static func peakResidentBytes() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let fields = line.split(separator: " ")
-            if fields.count >= 2, let kb = Int(fields[1]) { return kb * 1024 }
-        }
-        return nil
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return nil }
+        return Int(usage.ru_maxrss) * 1024
     }
 
     func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
