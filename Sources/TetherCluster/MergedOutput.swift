@@ -166,7 +166,8 @@ struct LineSplitter {
         var start = 0
         while start < bytes.count {
             let rest = UnsafeBufferPointer(rebasing: bytes[start...])
-            let newline = memchr(rest.baseAddress!, 0x0A, rest.count).map { rest.baseAddress!.distance(to: $0.assumingMemoryBound(to: UInt8.self)) }
+            let base = UnsafeRawPointer(rest.baseAddress!)
+            let newline = memchr(base, 0x0A, rest.count).map { base.distance(to: UnsafeRawPointer($0)) }
             let end = newline ?? rest.count
             take(UnsafeBufferPointer(rebasing: rest[0 ..< end]))
             guard newline != nil else { break }

@@ -192,6 +192,7 @@ public struct MetricsFileCorrupt: Error, Equatable, CustomStringConvertible {
     public var path: String
     public var line: Int
     public var excerpt: String
+    public init(path: String, line: Int, excerpt: String) { self.path = path; self.line = line; self.excerpt = excerpt }
     public var description: String {
         "\(path):\(line): not a JSON metrics record ('\(excerpt.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())'); "
             + "the file was edited or damaged (a crash only tears the last line). Delete that line and resume again"

@@ -31,7 +31,7 @@ final class LaunchProcessTests: XCTestCase {
             touch "$5/learner-done"
         else
             dir=$(dirname "$3")
-            for _ in $(seq 600); do [ -e "$dir/learner-done" ] && exit 0; sleep 0.05; done
+            for _ in $(seq 600); do [ -e "$dir/learner-done" ] && sleep 1 && exit 0; sleep 0.05; done
             exit 3
         fi
 
