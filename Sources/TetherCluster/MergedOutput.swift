@@ -38,7 +38,7 @@ final class MergedOutput: @unchecked Sendable {
     }
 
     func open(log url: URL) {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         lock.lock(); log = try? FileHandle(forWritingTo: url); _ = try? log?.seekToEnd(); lock.unlock()
     }
 
