@@ -50,6 +50,9 @@ public final class ClusterLauncher: @unchecked Sendable {
     /// How long a learner asked to drain (no actors left) may take before it is terminated: its
     /// drain timeout (30 s) plus the final checkpoint.
     static let learnerDrainSeconds = 60.0
+    /// How long the learner may keep running after every actor exited cleanly (status 0, as when it
+    /// stopped them) before launch treats the run as stuck.
+    static let cleanExitGraceSeconds = 20.0
     private let lock = NSLock()
     private var stopping = false
 
@@ -104,6 +107,8 @@ public final class ClusterLauncher: @unchecked Sendable {
         }
 
         var failure: String?
+        var crashes = 0
+        var allGoneSince: Date?
         while learner.isRunning {
             Thread.sleep(forTimeInterval: 0.2)
             guard !isStopping else { continue }
@@ -118,11 +123,19 @@ public final class ClusterLauncher: @unchecked Sendable {
                     let q = try spawnActor(name, configPath, threads)
                     lock.lock(); actors[name] = q; lock.unlock()
                 } else {
-                    output.line("launch", why + (plan.restartCrashedActors ? (crashed ? "; not restarted again (\(n) restarts)" : "") : "; not restarted (use --restart-actors)"))
+                    let note = !crashed ? "" : plan.restartCrashedActors ? "; not restarted again (\(n) restarts)" : "; not restarted (use --restart-actors)"
+                    output.line("launch", why + note)
                     deaths.append(why)
+                    if crashed { crashes += 1 }
                 }
             }
-            if failure == nil, !snapshotActors().isEmpty, !snapshotActors().values.contains(where: \.isRunning) {
+            let allGone = !snapshotActors().isEmpty && !snapshotActors().values.contains(where: \.isRunning)
+            if !allGone { allGoneSince = nil } else if allGoneSince == nil { allGoneSince = Date() }
+            // Actors exit with status 0 when the learner tells them to stop, just before it exits
+            // itself; only when one crashed, or the learner outlives clean exits by a grace period,
+            // is the run stuck.
+            let stuck = allGone && (crashes > 0 || Date().timeIntervalSince(allGoneSince ?? Date()) > ClusterLauncher.cleanExitGraceSeconds)
+            if failure == nil, stuck {
                 // Nothing can train any more: drain the learner (it checkpoints) rather than wait forever.
                 failure = "no actor is left and none will restart (\(deaths.joined(separator: "; "))); stopping the learner"
                 output.line("launch", failure!)

@@ -71,6 +71,22 @@ final class LaunchProcessTests: XCTestCase {
         XCTAssertTrue(log.contains("launch failed: no actor is left and none will restart"), log)
     }
 
+    /// A run that finishes: the actors exit cleanly when the learner stops them (just before the
+    /// learner exits), which is not mistaken for actors dying, and launch exits 0.
+    func testCompletedRunExitsZeroAndReportsCleanActorExits() throws {
+        let h = try ClusterHarness("launchdone")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 4)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "2"])
+        XCTAssertTrue(h.wait(launch, timeout: 120), h.allLogs())
+        XCTAssertEqual(launch.terminationStatus, 0, h.log("launch"))
+        let log = h.log("launch")
+        XCTAssertTrue(log.contains("learner (pid"), log)
+        XCTAssertFalse(log.contains("no actor is left"), log)
+        XCTAssertFalse(log.contains("not restarted"), log)
+        XCTAssertEqual(h.metrics().count, 4)
+    }
+
     /// SIGKILL of the only actor: reported by signal name, and launch stops the learner and fails.
     func testKilledActorIsReportedBySignalAndLaunchStops() throws {
         let h = try ClusterHarness("launchkill")
