@@ -87,6 +87,10 @@ extension RunConfig {
         try number(l.adamEps, "learner.adam_eps", 0, 1, openBelow: true)
         try number(l.weightDecay, "learner.weight_decay", 0, 1)
         try number(l.gradClipNorm, "learner.grad_clip_norm", 0, 1e6, openBelow: true)
+        // Compared after conversion to Float, the type the loss uses: the bounds must be finite there.
+        let floatMax = Double(Float.greatestFiniteMagnitude)
+        try number(l.maxAbsReward, "learner.max_abs_reward", 0, floatMax, openBelow: true)
+        try number(l.minLogprob, "learner.min_logprob", -floatMax, 0, openAbove: true)
         try endpoint(l.controlEndpoint, "learner.control_endpoint")
         try endpoint(l.trajectoryEndpoint, "learner.trajectory_endpoint")
         try endpoint(l.weightsEndpoint, "learner.weights_endpoint")
