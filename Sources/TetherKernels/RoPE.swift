@@ -11,13 +11,21 @@ public struct RoPETable: Sendable {
     public let cos: [Float]
     public let sin: [Float]
 
+    /// The default table, `θ_i = base^(−2i/D)`.
     public init(headDim: Int, base: Float, maxPositions: Int) {
         precondition(headDim % 2 == 0, "rotary head_dim must be even")
-        self.headDim = headDim
-        self.maxPositions = maxPositions
-        let half = headDim / 2
         // Same float32 inverse frequencies as transformers' LlamaRotaryEmbedding.
-        let inv: [Float] = (0..<half).map { i in 1 / Float(pow(Double(base), Double(2 * i) / Double(headDim))) }
+        let inv: [Float] = (0..<(headDim / 2)).map { i in 1 / Float(pow(Double(base), Double(2 * i) / Double(headDim))) }
+        self.init(inverseFrequencies: inv, maxPositions: maxPositions)
+    }
+
+    /// A table for given inverse frequencies θ_i (one per pair, head_dim/2 of them), e.g. Llama 3's
+    /// rescaled ones; angles are `p·θ_i` in float32 as in transformers.
+    public init(inverseFrequencies inv: [Float], maxPositions: Int) {
+        precondition(!inv.isEmpty, "rotary embeddings need at least one frequency")
+        self.headDim = 2 * inv.count
+        self.maxPositions = maxPositions
+        let half = inv.count
         var c = [Float](repeating: 0, count: maxPositions * half), s = c
         for p in 0..<maxPositions {
             for i in 0..<half {

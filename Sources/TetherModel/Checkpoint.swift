@@ -3,7 +3,9 @@ import Foundation
 /// A Hugging Face Llama checkpoint directory, as DESIGN.md fixes it:
 ///
 ///     config.json             LlamaConfig + architectures/model_type/… (transformers loads it)
-///     model.safetensors       F32 tensors named and shaped as in `ParameterLayout` ([out, in])
+///     model.safetensors       tensors named and shaped as in `ParameterLayout` ([out, in]); Tether
+///                             writes F32, reads F32, BF16 or F16, one file or shards listed in
+///                             model.safetensors.index.json
 ///     tokenizer.json          the character-level tokenizer (tokenizers loads it)
 ///     tokenizer_config.json   specials, for transformers' AutoTokenizer
 ///     trainer_state.json      optional: where a run stopped (`TrainerState`)
@@ -104,7 +106,7 @@ public struct LlamaCheckpoint: Sendable {
             throw ModelError.invalidTokenizer("\(tokenizerPath) has \(tokenizer.vocabSize) tokens but vocab_size is \(config.vocabSize)")
         }
         let layout = ParameterLayout(config: config)
-        let weights = try SafeTensorsFile.open(path: dir + "/" + weightsFile)
+        let weights = try openWeights(directory: dir)
         let parameters = try readParameters(weights, layout: layout, prefix: "", tiedEmbeddings: config.tieWordEmbeddings)
 
         var trainerState: TrainerState?
@@ -121,11 +123,20 @@ public struct LlamaCheckpoint: Sendable {
                                trainerState: trainerState, optimizerState: optimizerState)
     }
 
+    /// `model.safetensors`, else the shards its index lists.
+    static func openWeights(directory dir: String) throws -> any TensorSource {
+        let single = dir + "/" + weightsFile, index = dir + "/" + SafeTensorsShards.indexFile
+        if !FileManager.default.fileExists(atPath: single), FileManager.default.fileExists(atPath: index) {
+            return try SafeTensorsShards.open(indexPath: index)
+        }
+        return try SafeTensorsFile.open(path: single)
+    }
+
     /// Fills one buffer in layout order from the tensors `prefix + name`. Every layout tensor must
     /// be present with its exact shape, and every tensor in the file must belong to the layout
     /// (except RoPE frequency buffers older transformers saved, which are derived, and, for tied
     /// embeddings, an `lm_head.weight` identical to the embedding).
-    static func readParameters(_ file: SafeTensorsFile, layout: ParameterLayout, prefix: String,
+    static func readParameters(_ file: some TensorSource, layout: ParameterLayout, prefix: String,
                                tiedEmbeddings: Bool = false) throws -> [Float] {
         for name in file.tensorNames {
             guard name.hasPrefix(prefix), layout.contains(String(name.dropFirst(prefix.count))) else {
@@ -145,7 +156,7 @@ public struct LlamaCheckpoint: Sendable {
     }
 
     /// Reads every layout tensor `prefix + name` into one fresh buffer; nothing is returned unless all are present and shaped right.
-    static func fillLayout(_ file: SafeTensorsFile, layout: ParameterLayout, prefix: String) throws -> [Float] {
+    static func fillLayout(_ file: some TensorSource, layout: ParameterLayout, prefix: String) throws -> [Float] {
         var buffer = [Float](repeating: 0, count: layout.totalCount)
         try buffer.withUnsafeMutableBufferPointer { dst in
             for e in layout.entries {

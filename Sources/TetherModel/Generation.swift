@@ -41,8 +41,10 @@ extension LlamaModel {
             for t in prompt where t < 0 || t >= config.vocabSize { throw ModelError.tokenOutOfRange(token: t, vocabSize: config.vocabSize) }
             let total = prompt.count + max(0, maxNewTokens[i] - 1)
             if total > config.maxPositionEmbeddings { throw ModelError.sequenceTooLong(length: total, maxPositions: config.maxPositionEmbeddings) }
+            try checkSlidingWindow(length: total)
         }
-        let eos = sampling.eosTokenId ?? config.eosTokenId
+        // An explicit stop token, else every eos id of the config (Llama 3 instruct lists several).
+        let stopTokens: Set<Int> = sampling.eosTokenId.map { [$0] } ?? Set(config.eosTokenIds?.all ?? [])
         let capacity = zip(prompts, maxNewTokens).map { $0.count + max(0, $1) }.max()!
         let cache: KVCache
         if let c = generationCache, c.slots >= n, c.capacity >= capacity { cache = c; cache.reset() } else {
@@ -93,7 +95,7 @@ extension LlamaModel {
                     completions[i].tokens.append(s.token)
                     completions[i].logProbs.append(s.logProb)
                     completions[i].rawLogProbs.append(s.rawLogProb)
-                    if let eos, s.token == eos {
+                    if stopTokens.contains(s.token) {
                         completions[i].finishReason = .eos
                     } else if completions[i].tokens.count >= maxNewTokens[i] {
                         completions[i].finishReason = .length

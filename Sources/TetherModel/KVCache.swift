@@ -57,7 +57,7 @@ final class DecodeWorkspace {
         rowCapacity = rows
         let h = c.hiddenSize
         x = FloatBuffer(count: rows * h); normed = FloatBuffer(count: rows * h)
-        qkv = FloatBuffer(count: rows * (h + 2 * c.kvDim)); attn = FloatBuffer(count: rows * h)
+        qkv = FloatBuffer(count: rows * (c.qDim + 2 * c.kvDim)); attn = FloatBuffer(count: rows * max(h, c.qDim))
         gateUp = FloatBuffer(count: rows * 2 * c.intermediateSize); act = FloatBuffer(count: rows * c.intermediateSize)
         tokens = .allocate(capacity: rows); slots = .allocate(capacity: rows); positions = .allocate(capacity: rows)
         lastRows = .allocate(capacity: rows)

@@ -37,8 +37,8 @@ extension LlamaModel {
     /// Backward from dLoss/d(final-norm output) held in `a.dNormed` (the LM head's input; a scalar
     /// head such as a reward model's or a critic's starts here too).
     func backwardFromFinalNorm(_ a: TrainingActivations) {
-        let c = config, n = a.rows, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize
-        let qkvw = h + 2 * kv
+        let c = config, n = a.rows, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize
+        let qkvw = qd + 2 * kv
         let w = parameters.pointer, g = gradients.pointer
         let dx = a.dResidual.pointer, dn = a.dNormed.pointer
         let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
@@ -55,16 +55,23 @@ extension LlamaModel {
                                 dWeight: g + o.gateUp, rows: n, inFeatures: h, outFeatures: 2 * f)
             RMSNorm.backward(x: a.residualMid[l].pointer, weight: w + o.postNorm, rstd: a.rstd2[l].pointer,
                              dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + o.postNorm)
-            // Attention half: mid = x_l + o(attn(rope(qkv(norm1(x_l))))).
+            // Attention half: mid = x_l + o(attn(rope(qknorm(qkv(norm1(x_l)) + b_qkv)))) + b_o.
+            if let b = o.oBias { Bias.backward(dy: dx, rows: n, dim: h, dBias: g + b) }
             BLAS.linearBackward(x: a.attnOut[l].pointer, weight: w + o.o, dy: dx, dx: a.dAttn.pointer,
-                                dWeight: g + o.o, rows: n, inFeatures: h, outFeatures: h)
+                                dWeight: g + o.o, rows: n, inFeatures: qd, outFeatures: h)
             let qkv = a.qkv[l].pointer, dqkv = a.dQKV.pointer
-            CausalAttention.backward(q: qkv, ldq: qkvw, k: qkv + h, v: qkv + h + kv, ldkv: qkvw,
-                                     probs: a.probs[l].pointer, dOut: a.dAttn.pointer, ldo: h,
-                                     dq: dqkv, dk: dqkv + h, dv: dqkv + h + kv, scratch: a.attnScratch.pointer,
+            CausalAttention.backward(q: qkv, ldq: qkvw, k: qkv + qd, v: qkv + qd + kv, ldkv: qkvw,
+                                     probs: a.probs[l].pointer, dOut: a.dAttn.pointer, ldo: qd,
+                                     dq: dqkv, dk: dqkv + qd, dv: dqkv + qd + kv, scratch: a.attnScratch.pointer,
                                      shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
             rope.apply(dqkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!, inverse: true)
-            rope.apply(dqkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!, inverse: true)
+            rope.apply(dqkv + qd, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!, inverse: true)
+            if let qn = o.qNorm, let kn = o.kNorm {
+                QKNorm.backward(dqkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                                qWeight: w + qn, kWeight: w + kn, raw: a.qkRaw[l].pointer, rstd: a.qkRstd[l].pointer,
+                                dqWeight: g + qn, dkWeight: g + kn, scratch: a.dQKRow.pointer)
+            }
+            if let b = o.qkvBias { Bias.backward(dy: dqkv, rows: n, dim: qkvw, dBias: g + b) }
             BLAS.linearBackward(x: a.normed1[l].pointer, weight: w + o.qkv, dy: dqkv, dx: dn,
                                 dWeight: g + o.qkv, rows: n, inFeatures: h, outFeatures: qkvw)
             RMSNorm.backward(x: a.residual[l].pointer, weight: w + o.inputNorm, rstd: a.rstd1[l].pointer,

@@ -14,7 +14,7 @@ extension LlamaModel {
     /// `outputs` rows listed in `w.lastRows`. Prefill (many rows per slot) and decoding (one row per
     /// slot) are the same call; GEMMs run over all rows of all sequences at once.
     func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace) {
-        let c = config, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize, qkvw = h + 2 * kv
+        let c = config, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize, qkvw = qd + 2 * kv
         let p = parameters.pointer
         let x = w.x.pointer, xn = w.normed.pointer, qkv = w.qkv.pointer
         let slots = w.slots.baseAddress!, positions = w.positions.baseAddress!
@@ -25,19 +25,25 @@ extension LlamaModel {
         for (l, o) in layers.enumerated() {
             RMSNorm.forward(x: x, weight: p + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
             BLAS.linearForward(x: xn, weight: p + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+            if let b = o.qkvBias { Bias.forward(qkv, bias: p + b, rows: n, dim: qkvw) }
+            if let qn = o.qNorm, let kn = o.kNorm {
+                QKNorm.forward(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                               qWeight: p + qn, kWeight: p + kn, eps: c.rmsNormEps, raw: nil, rstd: nil)
+            }
             rope.apply(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: positions)
-            rope.apply(qkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: positions)
+            rope.apply(qkv + qd, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: positions)
             let kBase = cache.keys.pointer + cache.layerOffset(l), vBase = cache.values.pointer + cache.layerOffset(l)
             for r in 0..<n {
                 let at = (Int(slots[r]) * cache.capacity + Int(positions[r])) * kv
-                (kBase + at).update(from: qkv + r * qkvw + h, count: kv)
-                (vBase + at).update(from: qkv + r * qkvw + h + kv, count: kv)
+                (kBase + at).update(from: qkv + r * qkvw + qd, count: kv)
+                (vBase + at).update(from: qkv + r * qkvw + qd + kv, count: kv)
             }
             CachedAttention.forward(q: qkv, ldq: qkvw, rows: n, slots: slots, positions: positions,
                                     keys: kBase, values: vBase, capacity: cache.capacity,
                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
-                                    out: w.attn.pointer, ldo: h, scratch: w.attnScratch.pointer, workers: workers)
-            BLAS.linearForward(x: w.attn.pointer, weight: p + o.o, y: x, rows: n, inFeatures: h, outFeatures: h, beta: 1)
+                                    out: w.attn.pointer, ldo: qd, scratch: w.attnScratch.pointer, workers: workers)
+            BLAS.linearForward(x: w.attn.pointer, weight: p + o.o, y: x, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
+            if let b = o.oBias { Bias.forward(x, bias: p + b, rows: n, dim: h) }
             RMSNorm.forward(x: x, weight: p + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
             BLAS.linearForward(x: xn, weight: p + o.gateUp, y: w.gateUp.pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
             SwiGLU.forward(gateUp: w.gateUp.pointer, rows: n, dim: f, out: w.act.pointer)
@@ -64,6 +70,7 @@ extension LlamaModel {
             guard end <= cache.capacity, end <= config.maxPositionEmbeddings else {
                 throw ModelError.sequenceTooLong(length: end, maxPositions: min(cache.capacity, config.maxPositionEmbeddings))
             }
+            try checkSlidingWindow(length: end)
             for (k, t) in e.tokens.enumerated() {
                 guard t >= 0 && t < config.vocabSize else { throw ModelError.tokenOutOfRange(token: t, vocabSize: config.vocabSize) }
                 w.tokens[r] = Int32(t); w.slots[r] = Int32(e.slot); w.positions[r] = Int32(start + k)

@@ -12,8 +12,8 @@ extension LlamaModel {
     /// The training forward over `a.tokens` (`[batch, seqLen]`) up to the final norm, keeping every
     /// activation; then the LM head over all rows into `a.logits`.
     func forwardTraining(_ a: TrainingActivations) {
-        let c = config, n = a.rows, h = c.hiddenSize, kv = c.kvDim, f = c.intermediateSize
-        let qkvw = h + 2 * kv
+        let c = config, n = a.rows, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize
+        let qkvw = qd + 2 * kv
         let w = parameters.pointer
         let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
                                           kvHeads: c.numKeyValueHeads, headDim: c.headDim)
@@ -24,14 +24,20 @@ extension LlamaModel {
             RMSNorm.forward(x: x, weight: w + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps,
                             out: a.normed1[l].pointer, rstd: a.rstd1[l].pointer)
             BLAS.linearForward(x: a.normed1[l].pointer, weight: w + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+            if let b = o.qkvBias { Bias.forward(qkv, bias: w + b, rows: n, dim: qkvw) }
+            if let qn = o.qNorm, let kn = o.kNorm {
+                QKNorm.forward(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                               qWeight: w + qn, kWeight: w + kn, eps: c.rmsNormEps, raw: a.qkRaw[l].pointer, rstd: a.qkRstd[l].pointer)
+            }
             rope.apply(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!)
-            rope.apply(qkv + h, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!)
-            CausalAttention.forward(q: qkv, ldq: qkvw, k: qkv + h, v: qkv + h + kv, ldkv: qkvw,
-                                    out: a.attnOut[l].pointer, ldo: h, probs: a.probs[l].pointer,
+            rope.apply(qkv + qd, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!)
+            CausalAttention.forward(q: qkv, ldq: qkvw, k: qkv + qd, v: qkv + qd + kv, ldkv: qkvw,
+                                    out: a.attnOut[l].pointer, ldo: qd, probs: a.probs[l].pointer,
                                     shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
             let mid = a.residualMid[l].pointer
             mid.update(from: x, count: n * h)
-            BLAS.linearForward(x: a.attnOut[l].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: h, outFeatures: h, beta: 1)
+            BLAS.linearForward(x: a.attnOut[l].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
+            if let b = o.oBias { Bias.forward(mid, bias: w + b, rows: n, dim: h) }
             RMSNorm.forward(x: mid, weight: w + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps,
                             out: a.normed2[l].pointer, rstd: a.rstd2[l].pointer)
             BLAS.linearForward(x: a.normed2[l].pointer, weight: w + o.gateUp, y: a.gateUp[l].pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
@@ -57,6 +63,7 @@ extension LlamaModel {
         if inputLength > config.maxPositionEmbeddings {
             throw ModelError.sequenceTooLong(length: inputLength, maxPositions: config.maxPositionEmbeddings)
         }
+        try checkSlidingWindow(length: inputLength)
     }
 
     /// Full logits `[batch, length, vocab]` of a batch (positions past a row's length are unspecified).

@@ -1,12 +1,13 @@
 import TetherKernels
 
-/// A Llama decoder (Touvron et al. 2023) whose every weight lives in one contiguous Float32 buffer
-/// laid out by `ParameterLayout` (Hugging Face names, linear weights `[out, in]`); `gradients`
-/// mirrors it. The training forward keeps its activations so that `backward` can follow.
+/// A Llama-family decoder (Touvron et al. 2023; Mistral, Qwen2 and Qwen3 are switches on it: see
+/// `LlamaConfig`) whose every weight lives in one contiguous Float32 buffer laid out by
+/// `ParameterLayout` (Hugging Face names, linear weights `[out, in]`); `gradients` mirrors it. The
+/// training forward keeps its activations so that `backward` can follow.
 ///
 /// Fused projections come for free from the layout: q, k, v are adjacent rows of one
-/// `[(hidden + 2·kvDim), hidden]` matrix and gate, up of one `[2·intermediate, hidden]` matrix, so
-/// each is one GEMM over all B·T rows.
+/// `[(qDim + 2·kvDim), hidden]` matrix (their biases one vector) and gate, up of one
+/// `[2·intermediate, hidden]` matrix, so each is one GEMM over all B·T rows.
 ///
 /// `@unchecked Sendable`: a model is mutable state (weights, gradients, activation workspaces)
 /// owned by one thread at a time — a learner or an actor — and moved between tasks, never shared.
@@ -27,8 +28,11 @@ public final class LlamaModel: @unchecked Sendable {
     var decodeBuffers: DecodeWorkspace?
     var generationCache: KVCache?
 
+    /// Offsets of one layer's tensors; the optional ones exist only in some families
+    /// (q/k/v and o biases, Qwen3's per-head q/k norms).
     struct LayerOffsets {
         let inputNorm: Int, qkv: Int, o: Int, postNorm: Int, gateUp: Int, down: Int
+        let qkvBias: Int?, oBias: Int?, qNorm: Int?, kNorm: Int?
     }
 
     /// A model with all-zero weights (to be filled by a checkpoint loader or `initializeRandom`).
@@ -39,19 +43,25 @@ public final class LlamaModel: @unchecked Sendable {
         self.layout = layout
         parameters = FloatBuffer(count: layout.totalCount)
         gradients = FloatBuffer(count: layout.totalCount)
-        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
+        rope = RoPETable(inverseFrequencies: config.ropeInverseFrequencies(), maxPositions: config.maxPositionEmbeddings)
         func off(_ n: String) -> Int { layout[n]!.offset }
+        func optional(_ n: String) -> Int? { layout[n]?.offset }
         var ls: [LayerOffsets] = []
         for l in 0..<config.numHiddenLayers {
             let p = "model.layers.\(l)."
             // The fused views rely on q,k,v and gate,up being adjacent in the layout.
-            precondition(off(p + "self_attn.k_proj.weight") == off(p + "self_attn.q_proj.weight") + config.hiddenSize * config.hiddenSize)
+            precondition(off(p + "self_attn.k_proj.weight") == off(p + "self_attn.q_proj.weight") + config.qDim * config.hiddenSize)
             precondition(off(p + "self_attn.v_proj.weight") == off(p + "self_attn.k_proj.weight") + config.kvDim * config.hiddenSize)
             precondition(off(p + "mlp.up_proj.weight") == off(p + "mlp.gate_proj.weight") + config.intermediateSize * config.hiddenSize)
+            if let q = optional(p + "self_attn.q_proj.bias") {
+                precondition(off(p + "self_attn.k_proj.bias") == q + config.qDim && off(p + "self_attn.v_proj.bias") == q + config.qDim + config.kvDim)
+            }
             ls.append(LayerOffsets(
                 inputNorm: off(p + "input_layernorm.weight"), qkv: off(p + "self_attn.q_proj.weight"),
                 o: off(p + "self_attn.o_proj.weight"), postNorm: off(p + "post_attention_layernorm.weight"),
-                gateUp: off(p + "mlp.gate_proj.weight"), down: off(p + "mlp.down_proj.weight")))
+                gateUp: off(p + "mlp.gate_proj.weight"), down: off(p + "mlp.down_proj.weight"),
+                qkvBias: optional(p + "self_attn.q_proj.bias"), oBias: optional(p + "self_attn.o_proj.bias"),
+                qNorm: optional(p + "self_attn.q_norm.weight"), kNorm: optional(p + "self_attn.k_norm.weight")))
         }
         layers = ls
         embeddingOffset = off("model.embed_tokens.weight")
@@ -60,7 +70,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// A randomly initialised model, Hugging Face style: linear and embedding weights ~ N(0, 0.02²),
-    /// norm weights 1. Each tensor draws from its own stream of `seed`, so the result does not depend
+    /// norm weights 1, biases 0. Each tensor draws from its own stream of `seed`, so the result does not depend
     /// on tensor order.
     public convenience init(config: LlamaConfig, seed: UInt64, std: Double = 0.02) throws {
         try self.init(config: config)
@@ -70,7 +80,9 @@ public final class LlamaModel: @unchecked Sendable {
     public func initializeRandom(seed: UInt64, std: Double = 0.02) {
         for (i, e) in layout.entries.enumerated() {
             let view = parameters.slice(e.offset, e.count)
-            if e.shape.count == 1 {
+            if e.name.hasSuffix(".bias") {
+                view.update(repeating: 0)
+            } else if e.shape.count == 1 {
                 view.update(repeating: 1)
             } else {
                 var rng = SeededRandom(seed: seed, stream: UInt64(i))
@@ -100,9 +112,15 @@ public final class LlamaModel: @unchecked Sendable {
     /// FLOPs of one training-forward token through the matmuls (2·params-ish, without attention),
     /// for throughput reporting.
     public var matmulFlopsPerToken: Double {
-        let h = Double(config.hiddenSize), kv = Double(config.kvDim), f = Double(config.intermediateSize)
-        let perLayer = h * (h + 2 * kv) + h * h + 3 * h * f
+        let h = Double(config.hiddenSize), q = Double(config.qDim), kv = Double(config.kvDim), f = Double(config.intermediateSize)
+        let perLayer = h * (q + 2 * kv) + q * h + 3 * h * f
         return 2 * (Double(config.numHiddenLayers) * perLayer + h * Double(config.vocabSize))
+    }
+
+    /// Mistral's sliding window changes nothing for sequences that fit inside it; longer ones
+    /// would need the banded mask, which is not implemented, so they are refused.
+    func checkSlidingWindow(length: Int) throws {
+        if let w = config.slidingWindow, length > w { throw ModelError.slidingWindowExceeded(length: length, window: w) }
     }
 
     func checkTokens(_ tokens: UnsafeBufferPointer<Int32>) throws {

@@ -12,6 +12,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case unknownToken(String)
     case tokenOutOfRange(token: Int, vocabSize: Int)
     case sequenceTooLong(length: Int, maxPositions: Int)
+    case slidingWindowExceeded(length: Int, window: Int)
     case emptySequence(index: Int)
 
     public var description: String {
@@ -22,7 +23,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .unexpectedTensor(let name, let file): return "unexpected tensor \(name) in \(file) (not part of this architecture)"
         case .shapeMismatch(let name, let expected, let found):
             return "tensor \(name) has shape \(found), expected \(expected)"
-        case .unsupportedDType(let name, let dtype): return "tensor \(name) has unsupported dtype \(dtype) (F32 and BF16 load)"
+        case .unsupportedDType(let name, let dtype): return "tensor \(name) has unsupported dtype \(dtype) (F32, BF16 and F16 load)"
         case .truncatedFile(let path, let detail): return "\(path) is truncated: \(detail)"
         case .corruptFile(let path, let detail): return "\(path) is corrupt: \(detail)"
         case .invalidTokenizer(let why): return "invalid tokenizer: \(why)"
@@ -30,6 +31,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let token, let vocab): return "token id \(token) is outside the vocabulary (size \(vocab))"
         case .sequenceTooLong(let length, let maxPositions):
             return "sequence of \(length) tokens exceeds max_position_embeddings \(maxPositions)"
+        case .slidingWindowExceeded(let length, let window):
+            return "sequence of \(length) tokens exceeds the sliding_window \(window) (sliding-window attention is not implemented; only sequences within the window run)"
         case .emptySequence(let index): return "sequence \(index) is empty (a prompt needs at least one token)"
         }
     }

@@ -7,7 +7,8 @@ public struct ParameterEntry: Equatable, Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// The table of every parameter of a Llama decoder inside one Float32 allocation.
+/// The table of every parameter of a Llama-family decoder inside one Float32 allocation (biases
+/// and q/k norms only where the family has them).
 ///
 /// All weights live in one buffer so that saving, broadcasting, clipping and the optimizer step are
 /// one loop or one frame; gradients and AdamW moments use the same layout.
@@ -24,15 +25,26 @@ public struct ParameterLayout: Equatable, Sendable {
             entries.append(e)
             offset += e.count
         }
-        let h = config.hiddenSize, kv = config.kvDim, f = config.intermediateSize
+        let h = config.hiddenSize, q = config.qDim, kv = config.kvDim, f = config.intermediateSize
         add("model.embed_tokens.weight", [config.vocabSize, h])
         for l in 0..<config.numHiddenLayers {
             let p = "model.layers.\(l)."
             add(p + "input_layernorm.weight", [h])
-            add(p + "self_attn.q_proj.weight", [h, h])
+            // q, k, v (and their biases) adjacent: one fused [q + 2·kv, hidden] projection.
+            add(p + "self_attn.q_proj.weight", [q, h])
             add(p + "self_attn.k_proj.weight", [kv, h])
             add(p + "self_attn.v_proj.weight", [kv, h])
-            add(p + "self_attn.o_proj.weight", [h, h])
+            if config.hasQKVBias {
+                add(p + "self_attn.q_proj.bias", [q])
+                add(p + "self_attn.k_proj.bias", [kv])
+                add(p + "self_attn.v_proj.bias", [kv])
+            }
+            if config.hasQKNorm {
+                add(p + "self_attn.q_norm.weight", [config.headDim])
+                add(p + "self_attn.k_norm.weight", [config.headDim])
+            }
+            add(p + "self_attn.o_proj.weight", [h, q])
+            if config.hasOutputBias { add(p + "self_attn.o_proj.bias", [h]) }
             add(p + "post_attention_layernorm.weight", [h])
             add(p + "mlp.gate_proj.weight", [f, h])
             add(p + "mlp.up_proj.weight", [f, h])

@@ -16,7 +16,7 @@ public struct SafeTensorsEntry: Equatable, Sendable {
 ///
 /// `open` validates the whole header against the file size before any tensor is read, so a
 /// truncated or corrupt file is rejected up front with an error that names the file and the tensor.
-public struct SafeTensorsFile: Sendable {
+public struct SafeTensorsFile: TensorSource, Sendable {
     public let path: String
     public let metadata: [String: String]
     /// Entries in data-offset order.
@@ -135,7 +135,8 @@ public struct SafeTensorsFile: Sendable {
     public var tensorNames: [String] { entries.map(\.name) }
 
     /// Decodes a tensor to Float32 into `destination` (exactly `elementCount` floats).
-    /// F32 is copied bit for bit; BF16 is the top half of a Float32, so widening is exact.
+    /// F32 is copied bit for bit; BF16 is the top half of a Float32 and every F16 is a Float32, so
+    /// widening either is exact.
     public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
         guard let e = self[name] else { throw ModelError.missingTensor(name: name, file: path) }
         precondition(destination.count == e.elementCount, "destination holds \(destination.count) floats, \(name) has \(e.elementCount)")
@@ -156,18 +157,109 @@ public struct SafeTensorsFile: Sendable {
                     let hi = UInt32(src.load(fromByteOffset: 2 * i + 1, as: UInt8.self))
                     dst![i] = Float(bitPattern: (hi << 24) | (lo << 16))
                 }
+            case "F16":
+                for i in 0..<count {
+                    let lo = UInt16(src.load(fromByteOffset: 2 * i, as: UInt8.self))
+                    let hi = UInt16(src.load(fromByteOffset: 2 * i + 1, as: UInt8.self))
+                    dst![i] = Self.halfToFloat((hi << 8) | lo)
+                }
             default:
                 throw ModelError.unsupportedDType(name: name, dtype: e.dtype)
             }
         }
     }
 
+    /// IEEE 754 binary16 → binary32 (sign, 5-bit exponent biased 15, 10-bit fraction): normals
+    /// and subnormals to their exact value, ±∞ and NaN kept.
+    @inline(__always)
+    static func halfToFloat(_ h: UInt16) -> Float {
+        let sign = UInt32(h & 0x8000) << 16
+        let exponent = Int(h >> 10) & 0x1F
+        let fraction = UInt32(h & 0x3FF)
+        switch exponent {
+        case 0:
+            let magnitude = Float(fraction) * 0x1p-24  // subnormal: fraction · 2^-24, exact in Float32
+            return sign == 0 ? magnitude : -magnitude
+        case 0x1F:
+            return Float(bitPattern: sign | 0x7F80_0000 | (fraction << 13))
+        default:
+            return Float(bitPattern: sign | (UInt32(exponent + 112) << 23) | (fraction << 13))
+        }
+    }
+}
+
+/// Where a checkpoint's tensors come from: one safetensors file or the shards of one.
+public protocol TensorSource {
+    /// Names the source in errors.
+    var path: String { get }
+    var tensorNames: [String] { get }
+    subscript(name: String) -> SafeTensorsEntry? { get }
+    func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws
+}
+
+extension TensorSource {
     /// Convenience for tests and small tensors.
     public func floats(_ name: String) throws -> [Float] {
         guard let e = self[name] else { throw ModelError.missingTensor(name: name, file: path) }
         var out = [Float](repeating: 0, count: e.elementCount)
         try out.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
         return out
+    }
+}
+
+/// A sharded safetensors checkpoint, as `save_pretrained` writes one past `max_shard_size`:
+/// `model.safetensors.index.json` = `{"metadata": {…}, "weight_map": {tensor: shard file}}` beside
+/// the shard files. Every shard is opened (and its header validated) up front; the index and the
+/// shards must agree exactly — a tensor mapped to a shard that lacks it, or a tensor in a shard
+/// the index does not list, is an error naming both.
+public struct SafeTensorsShards: TensorSource, Sendable {
+    public let path: String
+    public let shards: [SafeTensorsFile]
+    private let location: [String: Int]
+
+    public static let indexFile = "model.safetensors.index.json"
+
+    public static func open(indexPath: String) throws -> SafeTensorsShards {
+        guard FileManager.default.fileExists(atPath: indexPath) else { throw ModelError.missingFile(path: indexPath) }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: indexPath)) } catch {
+            throw ModelError.corruptFile(path: indexPath, detail: "cannot read: \(error.localizedDescription)")
+        }
+        guard let index = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let map = index["weight_map"] as? [String: Any]
+        else { throw ModelError.corruptFile(path: indexPath, detail: "not a JSON object with a weight_map object") }
+        let directory = (indexPath as NSString).deletingLastPathComponent
+        var fileOf: [String: String] = [:]
+        for (name, value) in map {
+            // A shard is a plain file beside the index, never a path that leaves the directory.
+            guard let file = value as? String, !file.isEmpty, !file.contains("/"), !file.contains("\\"), file != ".", file != ".." else {
+                throw ModelError.corruptFile(path: indexPath, detail: "weight_map entry for \(name) is not a file name beside the index")
+            }
+            fileOf[name] = file
+        }
+        let files = Array(Set(fileOf.values)).sorted()
+        let shards = try files.map { try SafeTensorsFile.open(path: directory + "/" + $0) }
+        var location: [String: Int] = [:]
+        for (i, shard) in shards.enumerated() {
+            for name in shard.tensorNames {
+                guard fileOf[name] == files[i] else {
+                    throw ModelError.corruptFile(path: indexPath, detail: "shard \(files[i]) holds \(name), which the weight_map \(fileOf[name].map { "puts in \($0)" } ?? "does not list")")
+                }
+                location[name] = i
+            }
+        }
+        for (name, file) in fileOf where location[name] == nil {
+            throw ModelError.missingTensor(name: name, file: directory + "/" + file + " (listed in \(indexPath))")
+        }
+        return SafeTensorsShards(path: indexPath, shards: shards, location: location)
+    }
+
+    public var tensorNames: [String] { shards.flatMap(\.tensorNames) }
+    public subscript(name: String) -> SafeTensorsEntry? { location[name].flatMap { shards[$0][name] } }
+
+    public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        guard let i = location[name] else { throw ModelError.missingTensor(name: name, file: path) }
+        try shards[i].readFloats(name, into: destination)
     }
 }
 

@@ -15,6 +15,9 @@ final class TrainingActivations {
     let residualMid: [FloatBuffer]
     let normed1: [FloatBuffer], rstd1: [FloatBuffer]
     let qkv: [FloatBuffer]
+    /// Qwen3 only (empty otherwise): q and k before their per-head norms, `[rows, qDim + kvDim]`,
+    /// and each head's rstd, `[rows, heads + kvHeads]`.
+    let qkRaw: [FloatBuffer], qkRstd: [FloatBuffer]
     let probs: [FloatBuffer]
     let attnOut: [FloatBuffer]
     let normed2: [FloatBuffer], rstd2: [FloatBuffer]
@@ -32,12 +35,14 @@ final class TrainingActivations {
     // Backward scratch.
     let dResidual: FloatBuffer, dNormed: FloatBuffer, dQKV: FloatBuffer, dAttn: FloatBuffer
     let dGateUp: FloatBuffer, dAct: FloatBuffer, dLogits: FloatBuffer, attnScratch: FloatBuffer
+    /// One row of d(q, k before their norms) (Qwen3).
+    let dQKRow: FloatBuffer
 
     init(config c: LlamaConfig, batch: Int, seqLen: Int) {
         self.batch = batch
         self.seqLen = seqLen
         rows = batch * seqLen
-        let n = rows, h = c.hiddenSize, qkvw = c.hiddenSize + 2 * c.kvDim, f = c.intermediateSize, L = c.numHiddenLayers
+        let n = rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize, L = c.numHiddenLayers
         func ints(_ k: Int) -> UnsafeMutableBufferPointer<Int32> {
             let p = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(k, 1))
             p.initialize(repeating: 0)
@@ -49,8 +54,11 @@ final class TrainingActivations {
         residualMid = bufs(L, n * h)
         normed1 = bufs(L, n * h); rstd1 = bufs(L, n)
         qkv = bufs(L, n * qkvw)
+        qkRaw = c.hasQKNorm ? bufs(L, n * (qd + c.kvDim)) : []
+        qkRstd = c.hasQKNorm ? bufs(L, n * (c.numAttentionHeads + c.numKeyValueHeads)) : []
+        dQKRow = FloatBuffer(count: c.hasQKNorm ? qd + c.kvDim : 1)
         probs = bufs(L, batch * c.numAttentionHeads * seqLen * seqLen)
-        attnOut = bufs(L, n * h)
+        attnOut = bufs(L, n * qd)
         normed2 = bufs(L, n * h); rstd2 = bufs(L, n)
         gateUp = bufs(L, n * 2 * f)
         act = bufs(L, n * f)
@@ -58,7 +66,7 @@ final class TrainingActivations {
         logits = FloatBuffer(count: n * c.vocabSize)
         logSumExp = FloatBuffer(count: n); logProbs = FloatBuffer(count: n); entropy = FloatBuffer(count: n)
         dResidual = FloatBuffer(count: n * h); dNormed = FloatBuffer(count: n * h)
-        dQKV = FloatBuffer(count: n * qkvw); dAttn = FloatBuffer(count: n * h)
+        dQKV = FloatBuffer(count: n * qkvw); dAttn = FloatBuffer(count: n * qd)
         dGateUp = FloatBuffer(count: n * 2 * f); dAct = FloatBuffer(count: n * f)
         attentionWorkers = max(1, min(BLASThreads.current, batch))
         dLogits = FloatBuffer(count: n * c.vocabSize); attnScratch = FloatBuffer(count: attentionWorkers * seqLen * seqLen)

@@ -1,3 +1,4 @@
+import Foundation
 import TetherKernels
 import XCTest
 
@@ -24,6 +25,39 @@ final class KernelGradientTests: XCTestCase {
         let y = run(x, ones)
         let ms = (0..<dim).map { Double(y[$0] * y[$0]) }.reduce(0, +) / Double(dim)
         XCTAssertEqual(ms, 1, accuracy: 1e-4)
+    }
+
+    /// A linear layer's bias: added to every row, its gradient the row sum of dy (checked by
+    /// finite differences, with dBias accumulating onto what it held).
+    func testBiasBackward() {
+        var r = Rand(12)
+        let rows = 5, dim = 11
+        let y0 = r.array(rows * dim), dy = r.array(rows * dim)
+        var b = r.array(dim)
+        func run(_ b: [Float]) -> [Float] {
+            var y = y0
+            Bias.forward(&y, bias: b, rows: rows, dim: dim)
+            return y
+        }
+        XCTAssertEqual(run(b)[3 * dim + 4], y0[3 * dim + 4] + b[4])
+        var db = [Float](repeating: 0.25, count: dim)
+        Bias.backward(dy: dy, rows: rows, dim: dim, dBias: &db)
+        checkGradient("bias db", x: &b, analytic: db.map { $0 - 0.25 }) { weightedSum(run($0), dy) }
+    }
+
+    /// A table built from explicit inverse frequencies is the default one when given the default
+    /// frequencies, and rotates by exactly p·θ_i otherwise.
+    func testRoPEFromInverseFrequencies() {
+        let D = 8, base: Float = 10_000
+        let inv = (0..<(D / 2)).map { i in 1 / Float(pow(Double(base), Double(2 * i) / Double(D))) }
+        let standard = RoPETable(headDim: D, base: base, maxPositions: 12)
+        let explicit = RoPETable(inverseFrequencies: inv, maxPositions: 12)
+        XCTAssertEqual(explicit.cos, standard.cos)
+        XCTAssertEqual(explicit.sin, standard.sin)
+        let scaled = RoPETable(inverseFrequencies: [0.5, 0.25], maxPositions: 8)
+        XCTAssertEqual(scaled.headDim, 4)
+        XCTAssertEqual(scaled.cos[5 * 2 + 1], cos(Float(5) * 0.25), accuracy: 1e-6)
+        XCTAssertEqual(scaled.sin[3 * 2 + 0], sin(Float(3) * 0.5), accuracy: 1e-6)
     }
 
     func testLinearBackward() {

@@ -5,8 +5,27 @@ import XCTest
 final class DecodingTests: XCTestCase {
     /// Prefill prompts of different lengths together, then feed tokens one at a time: every step's
     /// logits equal the full forward's logits at that position.
-    func testKVCacheMatchesFullForwardTokenByToken() throws {
-        let model = try LlamaModel(config: .tiny, seed: 5, std: 0.1)
+    func testKVCacheMatchesFullForwardTokenByToken() throws { try checkKVCache(.tiny, "tiny") }
+
+    /// Each family switch through the cache: biases, q/k norms, head_dim ≠ hidden/heads (the
+    /// cache holds kvHeads·head_dim per position), Llama 3 RoPE scaling, a sliding window the
+    /// sequences fit in.
+    func testKVCacheMatchesFullForwardForEveryVariant() throws {
+        var qwen2 = LlamaConfig.tiny; qwen2.modelType = .qwen2
+        var qwen3 = LlamaConfig.tiny; qwen3.modelType = .qwen3; qwen3.headDim = 32; qwen3.attentionBias = true
+        var llama = LlamaConfig.tiny; llama.headDim = 12; llama.attentionBias = true
+        llama.ropeScaling = Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8)
+        var mistral = LlamaConfig.tiny; mistral.modelType = .mistral; mistral.slidingWindow = 16
+        for (c, label) in [(qwen2, "qwen2"), (qwen3, "qwen3"), (llama, "llama"), (mistral, "mistral")] { try checkKVCache(c, label) }
+    }
+
+    func checkKVCache(_ config: LlamaConfig, _ label: String) throws {
+        let model = try LlamaModel(config: config, seed: 5, std: 0.1)
+        var rng = SeededRandom(seed: 2)
+        for e in model.layout.entries where e.shape.count == 1 {
+            let w = model.tensor(e.name)!
+            for i in 0..<w.count { w[i] = e.name.hasSuffix(".bias") ? Float(rng.nextNormal()) * 0.3 : 0.5 + rng.nextUnitFloat() }
+        }
         let V = model.config.vocabSize
         let sequences = [[3, 9, 1, 4, 4, 8, 2, 7, 30], [5, 6, 7, 8, 9, 10, 11], [60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]
         let promptLengths = [3, 1, 5]
@@ -18,7 +37,7 @@ final class DecodingTests: XCTestCase {
         // Sequence b lives in slot b+1, to show slots need not be 0..<n.
         let prefill = try model.extend(cache: cache, sequences.indices.map { (slot: $0 + 1, tokens: Array(sequences[$0].prefix(promptLengths[$0]))) })
         for b in sequences.indices {
-            assertClose(prefill[(b * V)..<((b + 1) * V)], fullRow(b, promptLengths[b] - 1), "prefill of sequence \(b)")
+            assertClose(prefill[(b * V)..<((b + 1) * V)], fullRow(b, promptLengths[b] - 1), "\(label): prefill of sequence \(b)")
         }
         XCTAssertEqual(cache.lengths, [0, 3, 1, 5])
         var position = promptLengths
@@ -27,7 +46,7 @@ final class DecodingTests: XCTestCase {
             if live.isEmpty { break }
             let step = try model.extend(cache: cache, live.map { (slot: $0 + 1, tokens: [sequences[$0][position[$0]]]) })
             for (k, b) in live.enumerated() {
-                assertClose(step[(k * V)..<((k + 1) * V)], fullRow(b, position[b]), "sequence \(b) position \(position[b])")
+                assertClose(step[(k * V)..<((k + 1) * V)], fullRow(b, position[b]), "\(label): sequence \(b) position \(position[b])")
                 position[b] += 1
             }
         }
@@ -91,5 +110,21 @@ final class DecodingTests: XCTestCase {
         // Per-sequence limits.
         let limited = try model.generate(prompts: [[1], [2]], maxNewTokens: [1, 3], sampling: SamplingParameters(), seed: 1)
         XCTAssertEqual(limited.map(\.tokens.count), [1, 3])
+    }
+
+    /// With no explicit stop token, generation stops at any id of the config's eos list.
+    func testGenerationStopsAtAnyEOSOfAConfigList() throws {
+        var config = LlamaConfig.tiny
+        let free = try LlamaModel(config: config, seed: 8, std: 0.5)
+            .generate(prompts: [[3, 4]], maxNewTokens: 12, sampling: SamplingParameters(temperature: 0, eosTokenId: -1), seed: 0)[0].tokens
+        let distinct = free.reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }
+        guard distinct.count >= 3 else { throw XCTSkip("greedy run repeats one token; nothing to stop at") }
+        // List the third distinct token first: the stop must come at the second one, whichever list position.
+        config.eosTokenIds = .list([distinct[2], distinct[1]])
+        let model = try LlamaModel(config: config, seed: 8, std: 0.5)
+        let stopped = try model.generate(prompts: [[3, 4]], maxNewTokens: 12, sampling: SamplingParameters(temperature: 0), seed: 0)[0]
+        let cut = free.firstIndex { [distinct[2], distinct[1]].contains($0) }!
+        XCTAssertEqual(stopped.tokens, Array(free[...cut]))
+        XCTAssertEqual(stopped.finishReason, .eos)
     }
 }

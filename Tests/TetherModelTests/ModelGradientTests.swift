@@ -10,16 +10,45 @@ final class ModelGradientTests: XCTestCase {
                     intermediateSize: 24, tieWordEmbeddings: tied, maxPositionEmbeddings: 16)
     }
 
-    func testGradientsOfEveryTensorUntied() throws { try checkModelGradients(tied: false) }
-    func testGradientsOfEveryTensorTied() throws { try checkModelGradients(tied: true) }
+    func testGradientsOfEveryTensorUntied() throws { try checkModelGradients(Self.config(tied: false), "untied") }
+    func testGradientsOfEveryTensorTied() throws { try checkModelGradients(Self.config(tied: true), "tied") }
 
-    func checkModelGradients(tied: Bool) throws {
-        let model = try LlamaModel(config: Self.config(tied: tied), seed: 3, std: 0.3)
-        // Norm weights away from 1 so their gradients are exercised off the identity.
+    /// Qwen2: q/k/v biases (no o bias), tied embeddings.
+    func testGradientsQwen2Biases() throws {
+        var c = Self.config(tied: true)
+        c.modelType = .qwen2
+        try checkModelGradients(c, "qwen2")
+    }
+
+    /// Qwen3 with attention_bias: per-head q/k RMSNorm before RoPE, q/k/v/o biases, and a head_dim
+    /// (8) that is not hidden/heads (4), so q_proj is [32, 16] and o_proj [16, 32].
+    func testGradientsQwen3NormsBiasesAndWideHeads() throws {
+        var c = Self.config(tied: false)
+        c.modelType = .qwen3
+        c.headDim = 8
+        c.attentionBias = true
+        try checkModelGradients(c, "qwen3")
+    }
+
+    /// Llama with attention_bias (q/k/v and o biases), head_dim 6 ≠ 16/4, and Llama 3 RoPE scaling
+    /// with every frequency band present (original context 16: wavelengths 6.3, 135, 2900).
+    func testGradientsLlamaBiasesHeadDimAndLlama3Rope() throws {
+        var c = Self.config(tied: false)
+        c.headDim = 6
+        c.attentionBias = true
+        c.ropeScaling = Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16)
+        try checkModelGradients(c, "llama-bias-headdim-llama3")
+    }
+
+    func checkModelGradients(_ config: LlamaConfig, _ label: String) throws {
+        let tied = label
+        let model = try LlamaModel(config: config, seed: 3, std: 0.3)
+        // Norm weights away from 1 so their gradients are exercised off the identity; biases nonzero.
         var rng = SeededRandom(seed: 9)
         for e in model.layout.entries where e.shape.count == 1 {
             let t = model.tensor(e.name)!
-            for i in 0..<t.count { t[i] = 1 + Float(rng.nextNormal()) * 0.2 }
+            let bias = e.name.hasSuffix(".bias")
+            for i in 0..<t.count { t[i] = (bias ? 0 : 1) + Float(rng.nextNormal()) * (bias ? 0.3 : 0.2) }
         }
         let batch = TokenBatch(sequences: [[1, 5, 2, 9, 3, 7], [4, 4, 10, 0]])
         let positions = batch.length - 1
@@ -57,7 +86,7 @@ final class ModelGradientTests: XCTestCase {
                 let fd = (lp - lm) / Double(2 * eps)
                 let an = Double(analytic[e.offset + i])
                 XCTAssertLessThan(abs(fd - an), 0.03 * Double(scale) + 0.02 * abs(fd),
-                                  "\(e.name)[\(i)] (tied=\(tied)): finite difference \(fd) vs backward \(an)")
+                                  "\(e.name)[\(i)] (\(tied)): finite difference \(fd) vs backward \(an)")
                 checked += 1
             }
         }

@@ -46,6 +46,68 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try f.floats("w"), [1.0, -2.5, 0.15625, 0.0])
     }
 
+    func testF16WidensExactly() throws {
+        // 1.0 = 0x3C00, -2.0 = 0xC000, max 65504 = 0x7BFF, smallest subnormal 2^-24 = 0x0001,
+        // largest subnormal (1023/1024)·2^-14 = 0x03FF, -0 = 0x8000, +inf = 0x7C00, NaN = 0x7E00.
+        let halves: [UInt16] = [0x3C00, 0xC000, 0x7BFF, 0x0001, 0x03FF, 0x8000, 0x7C00, 0x7E00]
+        let data = halves.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let f = try SafeTensorsFile(bytes: Self.image(
+            header: #"{"w":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}"#, data: data), path: "f16")
+        let v = try f.floats("w")
+        XCTAssertEqual(Array(v[0..<5]), [1.0, -2.0, 65504, 0x1p-24, Float(1023) / 1024 * 0x1p-14])
+        XCTAssertEqual(v[5].bitPattern, (-0.0 as Float).bitPattern)
+        XCTAssertEqual(v[6], .infinity)
+        XCTAssertTrue(v[7].isNaN)
+    }
+
+    /// Shards as save_pretrained writes them: the index maps each tensor to a file beside it.
+    func testShardsReadThroughTheirIndexAndDisagreementsAreNamed() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let a: [Float] = [1, 2, 3], b: [Float] = [4, 5], c: [Float] = [6]
+        func shard(_ name: String, _ tensors: [(String, [Float])]) throws {
+            let data = tensors[0].1.withUnsafeBufferPointer { p0 in
+                (tensors.count > 1 ? tensors[1].1 : []).withUnsafeBufferPointer { p1 in
+                    SafeTensorsWriter.encode([.init(name: tensors[0].0, shape: [p0.count], values: p0)]
+                        + (tensors.count > 1 ? [.init(name: tensors[1].0, shape: [p1.count], values: p1)] : []))
+                }
+            }
+            try data.write(to: URL(fileURLWithPath: dir + "/" + name))
+        }
+        func index(_ map: [String: String]) throws {
+            try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 24], "weight_map": map])
+                .write(to: URL(fileURLWithPath: dir + "/model.safetensors.index.json"))
+        }
+        try shard("s1.safetensors", [("a", a), ("b", b)])
+        try shard("s2.safetensors", [("c", c)])
+        try index(["a": "s1.safetensors", "b": "s1.safetensors", "c": "s2.safetensors"])
+        let path = dir + "/model.safetensors.index.json"
+        let shards = try SafeTensorsShards.open(indexPath: path)
+        XCTAssertEqual(Set(shards.tensorNames), ["a", "b", "c"])
+        XCTAssertEqual(try shards.floats("a"), a)
+        XCTAssertEqual(try shards.floats("c"), c)
+        XCTAssertEqual(shards["b"]?.shape, [2])
+
+        func expectShardError(_ check: (ModelError) -> Bool, line: UInt = #line) {
+            XCTAssertThrowsError(try SafeTensorsShards.open(indexPath: path), line: line) { e in
+                guard let m = e as? ModelError, check(m) else { return XCTFail("unexpected error \(e)", line: line) }
+            }
+        }
+        try index(["a": "s1.safetensors", "b": "s1.safetensors", "c": "s1.safetensors"])
+        expectShardError { $0 == .missingTensor(name: "c", file: dir + "/s1.safetensors (listed in \(path))") }
+        try index(["a": "s1.safetensors", "c": "s2.safetensors"])
+        expectShardError { if case .corruptFile(_, let d) = $0 { return d.contains("s1.safetensors holds b") } else { return false } }
+        try index(["a": "../s1.safetensors"])
+        expectShardError { if case .corruptFile(_, let d) = $0 { return d.contains("entry for a") } else { return false } }
+        try index(["a": "s1.safetensors", "b": "s1.safetensors", "c": "s3.safetensors"])
+        expectShardError { $0 == .missingFile(path: dir + "/s3.safetensors") }
+        try Data("{\"weight_map\": 3}".utf8).write(to: URL(fileURLWithPath: path))
+        expectShardError { if case .corruptFile(let p, _) = $0 { return p == path } else { return false } }
+        try index(["a": "s1.safetensors", "b": "s1.safetensors", "c": "s2.safetensors"])
+        let whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/s2.safetensors"))
+        try whole.prefix(whole.count - 2).write(to: URL(fileURLWithPath: dir + "/s2.safetensors"))
+        expectShardError { if case .truncatedFile(let p, _) = $0 { return p == dir + "/s2.safetensors" } else { return false } }
+    }
+
     func testHeaderLengthPastEndOfFileIsTruncated() {
         expectError(Self.image(header: "{}", data: [], declaredLength: 4096)) {
             if case .truncatedFile = $0 { return true } else { return false }

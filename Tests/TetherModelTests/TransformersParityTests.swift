@@ -56,7 +56,7 @@ final class TransformersParityTests: XCTestCase {
     }
 
     /// Greedy decoding by full forwards (no KV cache): the plainest reading of argmax decoding.
-    func greedy(_ model: LlamaModel, _ prompt: [Int], newTokens: Int) throws -> [Int] {
+    static func greedy(_ model: LlamaModel, _ prompt: [Int], newTokens: Int) throws -> [Int] {
         var ids = prompt
         let V = model.config.vocabSize
         for _ in 0..<newTokens {
@@ -68,7 +68,7 @@ final class TransformersParityTests: XCTestCase {
     }
 
     /// Greedy decoding through the KV cache (`generate`), with no stop token, as the peer runs it.
-    func cachedGreedy(_ model: LlamaModel, _ prompt: [Int], newTokens: Int) throws -> [Int] {
+    static func cachedGreedy(_ model: LlamaModel, _ prompt: [Int], newTokens: Int) throws -> [Int] {
         try model.generate(prompts: [prompt], maxNewTokens: newTokens,
                            sampling: SamplingParameters(temperature: 0, eosTokenId: -1), seed: 0)[0].tokens
     }
@@ -85,8 +85,8 @@ final class TransformersParityTests: XCTestCase {
         let peer = try peerResults().tether
         let model = try Self.tetherModel()
         assertClose(try model.logits(TokenBatch(sequences: [Self.tetherPrompt])), peer.logits, vocab: 64)
-        XCTAssertEqual(try greedy(model, Self.tetherPrompt, newTokens: Self.newTokens), peer.greedy)
-        XCTAssertEqual(try cachedGreedy(model, Self.tetherPrompt, newTokens: Self.newTokens), peer.greedy)
+        XCTAssertEqual(try Self.greedy(model, Self.tetherPrompt, newTokens: Self.newTokens), peer.greedy)
+        XCTAssertEqual(try Self.cachedGreedy(model, Self.tetherPrompt, newTokens: Self.newTokens), peer.greedy)
     }
 
     func testTransformersCheckpointLoadsInTetherWithSameLogits() throws {
@@ -99,7 +99,7 @@ final class TransformersParityTests: XCTestCase {
         XCTAssertEqual(ckpt.config.numKeyValueHeads, 2)
         XCTAssertEqual(ckpt.config.rmsNormEps, 1e-5)
         assertClose(try model.logits(TokenBatch(sequences: [Self.hfPrompt])), peer.logits, vocab: 64)
-        XCTAssertEqual(try greedy(model, Self.hfPrompt, newTokens: Self.newTokens), peer.greedy)
-        XCTAssertEqual(try cachedGreedy(model, Self.hfPrompt, newTokens: Self.newTokens), peer.greedy)
+        XCTAssertEqual(try Self.greedy(model, Self.hfPrompt, newTokens: Self.newTokens), peer.greedy)
+        XCTAssertEqual(try Self.cachedGreedy(model, Self.hfPrompt, newTokens: Self.newTokens), peer.greedy)
     }
 }

@@ -4,26 +4,34 @@
   hf_llama.py JOBS_JSON    run a list of jobs in one process (importing transformers once is
                            most of the cost), print a JSON list with one result per job:
 
-  ["logits", DIR, IDS, NEW]        load DIR with LlamaForCausalLM.from_pretrained; result
-                                   {"logits": [T][V] for IDS, "greedy": NEW greedy tokens, no stop}
+  ["logits", DIR, IDS, NEW]        load DIR with AutoModelForCausalLM.from_pretrained (F32); result
+                                   {"logits": [T][V] for IDS, "greedy": NEW greedy tokens, no stop,
+                                    "class": model class name, "model_type": config.model_type}
   ["random", DIR, SEED, IDS, NEW]  save a random tiny LlamaForCausalLM (safetensors) to DIR, then
                                    as "logits" on DIR
+  ["family", DIR, SEED, IDS, NEW, CONFIG, SAVE]
+                                   save a random model of CONFIG (AutoConfig.for_model kwargs, with
+                                   "model_type") to DIR, weights ~ N(0, 0.3²), norms ~ U(0.5, 1.5),
+                                   biases ~ N(0, 0.3²) so logits are far from uniform; SAVE may set
+                                   "dtype" ("bfloat16", "float16") and "max_shard_size"; then as
+                                   "logits" on DIR
 """
 import json
 import sys
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 
 def logits(directory, ids, new_tokens):
-    model = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     ids = torch.tensor([ids])
     with torch.no_grad():
         out = model(ids).logits[0]
         greedy = model.generate(ids, max_new_tokens=new_tokens, do_sample=False,
                                 eos_token_id=None, pad_token_id=0)[0, ids.shape[1]:]
-    return {"logits": out.tolist(), "greedy": greedy.tolist()}
+    return {"logits": out.tolist(), "greedy": greedy.tolist(),
+            "class": type(model).__name__, "model_type": model.config.model_type}
 
 
 def random_model(directory, seed, ids, new_tokens):
@@ -40,6 +48,24 @@ def random_model(directory, seed, ids, new_tokens):
     return logits(directory, ids, new_tokens)
 
 
+def family_model(directory, seed, ids, new_tokens, config, save):
+    torch.manual_seed(seed)
+    kwargs = dict(config)
+    model_type = kwargs.pop("model_type")
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **kwargs)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+            else:
+                p.normal_(0.0, 0.3)
+    if "dtype" in save:
+        model = model.to(getattr(torch, save["dtype"]))
+    model.save_pretrained(directory, safe_serialization=True,
+                          **({"max_shard_size": save["max_shard_size"]} if "max_shard_size" in save else {}))
+    return logits(directory, ids, new_tokens)
+
+
 if __name__ == "__main__":
-    jobs = {"logits": logits, "random": random_model}
+    jobs = {"logits": logits, "random": random_model, "family": family_model}
     print(json.dumps([jobs[job[0]](*job[1:]) for job in json.loads(sys.argv[1])]))
