@@ -70,7 +70,6 @@ struct ExplorationWorld: Hashable {
         var world: ExplorationWorld?
         var broken: [String] = []
         var directives: [StalenessDirective] = []
-        var events: [String] = []
     }
 
     static let actorCount = 2
@@ -176,7 +175,6 @@ struct ExplorationWorld: Hashable {
                 controller = try StalenessController(restoring: checkpoint.state)
                 let directives = try controller.resumeAfterRestart()
                 ledger = checkpoint.ledger
-                o.events.append("resumeAfterRestart")
                 o.directives += directives
                 o.broken += ledger.recordRestart(directives: directives, controller: controller)
             } catch {
@@ -189,7 +187,6 @@ struct ExplorationWorld: Hashable {
     }
 
     private mutating func send(_ event: StalenessEvent, into o: inout Outcome) {
-        o.events.append("\(event)")
         let directives: [StalenessDirective]
         do { directives = try controller.handle(event, now: now) } catch {
             o.broken.append("\(event) threw \(error)")
@@ -288,8 +285,8 @@ struct ExplorationWorld: Hashable {
 /// Breadth-first search over every world reachable in at most `depth` moves, each state visited
 /// once (a set of 64-bit hashes of the visited states: hash compaction, as SPIN's; with 10⁶
 /// states a collision, which could only hide a state, has probability ~10⁻⁷). The invariants are
-/// checked on every transition and every state, liveness (`finishes`) on every state at the depth
-/// limit and every state without moves. The first violation ends the search with its trace.
+/// checked on every transition and every state, liveness (`finishes`) once for every distinct pair of
+/// controller state and book. The first violation ends the search with its trace.
 struct StalenessExploration {
     struct Counterexample: CustomStringConvertible {
         var trace: [ExplorationWorld.Move]
@@ -316,18 +313,22 @@ struct StalenessExploration {
     let policy: StalenessPolicy
     let depth: Int
 
+    private struct LivenessKey: Hashable { var state: StalenessState; var ledger: StalenessLedger }
+
     func run() throws -> Report {
         let start = Date()
         var report = Report()
         let initial = try ExplorationWorld(policy: policy)
         var visited: Set<Int> = [initial.hashValue]
+        var livenessChecked: Set<Int> = []
         var frontier: [(world: ExplorationWorld, trace: [ExplorationWorld.Move])] = [(initial, [])]
         report.states = 1
         for level in 0 ... depth {
             var next: [(world: ExplorationWorld, trace: [ExplorationWorld.Move])] = []
             for (world, trace) in frontier {
                 let moves = level < depth ? world.moves() : []
-                if moves.isEmpty {
+                // Liveness depends on the controller and the book only: checked once per distinct pair.
+                if livenessChecked.insert(LivenessKey(state: world.controller.state, ledger: world.ledger).hashValue).inserted {
                     report.livenessChecks += 1
                     if let failure = world.finishes() {
                         report.counterexample = Counterexample(trace: trace, broken: ["liveness: \(failure)"])
