@@ -6,7 +6,8 @@ import XCTest
 /// visits every state the real `StalenessController` reaches within `depth` moves of the world in
 /// `ExplorationWorld` (requests, joins, deliveries in any order, duplicates, losses, lease expiry,
 /// actor death and restart, training, checkpoints, learner restart from a checkpoint, drain) and
-/// checks the `StalenessLedger` laws on each. `TETHER_EXHAUSTIVE_DEPTH=N` searches deeper by hand.
+/// checks the `StalenessLedger` laws on each. `TETHER_EXHAUSTIVE_DEPTH=N` searches every case to
+/// depth N by hand: 8 visits 6·10⁶ states in about 6 minutes and 8 GB (the frontier holds whole worlds).
 final class StalenessExhaustiveTests: XCTestCase {
     struct Case { var eta: Int; var b: Int; var promptsPerTicket: Int; var depth: Int }
 

@@ -283,8 +283,8 @@ struct ExplorationWorld: Hashable {
 }
 
 /// Breadth-first search over every world reachable in at most `depth` moves, each state visited
-/// once (a set of 64-bit hashes of the visited states: hash compaction, as SPIN's; with 10⁶
-/// states a collision, which could only hide a state, has probability ~10⁻⁷). The invariants are
+/// once (a set of 64-bit hashes of the visited states: hash compaction, as SPIN's; with n states a
+/// collision, which could only hide a state, has probability about n²/2⁶⁵, 10⁻⁶ for 6·10⁶). The invariants are
 /// checked on every transition and every state, liveness (`finishes`) once for every distinct pair of
 /// controller state and book. The first violation ends the search with its trace.
 struct StalenessExploration {
