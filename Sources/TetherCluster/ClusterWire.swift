@@ -15,7 +15,20 @@ public enum ClusterEndpoint: String, Sendable, CaseIterable {
 /// (an actor's pair; `<actor-id>.key/.pub` wins when present) and `allowed_actors` (the allow-list,
 /// one `PUBLIC_KEY name` per line; defaults to the `actor` public key alone). Each side reads only
 /// the other side's public key: the learner needs no actor secret, an actor no learner secret.
+///
+/// Identity is bound to the key: a key's name in the allow-list is the only actor id it may claim
+/// (the ZAP user id is checked against every message's actor id, `WireValidation.IdentityBinding`).
+/// The shared key, named `actor`, may claim any id only with `wire.shared_actor_key: true`.
 public enum ClusterSecurity {
+    /// The allow-list name of the key all actors may share.
+    public static let sharedKeyName = "actor"
+
+    /// Who may claim which actor id on the learner's sockets; nil without CURVE.
+    static func identityBinding(config: RunConfig) -> WireValidation.IdentityBinding? {
+        guard !config.wire.curveKeysDir.isEmpty else { return nil }
+        return .init(sharedKeyNames: config.wire.sharedActorKey ? [sharedKeyName] : [])
+    }
+
     public static func learnerContext(config: RunConfig) throws -> WireContext {
         let dir = config.wire.curveKeysDir
         guard !dir.isEmpty else { return try WireContext() }
@@ -24,7 +37,15 @@ public enum ClusterSecurity {
         if FileManager.default.fileExists(atPath: listPath) {
             allow = try CurveAllowList.load(path: listPath)
         } else {
-            allow = try CurveAllowList(keys: [(publicKey: try CurveKeyPair.loadPublicKey(directory: dir, name: "actor"), name: "actor")])
+            let shared = try CurveKeyPair.loadPublicKey(directory: dir, name: sharedKeyName)
+            guard config.wire.sharedActorKey else {
+                throw ClusterError.processFailed(
+                    "\(dir) has no allowed_actors, so the only actor key is the shared \(sharedKeyName).pub, but wire.shared_actor_key "
+                        + "is false (a key may act only as the actor it is named after): set wire.shared_actor_key: true to let every "
+                        + "holder of \(sharedKeyName).key act as any actor, or give each actor its own pair "
+                        + "(tether keygen --name <actor-id>) listed in \(dir)/allowed_actors")
+            }
+            allow = try CurveAllowList(keys: [(publicKey: shared, name: sharedKeyName)])
         }
         return try WireContext(allowList: allow)
     }

@@ -119,14 +119,17 @@ public final class LearnerLoop {
         let ctx = try ClusterSecurity.learnerContext(config: config)
         context = ctx
         let security = try ClusterSecurity.learnerSecurity(config: config)
+        let validation = WireValidation(vocabularySize: policy.config.vocabSize, identityBinding: ClusterSecurity.identityBinding(config: config))
         var controlOptions = config.socketOptions(.control, learnerSide: true, security: security)
-        controlOptions.validation = WireValidation(vocabularySize: policy.config.vocabSize)
+        controlOptions.validation = validation
         var trajectoryOptions = config.socketOptions(.trajectories, learnerSide: true, security: security)
-        trajectoryOptions.validation = WireValidation(vocabularySize: policy.config.vocabSize)
+        trajectoryOptions.validation = validation
         let controlSocket = try WireSocket(context: ctx, options: controlOptions)
         control = controlSocket
         trajectories = try WireSocket(context: ctx, options: trajectoryOptions)
-        let weightsSocket = try WireSocket(context: ctx, options: config.socketOptions(.weights, learnerSide: true, security: security))
+        var weightsOptions = config.socketOptions(.weights, learnerSide: true, security: security)
+        weightsOptions.sendHighWaterMark = WeightBroadcaster.publisherHighWaterMark
+        let weightsSocket = try WireSocket(context: ctx, options: weightsOptions)
         weights = weightsSocket
         broadcaster = WeightBroadcaster(publisher: weightsSocket, control: controlSocket, layout: policy.layout,
                                         initial: WeightSnapshot(version: staleness.version, parameters: policy.parameters))
@@ -224,6 +227,41 @@ public final class LearnerLoop {
 
     var wireErrorTotal: Int { control.counters.total + trajectories.counters.total }
 
+    /// The weights version an actor reports, checked against what this learner has published: a
+    /// version it never published (a lie, or weights of a learner incarnation that has since
+    /// restarted from an older checkpoint) counts as holding nothing, so the actor must fetch the
+    /// current weights before it gets a ticket. Counted as `dropped/version_from_future`.
+    func checkedReportedVersion(_ reported: UInt64) -> Int {
+        guard let v = Int(exactly: reported), v <= broadcaster.current.version else {
+            shellDrops["version_from_future", default: 0] += 1
+            return -1
+        }
+        return v
+    }
+
+    /// Why a trajectory group cannot be trained, as a counter name, or nil when it can. Values are
+    /// checked in the types the update uses: a reward as `Float` (a Double of 1e39 is inf there),
+    /// log-probs against `learner.min_logprob`, token ids against the vocabulary.
+    func untrainableReason(_ g: TrajectoryGroup) -> String? {
+        let maxAbsReward = Float(config.learner.maxAbsReward), minLogprob = Float(config.learner.minLogprob)
+        guard g.samples.count == config.rollout.groupSize else { return "wrong_group_size" }
+        guard !g.promptTokens.isEmpty, g.promptTokens.count + config.rollout.maxNewTokens <= model.config.maxPositionEmbeddings else {
+            return "bad_prompt_length"
+        }
+        for s in g.samples {
+            guard !s.completionTokens.isEmpty, s.completionTokens.count <= config.rollout.maxNewTokens else { return "bad_completion_length" }
+            guard s.behaviourLogProbs.count == s.completionTokens.count, s.tokenVersions.count == s.completionTokens.count else {
+                return "length_mismatch"
+            }
+            let reward = Float(s.reward)
+            guard reward.isFinite, abs(reward) <= maxAbsReward else { return "reward_out_of_range" }
+            guard s.behaviourLogProbs.allSatisfy({ $0.isFinite && $0 <= 0 && $0 >= minLogprob }) else { return "logprob_out_of_range" }
+            guard s.completionTokens.allSatisfy({ Int($0) < model.config.vocabSize }) else { return "token_out_of_vocabulary" }
+            guard s.tokenVersions.allSatisfy({ Int(exactly: $0) != nil }) else { return "version_out_of_range" }
+        }
+        return nil
+    }
+
     // MARK: Messages
 
     private func knownActor(_ id: String, routingId: [UInt8]?, now: Double) throws -> ActorID {
@@ -249,12 +287,13 @@ public final class LearnerLoop {
             }
             actorPids[actor] = j.pid
             _ = try knownActor(j.actorId, routingId: m.routingId, now: now)
-            actorVersion[actor] = Int(j.haveVersion)
+            actorVersion[actor] = checkedReportedVersion(j.haveVersion)
         case .heartbeat(let h):
             guard h.role == .actor else { shellDrops["unexpected_message", default: 0] += 1; return }
             let actor = try knownActor(h.senderId, routingId: m.routingId, now: now)
-            actorVersion[actor] = Int(h.policyVersion)
-            broadcaster.acknowledge(actor: h.senderId, version: Int(h.policyVersion), now: now)
+            let version = checkedReportedVersion(h.policyVersion)
+            actorVersion[actor] = version
+            if version >= 0 { broadcaster.acknowledge(actor: h.senderId, version: version, now: now) }
         case .ticketRequest(let r):
             let actor = try knownActor(r.actorId, routingId: m.routingId, now: now)
             guard startGateOpen else {
@@ -266,7 +305,7 @@ public final class LearnerLoop {
             // An actor leaving cleanly (SIGTERM/SIGINT): forget it and re-issue its tickets now,
             // not after the heartbeat timeout.
             guard let r = m.routingId, let actor = routes.first(where: { $0.value == r })?.key else { return }
-            logger.info("actor \(actor) left (\(c.reason)): re-issuing what it held")
+            logger.info("actor \(actor) left (\(PeerText.loggable(c.reason))): re-issuing what it held")
             lastSeen[actor] = nil
             routes[actor] = nil
             try perform(controller.actorLeft(actor, now: now), now: now)
@@ -287,15 +326,15 @@ public final class LearnerLoop {
         if lastSeen[actor] != nil { lastSeen[actor] = now }
         stepWindow.receivedGroups += 1
         stepWindow.receivedCompletionTokens += g.completionTokenCount
-        // A group the learner cannot train (wrong size, inconsistent per-token arrays, non-finite
-        // numbers) reaches the controller with no versions: it is lost as `malformed` and re-issued.
-        let wellFormed = g.samples.count == config.rollout.groupSize && g.samples.allSatisfy { s in
-            !s.completionTokens.isEmpty && s.behaviourLogProbs.count == s.completionTokens.count
-                && s.tokenVersions.count == s.completionTokens.count && s.reward.isFinite
-                && s.behaviourLogProbs.allSatisfy { $0.isFinite && $0 <= 0 }
-                && s.completionTokens.allSatisfy { Int($0) < model.config.vocabSize }
-        } && !g.promptTokens.isEmpty && g.promptTokens.count + config.rollout.maxNewTokens <= model.config.maxPositionEmbeddings
-        let versions = wellFormed ? g.samples.map { Int($0.tokenVersions.min()!) } : []
+        // A group the learner cannot train (wrong size, inconsistent per-token arrays, values out of
+        // range) reaches the controller with no versions: it is lost as `malformed` and re-issued
+        // at once; the specific reason is counted as `dropped/<reason>`.
+        var versions: [Int] = []
+        if let reason = untrainableReason(g) {
+            shellDrops[reason, default: 0] += 1
+        } else {
+            versions = g.samples.map { s in s.tokenVersions.lazy.compactMap { Int(exactly: $0) }.min() ?? -1 }
+        }
         let arrival = GroupArrival(actor: actor, ticket: id.ticket, promptID: prompt, sampleVersions: versions)
         let directives = controller.groupArrived(arrival, now: now)
         for d in directives {

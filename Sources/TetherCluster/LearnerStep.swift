@@ -92,6 +92,9 @@ extension LearnerLoop {
         for (reason, n) in wire { record.scalars["wire/errors/\(reason)"] = Double(n) }
         record.scalars["wire/errors_total"] = Double(wireErrorTotal)
         record.scalars["wire/denied_connections"] = Double(context.deniedConnections)
+        record.scalars["wire/handshake_failures"] = Double(control.handshakeFailures + trajectories.handshakeFailures + weights.handshakeFailures)
+        record.scalars["weights/live_snapshots"] = Double(WeightSnapshot.live)
+        record.scalars["weights/direct_replies_skipped"] = Double(broadcaster.skippedDirectReplies)
         for (reason, n) in shellDrops { record.scalars["dropped/\(reason)"] = Double(n) }
         let s = controller.statistics
         record.scalars["groups/issued"] = Double(s.issuedGroups)

@@ -211,6 +211,12 @@ public struct LearnerSection: Codable, Equatable, Sendable {
     /// Broadcast new weights on the PUB socket every this many versions. Between broadcasts an actor
     /// whose weights are too old for a ticket fetches the current version directly, so η still holds.
     public var broadcastEverySteps = 1
+    /// Groups with a reward beyond ±this (after conversion to Float, the type the loss uses) are
+    /// rejected as `reward_out_of_range`: a peer's 1e39 must not end the run or swamp the advantages.
+    public var maxAbsReward = 10_000.0
+    /// Groups with a behaviour log-prob below this are rejected as `logprob_out_of_range`: e^-100 is
+    /// far below any token a sampler picks, and a −1e30 would overflow the importance ratio.
+    public var minLogprob = -100.0
 
     enum CodingKeys: String, CodingKey {
         case blasThreads = "blas_threads"
@@ -225,6 +231,8 @@ public struct LearnerSection: Codable, Equatable, Sendable {
         case weightsEndpoint = "weights_endpoint"
         case bindHost = "bind_host"
         case broadcastEverySteps = "broadcast_every_steps"
+        case maxAbsReward = "max_abs_reward"
+        case minLogprob = "min_logprob"
     }
 }
 
@@ -252,6 +260,10 @@ public struct WireSection: Codable, Equatable, Sendable {
     public var maxMessageBytes = 268_435_456
     public var lingerMilliseconds = 0
     public var curveKeysDir = ""
+    /// With CURVE, every key is bound to the actor id it is named after (`<actor-id>.pub` may only act
+    /// as that actor). True lets the shared `actor` key act as any actor: one key pair for all actors
+    /// (the Slurm and Kubernetes recipes), at the price that any holder of `actor.key` can claim any id.
+    public var sharedActorKey = false
 
     enum CodingKeys: String, CodingKey {
         case sendHWM = "send_hwm"
@@ -259,6 +271,7 @@ public struct WireSection: Codable, Equatable, Sendable {
         case maxMessageBytes = "max_message_bytes"
         case lingerMilliseconds = "linger_ms"
         case curveKeysDir = "curve_keys_dir"
+        case sharedActorKey = "shared_actor_key"
     }
 }
 

@@ -74,6 +74,10 @@ extension RunConfig {
         try require(l.adamEps > 0, "learner.adam_eps", "must be > 0")
         try nonNegative(l.weightDecay, "learner.weight_decay")
         try require(l.gradClipNorm > 0, "learner.grad_clip_norm", "must be > 0")
+        try require(l.maxAbsReward > 0 && l.maxAbsReward <= Double(Float.greatestFiniteMagnitude), "learner.max_abs_reward",
+                    "must be > 0 and finite as a 32-bit float, got \(l.maxAbsReward)")
+        try require(l.minLogprob < 0 && l.minLogprob >= -Double(Float.greatestFiniteMagnitude), "learner.min_logprob",
+                    "must be < 0 and finite as a 32-bit float, got \(l.minLogprob)")
         try endpoint(l.controlEndpoint, "learner.control_endpoint")
         try endpoint(l.trajectoryEndpoint, "learner.trajectory_endpoint")
         try endpoint(l.weightsEndpoint, "learner.weights_endpoint")

@@ -18,6 +18,12 @@ import Foundation
 /// actor died) free their slot, otherwise each loss would shrink the budget for good and enough of
 /// them would deadlock the run.
 ///
+/// Fair share: one actor may hold at most ⌈W / n⌉ groups in flight, with W = (v + η + 1)·B − admitted
+/// the room the budget leaves for groups in flight and n the live actors. An actor that takes
+/// tickets and never returns them (a hoarder, or a stuck process) then blocks at most its share until
+/// its leases expire, never the whole budget; one actor alone still gets all of it. A request over
+/// the share waits like one over the budget, and does not hold up the queued requests behind it.
+///
 /// Like `SWIM.Instance` (apple/swift-cluster-membership) it owns no sockets and no clock: the learner
 /// feeds events with the current time and performs the returned directives in order.
 public struct StalenessController: Sendable {
@@ -42,6 +48,18 @@ public struct StalenessController: Sendable {
 
     public var policy: StalenessPolicy { state.policy }
     public var version: Int { state.version }
+
+    /// ⌈W / n⌉: the most groups one actor may hold in flight now (see the type's doc comment).
+    public var fairShare: Int {
+        let room = max(0, state.capacity - state.admittedSlots)
+        let actors = max(1, state.actors.count)
+        return (room + actors - 1) / actors
+    }
+
+    /// Groups `actor` holds in flight (issued to it, not yet arrived or lost).
+    public func groupsHeld(by actor: ActorID) -> Int {
+        state.liveTickets.values.reduce(0) { $0 + ($1.ticket.actor == actor ? $1.pending.count : 0) }
+    }
 
     public var statistics: StalenessStatistics {
         StalenessStatistics(
@@ -193,11 +211,11 @@ public struct StalenessController: Sendable {
 
     // MARK: Internals
 
-    /// Issues a ticket if budget allows; `.waitForWeights` if the actor's weights are too old; nil
-    /// when there is no budget.
+    /// Issues a ticket if budget and the actor's fair share allow; `.waitForWeights` if the actor's
+    /// weights are too old; nil when there is no budget or the actor holds its share.
     private mutating func grant(to actor: ActorID, weightsVersion: Int, now: Double) -> StalenessDirective? {
         let p = state.policy
-        let available = state.capacity - state.liveGroups
+        let available = min(state.capacity - state.liveGroups, fairShare - groupsHeld(by: actor))
         guard available > 0 else { return nil }
         let count = min(p.promptsPerTicket, available)
         // If everything live arrives first, this ticket's last group is trained at `predicted` ≤ v + η.
@@ -225,13 +243,19 @@ public struct StalenessController: Sendable {
         return .issueTicket(ticket)
     }
 
-    /// Answers queued requests in FIFO order while budget lasts.
+    /// Answers queued requests in FIFO order while budget lasts; a waiter at its fair share stays
+    /// queued without blocking the ones behind it.
     private mutating func serveWaiters(now: Double) -> [StalenessDirective] {
         var out: [StalenessDirective] = []
-        while !state.draining, let waiter = state.budgetWaiters.first,
-              let directive = grant(to: waiter.actor, weightsVersion: waiter.weightsVersion, now: now) {
-            state.budgetWaiters.removeFirst()
-            out.append(directive)
+        var index = 0
+        while !state.draining, index < state.budgetWaiters.count, state.capacity > state.liveGroups {
+            let waiter = state.budgetWaiters[index]
+            if let directive = grant(to: waiter.actor, weightsVersion: waiter.weightsVersion, now: now) {
+                state.budgetWaiters.remove(at: index)
+                out.append(directive)
+            } else {
+                index += 1
+            }
         }
         return out
     }

@@ -23,17 +23,28 @@ public enum ClusterError: Error, CustomStringConvertible {
 /// on its live buffer and publishes copies.
 final class WeightSnapshot: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; freed only when the last reference (held by
-    // in-flight ZeroMQ frames through `keepAlive`) goes away.
+    // in-flight ZeroMQ frames through `keepAlive`) goes away. The live count is behind `liveLock`.
     let version: Int
     let storage: UnsafeMutableBufferPointer<Float>
+    private static let liveLock = NSLock()
+    nonisolated(unsafe) private static var liveCount = 0
+
+    /// Snapshots allocated and not yet freed in this process: the learner's current one plus those
+    /// still queued in ZeroMQ for some peer. Bounded by the publisher's high-water mark and one
+    /// direct reply per peer, however slowly a peer reads.
+    static var live: Int { liveLock.lock(); defer { liveLock.unlock() }; return liveCount }
 
     init(version: Int, parameters: FloatBuffer) {
         self.version = version
         storage = .allocate(capacity: parameters.count)
         _ = storage.initialize(from: parameters.buffer)
+        Self.liveLock.lock(); Self.liveCount += 1; Self.liveLock.unlock()
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        Self.liveLock.lock(); Self.liveCount -= 1; Self.liveLock.unlock()
+    }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(storage) }
 }
@@ -42,7 +53,16 @@ final class WeightSnapshot: @unchecked Sendable {
 /// parameter buffer as one raw frame), direct replies on the control socket for late joiners and
 /// for actors that the staleness controller sent to fetch newer weights, and the broadcast latency
 /// as acknowledged by actors (an actor heartbeats its version the moment it holds new weights).
+///
+/// Memory per slow peer is bounded: the PUB socket queues at most `publisherHighWaterMark` versions
+/// per subscriber and drops the rest for that subscriber (ZMQ_CONFLATE would keep only the newest,
+/// but it does not support multipart messages, and a broadcast is a header plus raw frames); each
+/// peer of the control socket has at most one direct reply queued, further requests are skipped and
+/// counted until ZeroMQ releases it. A subscriber that never reads therefore pins a few snapshots,
+/// not one per version.
 final class WeightBroadcaster {
+    /// ZMQ_SNDHWM of the weights PUB socket, in messages (a whole multipart broadcast counts once).
+    static let publisherHighWaterMark: Int32 = 2
     private let publisher: WireSocket
     private let control: WireSocket
     private let slots: [WeightsFrames.Slot]
@@ -51,6 +71,18 @@ final class WeightBroadcaster {
     private var acknowledged: [Int: Set<String>] = [:]
     /// Seconds from publishing version v to each actor holding it.
     private(set) var latencies: [Int: [Double]] = [:]
+    /// Routing ids with a direct reply still queued in ZeroMQ (cleared from an I/O thread on release).
+    private let queuedReplies = QueuedReplies()
+    /// Direct replies not sent because the previous one to that peer was still queued.
+    private(set) var skippedDirectReplies = 0
+
+    final class QueuedReplies: @unchecked Sendable {
+        // @unchecked Sendable: `routes` is behind `lock`.
+        private let lock = NSLock()
+        private var routes: Set<[UInt8]> = []
+        func claim(_ route: [UInt8]) -> Bool { lock.lock(); defer { lock.unlock() }; return routes.insert(route).inserted }
+        func release(_ route: [UInt8]) { lock.lock(); routes.remove(route); lock.unlock() }
+    }
 
     init(publisher: WireSocket, control: WireSocket, layout: ParameterLayout, initial: WeightSnapshot) {
         self.publisher = publisher
@@ -77,10 +109,18 @@ final class WeightBroadcaster {
         return Date().timeIntervalSince(start)
     }
 
-    /// The current weights to one actor over the control socket.
+    /// The current weights to one actor over the control socket, unless a reply to it is still
+    /// queued (that one is already on its way: a peer that does not read gets no second copy).
     func send(to routingId: [UInt8]) throws {
-        let (header, frames) = message(current)
-        try control.send(header, attachments: frames, to: routingId, timeout: 5)
+        guard queuedReplies.claim(routingId) else { skippedDirectReplies += 1; return }
+        let queued = queuedReplies
+        let s = current
+        let (header, frames) = WeightsFrames.message(version: UInt64(s.version), slots: slots, buffer: s.bytes, keepAlive: s,
+                                                     onRelease: { queued.release(routingId) })
+        do { try control.send(header, attachments: frames, to: routingId, timeout: 5) } catch {
+            queuedReplies.release(routingId)
+            throw error
+        }
     }
 
     /// An actor reported holding `version`: the first report per actor and version is a latency sample.

@@ -24,6 +24,15 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     case checksumMismatch(frame: Int, expected: UInt64, got: UInt64)
     /// A field whose value makes the message meaningless (e.g. an empty actor id).
     case invalidField(field: String, problem: String)
+    /// An integer beyond what the receiver can represent or use (a policy version of 2^63).
+    case integerOutOfRange(field: String, value: UInt64, limit: UInt64)
+    /// An actor id that is empty, too long, or holds control, format or whitespace characters.
+    case invalidIdentifier(field: String, problem: String)
+    /// A free-text field longer than `PeerText.maxTextBytes`.
+    case textTooLong(field: String, bytes: Int, limit: Int)
+    /// With CURVE, the sender's key (its name in the allow-list, the ZAP user id) may not act as
+    /// the actor id the message claims.
+    case identityMismatch(claimed: String, key: String)
 
     public var reason: WireErrorReason {
         switch self {
@@ -42,10 +51,16 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidTensorLayout: return .invalidTensorLayout
         case .checksumMismatch: return .checksumMismatch
         case .invalidField: return .invalidField
+        case .integerOutOfRange: return .integerOutOfRange
+        case .invalidIdentifier: return .invalidIdentifier
+        case .textTooLong: return .textTooLong
+        case .identityMismatch: return .identityMismatch
         }
     }
 
+    /// Every string a peer controls is escaped and shortened (`PeerText.loggable`): this text goes to logs.
     public var description: String {
+        let safe = PeerText.loggable
         switch self {
         case .unknownMessageType(let fields):
             return "unknown message type (envelope field(s) \(fields)); is the sender newer than this build?"
@@ -55,16 +70,21 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
             return "protocol version \(got) is not supported (this build speaks \(supported)); run the same Tether version on both ends"
         case .frameCountMismatch(let e, let g): return "message has \(g) frame(s) but its header announces \(e)"
         case .frameSizeMismatch(let f, let e, let g): return "raw frame \(f) is \(g) bytes but the header says \(e)"
-        case .lengthMismatch(let field, let e, let g): return "\(field) has \(g) entries, expected \(e)"
-        case .nonFiniteValue(let field): return "\(field) is NaN or infinite"
-        case .tokenOutOfVocabulary(let field, let t, let v): return "\(field) holds token id \(t), outside the vocabulary of \(v)"
+        case .lengthMismatch(let field, let e, let g): return "\(safe(field)) has \(g) entries, expected \(e)"
+        case .nonFiniteValue(let field): return "\(safe(field)) is NaN or infinite"
+        case .tokenOutOfVocabulary(let field, let t, let v): return "\(safe(field)) holds token id \(t), outside the vocabulary of \(v)"
         case .versionFromFuture(let field, let v, let c): return "\(field) is policy version \(v), newer than the current \(c)"
-        case .unknownActor(let id): return "message from unknown actor \"\(id)\" (it has not joined)"
+        case .unknownActor(let id): return "message from unknown actor \"\(safe(id))\" (it has not joined)"
         case .invalidEnumValue(let field, let v): return "\(field) has unknown enum value \(v)"
-        case .invalidTensorLayout(let name, let problem): return "tensor \"\(name)\": \(problem)"
+        case .invalidTensorLayout(let name, let problem): return "tensor \"\(safe(name))\": \(safe(problem))"
         case .checksumMismatch(let f, let e, let g):
             return "raw frame \(f) has XXH64 \(String(g, radix: 16)), header says \(String(e, radix: 16))"
-        case .invalidField(let field, let problem): return "\(field): \(problem)"
+        case .invalidField(let field, let problem): return "\(safe(field)): \(safe(problem))"
+        case .integerOutOfRange(let field, let v, let limit): return "\(field) is \(v), beyond the limit of \(limit)"
+        case .invalidIdentifier(let field, let problem): return "\(field) \(problem)"
+        case .textTooLong(let field, let bytes, let limit): return "\(field) is \(bytes) bytes, longer than the limit of \(limit)"
+        case .identityMismatch(let claimed, let key):
+            return "a peer holding the CURVE key \"\(safe(key))\" claims to be actor \"\(safe(claimed))\": a key named <actor-id> may only act as that actor (the shared key only with wire.shared_actor_key: true)"
         }
     }
 }
@@ -86,4 +106,8 @@ public enum WireErrorReason: String, Sendable, CaseIterable, Hashable {
     case invalidTensorLayout = "invalid_tensor_layout"
     case checksumMismatch = "checksum_mismatch"
     case invalidField = "invalid_field"
+    case integerOutOfRange = "integer_out_of_range"
+    case invalidIdentifier = "invalid_identifier"
+    case textTooLong = "text_too_long"
+    case identityMismatch = "identity_mismatch"
 }

@@ -38,6 +38,8 @@ public final class WireSocket: @unchecked Sendable {
     private var closed = false
     private var sentCount = 0
     private var receivedCount = 0
+    private var handshakeFailureCount = 0
+    private var authFailureCount = 0
     private let inbox: WireInbox
     private let wakeFD: Int32
     private let finished = DispatchSemaphore(value: 0)
@@ -64,8 +66,15 @@ public final class WireSocket: @unchecked Sendable {
         nonisolated(unsafe) var setupResult: Result<[String], Error> = .success([])
         let thread = Thread { [self] in
             let socket: UnsafeMutableRawPointer
+            var monitor: UnsafeMutableRawPointer?
             do {
                 socket = try openSocket()
+                if case .curveServer = options.security {
+                    do { monitor = try openHandshakeMonitor(socket) } catch {
+                        zmq_close(socket)
+                        throw error
+                    }
+                }
                 setupResult = .success(options.bind.isEmpty ? [] : (zmqGetString(socket, ZMQ_LAST_ENDPOINT).map { [$0] } ?? []))
                 if options.bind.count > 1 { setupResult = .success(options.bind) }
             } catch {
@@ -75,7 +84,7 @@ public final class WireSocket: @unchecked Sendable {
                 return
             }
             ready.signal()
-            run(socket)
+            run(socket, monitor: monitor)
             finished.signal()
         }
         thread.name = "tether.wire.\(options.name)"
@@ -169,6 +178,11 @@ public final class WireSocket: @unchecked Sendable {
     public var messagesSent: Int { lock.lock(); defer { lock.unlock() }; return sentCount }
     public var messagesAccepted: Int { lock.lock(); defer { lock.unlock() }; return receivedCount }
     public var pendingSends: Int { lock.lock(); defer { lock.unlock() }; return outbox.count - outboxHead }
+    /// CURVE server sockets: handshakes that failed for a reason other than the allow-list (a peer
+    /// without CURVE, the wrong server key, a garbled or replayed handshake), from the socket monitor.
+    public var handshakeFailures: Int { lock.lock(); defer { lock.unlock() }; return handshakeFailureCount }
+    /// CURVE server sockets: handshakes the ZAP handler refused (key not in the allow-list).
+    public var authenticationFailures: Int { lock.lock(); defer { lock.unlock() }; return authFailureCount }
 
     /// Stops the owner thread: queued sends get one last non-blocking attempt, then the socket is
     /// closed with its linger; pending `receive`/`next` calls return nil. Idempotent.
@@ -241,7 +255,42 @@ public final class WireSocket: @unchecked Sendable {
         return s
     }
 
-    private func run(_ socket: UnsafeMutableRawPointer) {
+    /// A PAIR socket receiving this socket's failed-handshake events (`zmq_socket_monitor`), so a
+    /// failed CURVE handshake leaves a count instead of no trace.
+    private func openHandshakeMonitor(_ socket: UnsafeMutableRawPointer) throws -> UnsafeMutableRawPointer {
+        let endpoint = "inproc://tether.monitor.\(options.name).\(UInt64.random(in: 0 ... .max))"
+        let events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        guard zmq_socket_monitor(socket, endpoint, events) == 0 else {
+            throw WireSocketError.zmq(operation: "zmq_socket_monitor", message: zmqErrorMessage())
+        }
+        guard let pair = zmq_socket(context.handle, ZMQ_PAIR) else {
+            throw WireSocketError.zmq(operation: "zmq_socket(monitor)", message: zmqErrorMessage())
+        }
+        do {
+            try zmqSet(pair, ZMQ_LINGER, 0, "ZMQ_LINGER")
+            guard zmq_connect(pair, endpoint) == 0 else {
+                throw WireSocketError.zmq(operation: "zmq_connect(\(endpoint))", message: zmqErrorMessage())
+            }
+        } catch {
+            zmq_close(pair)
+            throw error
+        }
+        return pair
+    }
+
+    /// Counts the events waiting on the monitor socket. Each event is two frames: 6 bytes (event
+    /// id as a native uint16, value as a native uint32), then the peer's endpoint.
+    private func drainMonitor(_ monitor: UnsafeMutableRawPointer) {
+        while let frames = try? zmqReceiveMultipart(monitor) {
+            guard let first = frames.first, first.count >= 6 else { continue }
+            let event = first.withUnsafeBytes { Int32($0.loadUnaligned(as: UInt16.self)) }
+            lock.lock()
+            if event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH { authFailureCount += 1 } else { handshakeFailureCount += 1 }
+            lock.unlock()
+        }
+    }
+
+    private func run(_ socket: UnsafeMutableRawPointer, monitor: UnsafeMutableRawPointer?) {
         var blockedOnSend = false
         while true {
             lock.lock()
@@ -255,10 +304,11 @@ public final class WireSocket: @unchecked Sendable {
             var items = [
                 zmq_pollitem_t(socket: socket, fd: 0, events: events, revents: 0),
                 zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0),
+                zmq_pollitem_t(socket: monitor, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
             ]
             // Without pending sends or a blocked send, only the eventfd or incoming data wake us.
             let timeout = haveSends && !blockedOnSend ? 0 : -1
-            let rc = zmq_poll(&items, 2, timeout)
+            let rc = zmq_poll(&items, monitor == nil ? 2 : 3, timeout)
             if rc < 0 && zmq_errno() != EINTR {
                 logger.error("\(options.name): zmq_poll failed: \(zmqErrorMessage())")
                 break
@@ -269,6 +319,7 @@ public final class WireSocket: @unchecked Sendable {
             }
             blockedOnSend = !drainSends(socket, limit: 256)
             if options.kind.canReceive { drainReceives(socket, limit: 256) }
+            if let monitor, items[2].revents != 0 { drainMonitor(monitor) }
         }
         // Last chance for what was queued before close(); linger then applies inside ZeroMQ.
         _ = drainSends(socket, limit: Int.max)
@@ -278,6 +329,10 @@ public final class WireSocket: @unchecked Sendable {
         outboxHead = 0
         lock.unlock()
         for frame in unsent { frame.releaseUnsent() }
+        if let monitor {
+            zmq_socket_monitor(socket, nil, 0)
+            zmq_close(monitor)
+        }
         zmq_close(socket)
     }
 
@@ -339,10 +394,11 @@ public final class WireSocket: @unchecked Sendable {
         lock.unlock()
         do {
             let message = try withBuffers(frames) { try WireCodec.decode(frames: $0, validation: check) }
+            try check.checkIdentity(message, peerUserId: peer)
             lock.lock(); receivedCount += 1; lock.unlock()
             inbox.push(WireReceived(message: message, attachments: Array(frames.dropFirst()), peerUserId: peer, routingId: routingId))
         } catch let error as WireError {
-            counters.record(error, source: "\(options.name)" + (peer.map { " peer \($0)" } ?? ""))
+            counters.record(error, source: "\(options.name)" + (peer.map { " peer \(PeerText.loggable($0))" } ?? ""))
         } catch {
             logger.error("\(options.name): unexpected decode failure: \(error)")
         }

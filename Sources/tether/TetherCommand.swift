@@ -24,6 +24,7 @@ struct TetherCommand: AsyncParsableCommand {
             TaskDataCommand.self,
             KeygenCommand.self,
             CheckpointCommand.self,
+            ImportCommand.self,
         ]
     )
 }

@@ -228,7 +228,7 @@ final class ClusterProcessTests: XCTestCase {
         try learnerKeys.write(directory: keys, name: "learner")
         try CurveKeyPair.generate().write(directory: keys, name: "actor")
         let steps = 2
-        let config = try h.writeConfig(maxStaleness: 1, steps: steps, extra: ["wire: {curve_keys_dir: \(keys)}"])
+        let config = try h.writeConfig(maxStaleness: 1, steps: steps, extra: ["wire: {curve_keys_dir: \(keys), shared_actor_key: true}"])
         let loaded = try RunConfig.load(contentsOf: config)
         XCTAssertEqual(loaded.wire.curveKeysDir, keys)
         let learner = try h.startLearner(config: config)

@@ -41,7 +41,8 @@ final class StalenessControllerTests: XCTestCase {
     func testBudgetIsVPlusEtaPlusOneBatchesAndWaitersAreServedAfterTraining() throws {
         var c = try makeController(eta: 1, batch: 2)
         var tickets: [RolloutTicket] = []
-        for _ in 0 ..< 4 { tickets.append(try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))) }
+        // Each of the two actors may hold ⌈4 / 2⌉ = 2 groups (fair share): they alternate.
+        for i in 0 ..< 4 { tickets.append(try ticket(c.ticketRequested(by: i % 2 == 0 ? a : b, weightsVersion: 0, now: 0))) }
         // (v + η + 1)·B = 4 groups live: the fifth request waits.
         XCTAssertEqual(c.ticketRequested(by: b, weightsVersion: 0, now: 0), [.waitForBudget(actor: b)])
         // The first two tickets are trained at version 0 (minVersion 0), the next two at version 1.

@@ -47,7 +47,7 @@ final class StalenessExhaustiveTests: XCTestCase {
         for path in ["admitted with lag > 0", "dropped: too_stale", "dropped: duplicate", "dropped: expired_ticket",
                      "dropped: unknown_actor", "dropped: future_version", "re-queued: lease_expired", "re-queued: actor_left",
                      "re-queued: learner_restart", "reissued ticket", "wait for budget", "wait for weights", "batch ready",
-                     "refused: draining", "drained"] {
+                     "refused: draining", "drained", "grant at the fair share"] {
             XCTAssertGreaterThan(coverage[path, default: 0], 0, "no transition reached '\(path)'")
         }
     }

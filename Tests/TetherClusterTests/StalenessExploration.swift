@@ -235,8 +235,9 @@ struct ExplorationWorld: Hashable {
 
     /// From here, can one well-behaved actor still drive the learner forward until every prompt
     /// ever drawn is trained exactly once? Every known actor is declared dead, a fresh one joins and
-    /// delivers each group at once with the newest weights, until two more versions are trained
-    /// and nothing is buffered, in flight or waiting for re-issue. Returns what failed, or nil.
+    /// delivers each group at once with the newest weights, until two more versions are trained,
+    /// nothing is in flight or waiting for re-issue and less than a batch is buffered; then
+    /// `StalenessLedger.endOfRunViolation` must hold. Returns what failed, or nil.
     func finishes() -> String? {
         var c = controller
         var book = ledger
@@ -259,7 +260,7 @@ struct ExplorationWorld: Hashable {
         var steps = 0
         func settled() -> Bool {
             let s = c.statistics
-            return c.version >= target && s.pendingReissue == 0 && s.bufferedGroups == 0 && s.inFlightGroups == 0
+            return c.version >= target && s.pendingReissue == 0 && s.bufferedGroups < c.policy.groupsPerBatch && s.inFlightGroups == 0
         }
         while !settled(), broken.isEmpty, steps < 500 {
             steps += 1
@@ -277,8 +278,7 @@ struct ExplorationWorld: Hashable {
         broken += book.violations(of: c)
         if let first = broken.first { return "while finishing: \(first)" }
         if !settled() { return "no progress within 500 requests: version \(c.version), \(c.statistics)" }
-        if !book.fate.values.allSatisfy({ $0 == .trained }) { return "a prompt drawn from the cursor was not trained exactly once" }
-        return nil
+        return book.endOfRunViolation()
     }
 }
 
@@ -339,6 +339,9 @@ struct StalenessExploration {
                     let o = world.after(move)
                     report.transitions += 1
                     Self.count(o.directives, into: &report.coverage)
+                    if let w = o.world, w.ledger.tally.grantsAtFairShare > world.ledger.tally.grantsAtFairShare {
+                        report.coverage["grant at the fair share", default: 0] += 1
+                    }
                     if !o.broken.isEmpty {
                         report.counterexample = Counterexample(trace: trace + [move], broken: o.broken)
                         break

@@ -13,11 +13,23 @@ import TetherCluster
 ///   trained at the version its slot predicted (⌊slot / B⌋);
 /// - the accounting identities issued = trained + buffered + in flight + Σ lost,
 ///   Σ lost = re-issued + pending re-issue and issued = cursor + re-issued, and the budget
-///   admitted + in flight ≤ (v + η + 1)·B.
+///   admitted + in flight ≤ (v + η + 1)·B;
+/// - fair share: a grant leaves its actor holding at most ⌈((v + η + 1)·B − admitted) / live actors⌉
+///   groups in flight, and a request waits for budget only when the budget is full or the actor
+///   already holds that share.
 ///
 /// A value type without references, so the exhaustive search can hash it with the rest of a state.
 struct StalenessLedger: Hashable {
     enum Fate: Hashable { case inFlight(TicketID), buffered, trained, awaitingReissue }
+    /// How often a law was checked: a figure for the tests' reports, no part of the state (equal
+    /// and hashed alike whatever it counts, so two states differing only in it are one).
+    struct Tally: Hashable {
+        var fairShareChecks = 0
+        /// Grants that left the actor exactly at a fair share tighter than the budget: the rule bit.
+        var grantsAtFairShare = 0
+        static func == (_: Tally, _: Tally) -> Bool { true }
+        func hash(into _: inout Hasher) {}
+    }
     struct BufferedGroup: Hashable {
         var group: AdmittedGroup
         /// The oldest sample version the group arrived with (the lag is recomputed from it).
@@ -32,6 +44,9 @@ struct StalenessLedger: Hashable {
     var bufferBook: [BufferedGroup] = []
     var announced: [AdmittedGroup]?
     var drainedSeen = false
+    /// The actor each ticket with a group in flight was issued to (the book for the fair share).
+    var ticketOwner: [TicketID: ActorID] = [:]
+    var tally = Tally()
 
     init(policy: StalenessPolicy) { self.policy = policy }
 
@@ -45,6 +60,7 @@ struct StalenessLedger: Hashable {
         var broken: [String] = []
         if case .batchTrained(let version) = event { broken += recordTrained(version: version) }
         for d in directives { broken += record(d, event: event, controller: controller, now: now) }
+        forgetSettledTickets()
         return broken
     }
 
@@ -63,7 +79,48 @@ struct StalenessLedger: Hashable {
         bufferBook.removeAll()
         announced = nil
         drainedSeen = false
+        forgetSettledTickets()
         return broken
+    }
+
+    /// Keeps owners only of tickets still in flight, so finished tickets do not tell states apart.
+    private mutating func forgetSettledTickets() {
+        var live = Set<TicketID>()
+        for case .inFlight(let t) in fate.values { live.insert(t) }
+        ticketOwner = ticketOwner.filter { live.contains($0.key) }
+    }
+
+    /// Groups `actor` holds in flight, counted from the book.
+    private func groupsHeld(by actor: ActorID) -> Int {
+        fate.values.reduce(0) { n, f in
+            if case .inFlight(let t) = f, ticketOwner[t] == actor { return n + 1 }
+            return n
+        }
+    }
+
+    /// ⌈room / live actors⌉, recomputed from the policy and the controller's version and admitted
+    /// slots. A join of a known actor is a restart: its old self left and the waiters were served
+    /// before it joined again, so those grants saw one actor fewer than there are after the event
+    /// (a fresh join grants nothing).
+    private func fairShare(controller: StalenessController, event: StalenessEvent) -> (share: Int, room: Int) {
+        let st = controller.state
+        let room = max(0, (st.version + eta + 1) * b - st.admittedSlots)
+        var actors = st.actors.count
+        if case .actorJoined = event { actors -= 1 }
+        actors = max(1, actors)
+        return ((room + actors - 1) / actors, room)
+    }
+
+    /// The end of a well-behaved run, once nothing is in flight or waiting for re-issue: every prompt
+    /// drawn was trained exactly once or waits in the buffer for a batch that is not full yet (the
+    /// fair share can clip a ticket to fewer prompts, so the drawn total need not end on a batch
+    /// boundary). Returns what is wrong, or nil.
+    func endOfRunViolation() -> String? {
+        guard fate.values.allSatisfy({ $0 == .trained || $0 == .buffered }) else {
+            return "a prompt drawn from the cursor was neither trained nor buffered"
+        }
+        let buffered = fate.values.filter { $0 == .buffered }.count
+        return buffered < b ? nil : "\(buffered) groups buffered, a full batch of \(b) left untrained"
     }
 
     private mutating func recordTrained(version: Int) -> [String] {
@@ -102,6 +159,12 @@ struct StalenessLedger: Hashable {
                 for p in t.promptIDs { check(fate[p] == nil, "fresh prompt \(p) seen before") }
             }
             for p in t.promptIDs { fate[p] = .inFlight(t.id) }
+            ticketOwner[t.id] = t.actor
+            let (share, room) = fairShare(controller: controller, event: event)
+            let held = groupsHeld(by: t.actor)
+            check(held <= share, "actor \(t.actor) holds \(held) groups after ticket \(t.id), over its share ⌈\(room)/live actors⌉ = \(share)")
+            tally.fairShareChecks += 1
+            if held == share, share < room { tally.grantsAtFairShare += 1 }
         case .admitGroup(let g):
             check(g.lag <= eta && g.lag >= 0, "admitted lag \(g.lag) outside 0…\(eta)")
             check(g.sampleLags.allSatisfy { $0 >= 0 && $0 <= g.lag }, "sample lags \(g.sampleLags) vs group lag \(g.lag)")
@@ -149,7 +212,13 @@ struct StalenessLedger: Hashable {
             drainedSeen = true
         case .waitForWeights(_, let minVersion):
             check(minVersion <= v, "waiting for a version \(minVersion) not yet published (v = \(v))")
-        case .waitForBudget, .refuseTicket:
+        case .waitForBudget(let actor):
+            let st = controller.state
+            let (share, _) = fairShare(controller: controller, event: event)
+            let budgetFull = st.admittedSlots + st.inFlightGroups >= (st.version + eta + 1) * b
+            check(budgetFull || groupsHeld(by: actor) >= share,
+                  "\(actor) waits for budget with room left and \(groupsHeld(by: actor)) groups held, under its share \(share)")
+        case .refuseTicket:
             break
         }
         return broken
