@@ -14,8 +14,10 @@ import Glibc
 /// versa, so the overlap costs less than the count suggests.
 ///
 /// Output of all processes is merged line by line with a `[learner]` / `[actor-i]` prefix (and
-/// copied to `launch.log` in the run directory); the learner's progress lines are redrawn in place
-/// on a terminal. Ctrl-C is forwarded to the learner as a clean drain (actors ignore the terminal's
+/// copied to `launch.log` in the run directory, see `MergedOutput`); the learner's progress lines
+/// are redrawn in place on a terminal. An actor that exits is reported with its status or signal
+/// and its last stderr line; with `--restart-actors` a crashed one is restarted (up to 5 times),
+/// and when no actor is left and none will restart the learner is drained and launch fails. Ctrl-C is forwarded to the learner as a clean drain (actors ignore the terminal's
 /// SIGINT and exit when the learner tells them to stop); a second Ctrl-C terminates everything.
 public final class ClusterLauncher: @unchecked Sendable {
     // @unchecked Sendable: `learner`, `actors` and `stopping` are behind `lock` (the signal handler
@@ -41,6 +43,16 @@ public final class ClusterLauncher: @unchecked Sendable {
     private var learner: Process?
     private var actors: [String: Process] = [:]
     private var restarts: [String: Int] = [:]
+    /// Exited actor processes already reported (by process object: a restarted actor is a new one).
+    private var reported: Set<ObjectIdentifier> = []
+    private var deaths: [String] = []
+    static let maxRestarts = 5
+    /// How long a learner asked to drain (no actors left) may take before it is terminated: its
+    /// drain timeout (30 s) plus the final checkpoint.
+    static let learnerDrainSeconds = 60.0
+    /// How long the learner may keep running after every actor exited cleanly (status 0, as when it
+    /// stopped them) before launch treats the run as stuck.
+    static let cleanExitGraceSeconds = 20.0
     private let lock = NSLock()
     private var stopping = false
 
@@ -94,16 +106,47 @@ public final class ClusterLauncher: @unchecked Sendable {
             lock.lock(); actors[name] = p; lock.unlock()
         }
 
+        var failure: String?
+        var crashes = 0
+        var allGoneSince: Date?
         while learner.isRunning {
             Thread.sleep(forTimeInterval: 0.2)
-            guard plan.restartCrashedActors, !isStopping else { continue }
-            for (name, p) in snapshotActors() where !p.isRunning && (p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal) {
+            guard !isStopping else { continue }
+            for (name, p) in snapshotActors().sorted(by: { $0.key < $1.key }) where !p.isRunning && !reported.contains(ObjectIdentifier(p)) {
+                reported.insert(ObjectIdentifier(p))
+                let why = exitDescription(p, name: name)
+                let crashed = p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal
                 let n = restarts[name, default: 0]
-                guard n < 5 else { continue }
-                restarts[name] = n + 1
-                output.line("launch", "\(name) exited (status \(p.terminationStatus)); restarting it (\(n + 1)/5)")
-                let q = try spawnActor(name, configPath, threads)
-                lock.lock(); actors[name] = q; lock.unlock()
+                if plan.restartCrashedActors && crashed && n < ClusterLauncher.maxRestarts {
+                    restarts[name] = n + 1
+                    output.line("launch", "\(why); restarting it (\(n + 1)/\(ClusterLauncher.maxRestarts))")
+                    let q = try spawnActor(name, configPath, threads)
+                    lock.lock(); actors[name] = q; lock.unlock()
+                } else {
+                    let note = !crashed ? "" : plan.restartCrashedActors ? "; not restarted again (\(n) restarts)" : "; not restarted (use --restart-actors)"
+                    output.line("launch", why + note)
+                    deaths.append(why)
+                    if crashed { crashes += 1 }
+                }
+            }
+            let allGone = !snapshotActors().isEmpty && !snapshotActors().values.contains(where: \.isRunning)
+            if !allGone { allGoneSince = nil } else if allGoneSince == nil { allGoneSince = Date() }
+            // Actors exit with status 0 when the learner tells them to stop, just before it exits
+            // itself; only when one crashed, or the learner outlives clean exits by a grace period,
+            // is the run stuck.
+            let stuck = allGone && (crashes > 0 || Date().timeIntervalSince(allGoneSince ?? Date()) > ClusterLauncher.cleanExitGraceSeconds)
+            if failure == nil, stuck {
+                // Nothing can train any more: drain the learner (it checkpoints) rather than wait forever.
+                failure = "no actor is left and none will restart (\(deaths.joined(separator: "; "))); stopping the learner"
+                output.line("launch", failure!)
+                lock.lock(); stopping = true; lock.unlock()
+                kill(learner.processIdentifier, SIGINT)
+                let deadline = Date().addingTimeInterval(ClusterLauncher.learnerDrainSeconds)
+                while learner.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+                if learner.isRunning {
+                    output.line("launch", "the learner did not stop within \(Int(ClusterLauncher.learnerDrainSeconds)) s: terminating it")
+                    learner.terminate()
+                }
             }
         }
         // The learner told the actors to stop; give them a moment, then make sure.
@@ -112,9 +155,25 @@ public final class ClusterLauncher: @unchecked Sendable {
         for p in snapshotActors().values where p.isRunning { p.terminate() }
         for p in snapshotActors().values { p.waitUntilExit() }
         output.finishProgress()
-        output.line("launch", "learner exited with status \(learner.terminationStatus); metrics in \(run.metricsURL.path)")
+        output.line("launch", exitDescription(learner, name: "learner") + "; metrics in \(run.metricsURL.path)")
         output.close()
-        return learner.terminationStatus
+        if let failure { throw ClusterError.processFailed("launch failed: " + failure) }
+        return learner.terminationReason == .uncaughtSignal ? 128 + learner.terminationStatus : learner.terminationStatus
+    }
+
+    /// "actor-1 exited with status 1 (last stderr line: …)" / "… was killed by signal 9 (SIGKILL)".
+    private func exitDescription(_ p: Process, name: String) -> String {
+        let status = p.terminationStatus
+        var text = p.terminationReason == .uncaughtSignal
+            ? "\(name) (pid \(p.processIdentifier)) was killed by signal \(status)\(signalName(status).map { " (\($0))" } ?? "")"
+            : "\(name) (pid \(p.processIdentifier)) exited with status \(status)"
+        if let last = output.lastErrorLine(of: name) { text += " (last stderr line: \(last))" }
+        return text
+    }
+
+    private func signalName(_ signal: Int32) -> String? {
+        [SIGKILL: "SIGKILL", SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGILL: "SIGILL",
+         SIGTRAP: "SIGTRAP", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGPIPE: "SIGPIPE", SIGHUP: "SIGHUP"][signal]
     }
 
     private var isStopping: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
@@ -162,78 +221,11 @@ public final class ClusterLauncher: @unchecked Sendable {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        output.attach(out.fileHandleForReading, name: name)
-        output.attach(err.fileHandleForReading, name: name)
-        try p.run()
+        try p.run()  // closes the parent's write ends, so a reader sees end of file when the child exits
+        output.attach(out.fileHandleForReading, name: name, isErrorStream: false)
+        output.attach(err.fileHandleForReading, name: name, isErrorStream: true)
         output.line("launch", "started \(name) (pid \(p.processIdentifier))")
         return p
     }
 }
 
-/// Merges the children's output line by line with a name prefix; progress lines are redrawn in
-/// place on a terminal and printed as plain lines otherwise.
-final class MergedOutput: @unchecked Sendable {
-    // @unchecked Sendable: all state behind `lock`; readability handlers run on arbitrary threads.
-    private let lock = NSLock()
-    private var partial: [ObjectIdentifier: Data] = [:]
-    private var log: FileHandle?
-    private var progressShown = false
-    private let isTerminal = isatty(STDOUT_FILENO) == 1
-
-    func open(log url: URL) {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
-        lock.lock(); log = try? FileHandle(forWritingTo: url); _ = try? log?.seekToEnd(); lock.unlock()
-    }
-
-    func close() { lock.lock(); try? log?.close(); log = nil; lock.unlock() }
-
-    func attach(_ handle: FileHandle, name: String) {
-        handle.readabilityHandler = { [weak self] h in
-            let data = h.availableData
-            guard let self else { return }
-            if data.isEmpty { h.readabilityHandler = nil; self.flushPartial(h, name: name); return }
-            self.consume(data, from: h, name: name)
-        }
-    }
-
-    private func consume(_ data: Data, from h: FileHandle, name: String) {
-        lock.lock()
-        var buffer = partial[ObjectIdentifier(h), default: Data()]
-        buffer.append(data)
-        var lines: [String] = []
-        while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-            lines.append(String(decoding: buffer[buffer.startIndex ..< nl], as: UTF8.self))
-            buffer = Data(buffer[(nl + 1)...])
-        }
-        partial[ObjectIdentifier(h)] = buffer
-        lock.unlock()
-        for l in lines { line(name, l) }
-    }
-
-    private func flushPartial(_ h: FileHandle, name: String) {
-        lock.lock()
-        let rest = partial.removeValue(forKey: ObjectIdentifier(h)) ?? Data()
-        lock.unlock()
-        if !rest.isEmpty { line(name, String(decoding: rest, as: UTF8.self)) }
-    }
-
-    func line(_ name: String, _ text: String) {
-        let isProgress = text.hasPrefix(ProgressReporter.prefix)
-        let prefixed = "[\(name)] \(text)"
-        lock.lock(); defer { lock.unlock() }
-        log?.write(Data((prefixed + "\n").utf8))
-        if isProgress && isTerminal {
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + text.dropFirst(ProgressReporter.prefix.count)).utf8))
-            progressShown = true
-            return
-        }
-        let clear = progressShown && isTerminal ? "\r\u{1B}[K" : ""
-        progressShown = false
-        FileHandle.standardOutput.write(Data((clear + prefixed + "\n").utf8))
-    }
-
-    func finishProgress() {
-        lock.lock(); defer { lock.unlock() }
-        if progressShown { FileHandle.standardOutput.write(Data("\n".utf8)); progressShown = false }
-    }
-}

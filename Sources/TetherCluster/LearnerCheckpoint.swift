@@ -43,6 +43,7 @@ public enum LearnerCheckpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try AtomicFile.write(encoder.encode(controller.snapshot()), to: staging.appendingPathComponent(clusterStateFile))
+        try CheckpointChecksums.write(directory: staging)
     }
 
     struct Restored {
@@ -51,19 +52,21 @@ public enum LearnerCheckpoint {
         var step: Int
     }
 
+    /// The checkpoint `latest` names, after every check `tether checkpoint verify` makes (checksums,
+    /// finite weights, step numbers, value ranges, ticket accounting): resuming a bad checkpoint
+    /// would train on nothing (NaN weights reject every group) or trap on an impossible version.
     static func readLatest(run: RunDirectory) throws -> Restored {
-        guard let (step, url) = try run.latestCheckpoint() else {
+        let latest: (step: Int, url: URL)?
+        do { latest = try run.latestCheckpoint() } catch { throw ClusterError.noCheckpoint("\(error)") }
+        guard let (step, url) = latest else {
             throw ClusterError.noCheckpoint("\(run.checkpointsDirectory.path) holds no committed checkpoint yet")
         }
-        let ckpt = try LlamaCheckpoint.read(from: url.appendingPathComponent(policyDirectory).path)
-        let path = url.appendingPathComponent(clusterStateFile)
-        guard let data = FileManager.default.contents(atPath: path.path) else {
-            throw ClusterError.noCheckpoint("\(path.path) is missing")
+        do {
+            let inspected = try inspect(step: step, directory: url)
+            return Restored(checkpoint: inspected.checkpoint, staleness: inspected.staleness, step: step)
+        } catch let defect as CheckpointDefect {
+            throw ClusterError.noCheckpoint("checkpoint step-\(step) is bad: \(defect). Point \(run.latestPointerURL.path) at an "
+                + "earlier step that `tether checkpoint verify` accepts to resume from there")
         }
-        let staleness: StalenessState
-        do { staleness = try JSONDecoder().decode(StalenessState.self, from: data) } catch {
-            throw ClusterError.noCheckpoint("\(path.path) is corrupt: \(error)")
-        }
-        return Restored(checkpoint: ckpt, staleness: staleness, step: step)
     }
 }

@@ -195,7 +195,12 @@ public final class LearnerLoop {
                 heartbeatSequence += 1
                 sendHeartbeats(sequence: heartbeatSequence)
             }
-            if let work = try step.finished() {
+            let finished: StepWork?
+            do { finished = try step.finished() } catch {
+                stopActors(reason: "learner stopping: \(error)")
+                throw error
+            }
+            if let work = finished {
                 try finishStep(work)
                 continue
             }

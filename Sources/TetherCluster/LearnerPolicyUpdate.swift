@@ -24,6 +24,28 @@ public struct PolicyUpdateStatistics: Sendable {
     public var seconds = 0.0
 }
 
+/// An update that produced a non-finite loss, gradient or weight. Training on cannot recover (NaN
+/// spreads to every weight within a step), so the learner stops without checkpointing or
+/// broadcasting these weights: the last committed checkpoint stays the last good one. The usual
+/// cause is a step size the model cannot take, so the message names the keys that set it.
+public struct NonFiniteUpdate: Error, CustomStringConvertible {
+    /// The version this update would have produced (filled in by the learner loop).
+    public var version: Int?
+    public var quantity: String
+    public var learningRate: Float
+
+    public init(version: Int? = nil, quantity: String, learningRate: Float) {
+        self.version = version; self.quantity = quantity; self.learningRate = learningRate
+    }
+
+    public var description: String {
+        let update = version.map { "the update to version \($0)" } ?? "an update"
+        return "\(update) produced a non-finite \(quantity); stopping without saving these weights (the last checkpoint is kept). "
+            + "Likely cause: learner.learning_rate \(learningRate) too large for this model (also check learner.grad_clip_norm, "
+            + "algorithm.kl_beta, algorithm.entropy_coef and staleness.is_cap)"
+    }
+}
+
 /// The learner's optimizer update on a batch of trajectory groups: TetherRL's `RLObjective`
 /// (advantages once per batch, then loss and per-token gradients) around the model's
 /// `sequenceLogProbs` / `backward(dLogProbs:dEntropy:)` and AdamW with global-norm clipping.
@@ -137,6 +159,9 @@ public final class LearnerPolicyUpdate {
                         ref = try reference.map { try Self.forward(chunk, model: $0, entropy: false).logProbs }
                     }
                 }
+                if let bad = current.logProbs.firstIndex(where: { !$0.isFinite }) {
+                    throw NonFiniteUpdate(quantity: "log-prob \(bad) of the forward pass (\(current.logProbs[bad]))", learningRate: learningRate)
+                }
                 let outputs = PolicyOutputs(
                     logProbs: current.logProbs, entropy: algorithm.entropyCoefficient != 0 ? current.entropy : nil,
                     refLogProbs: algorithm.kl != nil ? ref : nil, proximalLogProbs: proximal[i] ?? current.logProbs)
@@ -144,8 +169,15 @@ public final class LearnerPolicyUpdate {
                 model.zeroGradients()
                 model.backward(dLogProbs: current.scatter(result.dLogProbs),
                                dEntropy: result.dEntropy.map { current.scatter($0) })
+                guard result.totalLoss.isFinite else {
+                    throw NonFiniteUpdate(quantity: "loss (\(result.totalLoss))", learningRate: learningRate)
+                }
                 let norm = GradientClipping.clipGlobalNorm(model.gradients, maxNorm: gradClipNorm)
+                guard norm.isFinite else { throw NonFiniteUpdate(quantity: "gradient norm (\(norm))", learningRate: learningRate) }
                 optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+                if let bad = model.parameters.buffer.firstIndex(where: { !$0.isFinite }) {
+                    throw NonFiniteUpdate(quantity: "weight \(bad) after the optimizer step (\(model.parameters.buffer[bad]))", learningRate: learningRate)
+                }
                 let d = result.policy.diagnostics
                 steps += 1
                 klSum += d.refKL ?? d.approxKL

@@ -48,7 +48,10 @@ extension LearnerLoop {
         var work = try prepareStep(groups)
         let update = self.update
         step.start(name: "tether.learner.step") {
-            work.stats = try update.train(work.samples)
+            do { work.stats = try update.train(work.samples) } catch var e as NonFiniteUpdate {
+                e.version = work.version + 1
+                throw e
+            }
             return work
         }
     }

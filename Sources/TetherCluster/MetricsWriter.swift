@@ -111,11 +111,32 @@ public final class MetricsWriter {
         self.maxBacklog = maxBacklog
         jsonl = try AppendOnlyFile(url: jsonlURL)
         try jsonl.dropTornTail()  // a line torn by a crash would swallow the first line of a resumed run
+        try MetricsWriter.checkRecords(in: jsonlURL)
         tensorBoard = try TensorBoardEventWriter(directory: tensorBoardDirectory)
     }
 
     public convenience init(runDirectory: RunDirectory) throws {
         try self.init(jsonlURL: runDirectory.metricsURL, tensorBoardDirectory: runDirectory.tensorBoardDirectory)
+    }
+
+    /// Every complete line must be a JSON object. A crash can only tear the last line (appends are
+    /// sequential and that tail is cut above); a bad line further up means the file was edited or
+    /// damaged. That is refused, naming the line, rather than cut: cutting there would also drop
+    /// every valid step after it, and appending to it would hand a resumed run's readers (plots,
+    /// sweep reports) a file they cannot parse. The fix is the user's: delete the line.
+    static func checkRecords(in url: URL) throws {
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        var lineNumber = 0
+        var start = data.startIndex
+        while start < data.endIndex {
+            let end = data[start...].firstIndex(of: UInt8(ascii: "\n")) ?? data.endIndex
+            lineNumber += 1
+            let line = data[start ..< end]
+            if (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] == nil {
+                throw MetricsFileCorrupt(path: url.path, line: lineNumber, excerpt: String(decoding: line.prefix(80), as: UTF8.self))
+            }
+            start = end < data.endIndex ? data.index(after: end) : end
+        }
     }
 
     /// Records not yet on disk (the larger of the two sinks' backlogs).
@@ -164,4 +185,16 @@ public struct MetricsNotWritten: Error, CustomStringConvertible {
     public var path: String
     public var cause: Error
     public var description: String { "\(records) metrics record(s) not yet written to \(path): \(cause)" }
+}
+
+/// A line of metrics.jsonl that is not a JSON record; names the line so it can be removed.
+public struct MetricsFileCorrupt: Error, Equatable, CustomStringConvertible {
+    public var path: String
+    public var line: Int
+    public var excerpt: String
+    public init(path: String, line: Int, excerpt: String) { self.path = path; self.line = line; self.excerpt = excerpt }
+    public var description: String {
+        "\(path):\(line): not a JSON metrics record ('\(excerpt.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())'); "
+            + "the file was edited or damaged (a crash only tears the last line). Delete that line and resume again"
+    }
 }

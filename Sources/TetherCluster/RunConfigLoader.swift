@@ -5,6 +5,7 @@ import Yams
 public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case syntax(source: String, message: String)
     case unknownKey(path: String, suggestion: String?)
+    case duplicateKey(path: String)
     case typeMismatch(path: String, expected: String, got: String)
     case invalidValue(path: String, reason: String)
     case badOverride(String, reason: String)
@@ -15,6 +16,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case let .syntax(source, message): return "\(source): invalid YAML: \(message)"
         case let .unknownKey(path, suggestion):
             return "\(path): unknown key" + (suggestion.map { "; did you mean \($0)?" } ?? "")
+        case .duplicateKey(let path): return "\(path): key given more than once"
         case let .typeMismatch(path, expected, got): return "\(path): expected \(expected), got \(got)"
         case let .invalidValue(path, reason): return "\(path): \(reason)"
         case let .badOverride(text, reason): return "--set \(text): \(reason)"
@@ -77,11 +79,16 @@ extension RunConfig {
         guard let userMapping = user.mapping, var result = defaults.mapping else {
             throw ConfigError.typeMismatch(path: here, expected: "a mapping of keys", got: describe(user))
         }
+        // YAML 1.2 §3.2.1.1 requires mapping keys to be unique, but libyaml (and so Yams) keeps every
+        // pair and the decoder silently takes one of them; a repeated key is almost always an edit
+        // that was meant to replace the other, so it is an error naming the key.
+        var seen: Set<String> = []
         for (keyNode, value) in userMapping {
             guard let key = keyNode.string else {
                 throw ConfigError.typeMismatch(path: here, expected: "string keys", got: describe(keyNode))
             }
             let keyPath = path + [key]
+            guard seen.insert(key).inserted else { throw ConfigError.duplicateKey(path: keyPath.joined(separator: ".")) }
             guard let defaultValue = result[key] else {
                 throw ConfigError.unknownKey(
                     path: keyPath.joined(separator: "."),

@@ -7,77 +7,90 @@ extension RunConfig {
         func require(_ ok: Bool, _ path: String, _ reason: @autoclosure () -> String) throws {
             if !ok { throw ConfigError.invalidValue(path: path, reason: reason()) }
         }
-        func positive(_ value: Int, _ path: String) throws { try require(value > 0, path, "must be > 0, got \(value)") }
-        func nonNegative(_ value: Double, _ path: String) throws {
-            try require(value.isFinite && value >= 0, path, "must be a finite number ≥ 0, got \(value)")
+        /// An integer in `lower...upper`. Upper bounds keep every derived quantity (sums, products,
+        /// array sizes, `Int32` socket options) far from overflow, so no later conversion can trap.
+        func integer(_ value: Int, _ path: String, _ lower: Int, _ upper: Int) throws {
+            try require(value >= lower && value <= upper, path, "must be in \(lower)…\(upper), got \(value)")
+        }
+        func positive(_ value: Int, _ path: String, max upper: Int = ConfigLimits.count) throws { try integer(value, path, 1, upper) }
+        /// A finite number in the interval; `open` excludes the lower end (a value that must be > lower).
+        func number(_ value: Double, _ path: String, _ lower: Double, _ upper: Double, openBelow: Bool = false, openAbove: Bool = false) throws {
+            let ok = value.isFinite && (openBelow ? value > lower : value >= lower) && (openAbove ? value < upper : value <= upper)
+            let interval = (openBelow ? "(" : "[") + "\(lower), \(upper)" + (openAbove ? ")" : "]")
+            try require(ok, path, "must be a finite number in \(interval), got \(value)")
         }
         func endpoint(_ value: String, _ path: String) throws {
             let ok = ["tcp://", "ipc://", "inproc://"].contains { value.hasPrefix($0) && value.count > $0.count }
             try require(ok, path, "must be a ZeroMQ endpoint like tcp://127.0.0.1:5555, got '\(value)'")
         }
+        typealias L = ConfigLimits
 
         let m = model
-        for (value, key) in [(m.vocabSize, "vocab_size"), (m.hiddenSize, "hidden_size"), (m.numHiddenLayers, "num_hidden_layers"),
-                             (m.numAttentionHeads, "num_attention_heads"), (m.numKeyValueHeads, "num_key_value_heads"),
-                             (m.intermediateSize, "intermediate_size"), (m.maxPositionEmbeddings, "max_position_embeddings")] {
-            try positive(value, "model.\(key)")
+        for (value, key, upper) in [(m.vocabSize, "vocab_size", L.vocabulary), (m.hiddenSize, "hidden_size", L.width),
+                                    (m.numHiddenLayers, "num_hidden_layers", L.layers), (m.numAttentionHeads, "num_attention_heads", L.layers),
+                                    (m.numKeyValueHeads, "num_key_value_heads", L.layers), (m.intermediateSize, "intermediate_size", L.width * 8),
+                                    (m.maxPositionEmbeddings, "max_position_embeddings", L.positions)] {
+            try positive(value, "model.\(key)", max: upper)
         }
         try require(m.hiddenSize % m.numAttentionHeads == 0, "model.hidden_size",
                     "\(m.hiddenSize) is not divisible by model.num_attention_heads \(m.numAttentionHeads)")
         try require(m.numAttentionHeads % m.numKeyValueHeads == 0, "model.num_key_value_heads",
                     "model.num_attention_heads \(m.numAttentionHeads) is not a multiple of \(m.numKeyValueHeads)")
-        try require(m.ropeTheta > 0, "model.rope_theta", "must be > 0")
-        try require(m.rmsNormEps > 0, "model.rms_norm_eps", "must be > 0")
-        try nonNegative(m.initStd, "model.init_std")
+        try number(m.ropeTheta, "model.rope_theta", 0, 1e12, openBelow: true)
+        try number(m.rmsNormEps, "model.rms_norm_eps", 0, 1, openBelow: true)
+        try number(m.initStd, "model.init_std", 0, 10)
 
         try require(!task.name.isEmpty, "task.name", "must name a built-in task or 'jsonl'")
         try require(task.name != "jsonl" || !task.datasetPath.isEmpty, "task.dataset_path", "required when task.name is jsonl")
         try require(task.reward != .rewardModel || !task.rewardModelPath.isEmpty, "task.reward_model_path",
                     "required when task.reward is reward_model")
-        try positive(task.maxPromptTokens, "task.max_prompt_tokens")
+        try positive(task.maxPromptTokens, "task.max_prompt_tokens", max: L.positions)
 
         let a = algorithm
-        try require(a.clipEpsLow >= 0 && a.clipEpsLow < 1, "algorithm.clip_eps_low", "must be in [0, 1), got \(a.clipEpsLow)")
-        try require(a.clipEpsHigh >= 0 && a.clipEpsHigh.isFinite, "algorithm.clip_eps_high", "must be ≥ 0, got \(a.clipEpsHigh)")
-        try nonNegative(a.klBeta, "algorithm.kl_beta")
-        try nonNegative(a.entropyCoef, "algorithm.entropy_coef")
-        try positive(a.epochsPerBatch, "algorithm.epochs_per_batch")
+        try number(a.clipEpsLow, "algorithm.clip_eps_low", 0, 1, openAbove: true)
+        try number(a.clipEpsHigh, "algorithm.clip_eps_high", 0, L.coefficient)
+        try number(a.klBeta, "algorithm.kl_beta", 0, L.coefficient)
+        try number(a.entropyCoef, "algorithm.entropy_coef", 0, L.coefficient)
+        try positive(a.epochsPerBatch, "algorithm.epochs_per_batch", max: 1000)
         try positive(a.minibatches, "algorithm.minibatches")
-        try require(a.gamma > 0 && a.gamma <= 1, "algorithm.gamma", "must be in (0, 1], got \(a.gamma)")
-        try require(a.gaeLambda >= 0 && a.gaeLambda <= 1, "algorithm.gae_lambda", "must be in [0, 1], got \(a.gaeLambda)")
-        try nonNegative(a.valueCoef, "algorithm.value_coef")
+        try number(a.gamma, "algorithm.gamma", 0, 1, openBelow: true)
+        try number(a.gaeLambda, "algorithm.gae_lambda", 0, 1)
+        try number(a.valueCoef, "algorithm.value_coef", 0, L.coefficient)
 
         let r = rollout
         try require(r.groupSize >= 2 || a.name == .ppo, "rollout.group_size",
                     "\(a.name.rawValue) compares samples within a group: needs ≥ 2, got \(r.groupSize)")
-        try positive(r.groupSize, "rollout.group_size")
+        try positive(r.groupSize, "rollout.group_size", max: 4096)
         try positive(r.promptsPerBatch, "rollout.prompts_per_batch")
         try positive(r.promptsPerTicket, "rollout.prompts_per_ticket")
         try require(r.promptsPerBatch % a.minibatches == 0, "algorithm.minibatches",
                     "must divide rollout.prompts_per_batch \(r.promptsPerBatch)")
-        try positive(r.maxNewTokens, "rollout.max_new_tokens")
+        try positive(r.maxNewTokens, "rollout.max_new_tokens", max: L.positions)
         try require(task.maxPromptTokens + r.maxNewTokens <= m.maxPositionEmbeddings, "rollout.max_new_tokens",
                     "task.max_prompt_tokens + max_new_tokens = \(task.maxPromptTokens + r.maxNewTokens) exceeds model.max_position_embeddings \(m.maxPositionEmbeddings)")
-        try require(r.temperature > 0 && r.temperature.isFinite, "rollout.temperature", "must be > 0, got \(r.temperature)")
-        try require(r.topP > 0 && r.topP <= 1, "rollout.top_p", "must be in (0, 1], got \(r.topP)")
-        try require(r.topK >= 0, "rollout.top_k", "must be ≥ 0 (0 = off), got \(r.topK)")
+        try number(r.temperature, "rollout.temperature", 0, 1000, openBelow: true)
+        try number(r.topP, "rollout.top_p", 0, 1, openBelow: true)
+        try integer(r.topK, "rollout.top_k", 0, L.vocabulary)
 
-        try require(staleness.maxStaleness >= 0, "staleness.max_staleness", "must be ≥ 0, got \(staleness.maxStaleness)")
-        try require(staleness.isCap >= 1 && staleness.isCap.isFinite, "staleness.is_cap", "must be ≥ 1, got \(staleness.isCap)")
+        // η + 1 sized histograms are allocated up front and checkpointed, so η is bounded too.
+        try integer(staleness.maxStaleness, "staleness.max_staleness", 0, 1024)
+        try number(staleness.isCap, "staleness.is_cap", 1, L.coefficient)
 
         let l = learner
-        try positive(l.blasThreads, "learner.blas_threads")
-        try positive(l.broadcastEverySteps, "learner.broadcast_every_steps")
-        try require(l.learningRate > 0 && l.learningRate.isFinite, "learner.learning_rate", "must be > 0")
-        try require(l.adamBeta1 >= 0 && l.adamBeta1 < 1, "learner.adam_beta1", "must be in [0, 1)")
-        try require(l.adamBeta2 >= 0 && l.adamBeta2 < 1, "learner.adam_beta2", "must be in [0, 1)")
-        try require(l.adamEps > 0, "learner.adam_eps", "must be > 0")
-        try nonNegative(l.weightDecay, "learner.weight_decay")
-        try require(l.gradClipNorm > 0, "learner.grad_clip_norm", "must be > 0")
-        try require(l.maxAbsReward > 0 && l.maxAbsReward <= Double(Float.greatestFiniteMagnitude), "learner.max_abs_reward",
-                    "must be > 0 and finite as a 32-bit float, got \(l.maxAbsReward)")
-        try require(l.minLogprob < 0 && l.minLogprob >= -Double(Float.greatestFiniteMagnitude), "learner.min_logprob",
-                    "must be < 0 and finite as a 32-bit float, got \(l.minLogprob)")
+        try positive(l.blasThreads, "learner.blas_threads", max: L.threads)
+        try positive(l.broadcastEverySteps, "learner.broadcast_every_steps", max: L.steps)
+        // AdamW's step is about learning_rate per parameter whatever the gradient (Loshchilov &
+        // Hutter 2019), so a rate above 1 moves every weight by more than its typical size per step.
+        try number(l.learningRate, "learner.learning_rate", 0, 1, openBelow: true)
+        try number(l.adamBeta1, "learner.adam_beta1", 0, 1, openAbove: true)
+        try number(l.adamBeta2, "learner.adam_beta2", 0, 1, openAbove: true)
+        try number(l.adamEps, "learner.adam_eps", 0, 1, openBelow: true)
+        try number(l.weightDecay, "learner.weight_decay", 0, 1)
+        try number(l.gradClipNorm, "learner.grad_clip_norm", 0, 1e6, openBelow: true)
+        // Compared after conversion to Float, the type the loss uses: the bounds must be finite there.
+        let floatMax = Double(Float.greatestFiniteMagnitude)
+        try number(l.maxAbsReward, "learner.max_abs_reward", 0, floatMax, openBelow: true)
+        try number(l.minLogprob, "learner.min_logprob", -floatMax, 0, openAbove: true)
         try endpoint(l.controlEndpoint, "learner.control_endpoint")
         try endpoint(l.trajectoryEndpoint, "learner.trajectory_endpoint")
         try endpoint(l.weightsEndpoint, "learner.weights_endpoint")
@@ -90,27 +103,47 @@ extension RunConfig {
             try require(RunConfig.tcpPort(value) != nil, "learner.\(key)", "learner.bind_host needs a numeric port, got '\(value)'")
         }
 
-        try positive(actors.count, "actors.count")
-        try positive(actors.blasThreads, "actors.blas_threads")
-        try require(actors.leaseSeconds > 0, "actors.lease_seconds", "must be > 0")
-        try require(actors.heartbeatSeconds > 0, "actors.heartbeat_seconds", "must be > 0")
+        try positive(actors.count, "actors.count", max: 1024)
+        try positive(actors.blasThreads, "actors.blas_threads", max: L.threads)
+        // Durations become milliseconds in Int32 socket options and deadlines in Double seconds;
+        // a week keeps both exact and far from overflow.
+        try number(actors.leaseSeconds, "actors.lease_seconds", 0, L.seconds, openBelow: true)
+        try number(actors.heartbeatSeconds, "actors.heartbeat_seconds", 0, L.seconds, openBelow: true)
+        try number(actors.heartbeatTimeoutSeconds, "actors.heartbeat_timeout_seconds", 0, L.seconds, openBelow: true)
         try require(actors.heartbeatTimeoutSeconds > actors.heartbeatSeconds, "actors.heartbeat_timeout_seconds",
                     "must exceed actors.heartbeat_seconds \(actors.heartbeatSeconds)")
 
-        try positive(wire.sendHWM, "wire.send_hwm")
-        try positive(wire.receiveHWM, "wire.receive_hwm")
-        try require(wire.maxMessageBytes >= 1024, "wire.max_message_bytes", "must be ≥ 1024, got \(wire.maxMessageBytes)")
-        try require(wire.lingerMilliseconds >= 0, "wire.linger_ms", "must be ≥ 0")
+        try positive(wire.sendHWM, "wire.send_hwm", max: L.queue)
+        try positive(wire.receiveHWM, "wire.receive_hwm", max: L.queue)
+        try integer(wire.maxMessageBytes, "wire.max_message_bytes", 1024, 1 << 40)
+        try integer(wire.lingerMilliseconds, "wire.linger_ms", 0, Int(L.seconds) * 1000)
 
-        try positive(checkpoint.everySteps, "checkpoint.every_steps")
-        try positive(checkpoint.keep, "checkpoint.keep")
-        try positive(run.steps, "run.steps")
+        try positive(checkpoint.everySteps, "checkpoint.every_steps", max: L.steps)
+        try positive(checkpoint.keep, "checkpoint.keep", max: 1000)
+        try positive(run.steps, "run.steps", max: L.steps)
         try require(!run.outDir.isEmpty, "run.out_dir", "must not be empty")
         try require(!run.name.isEmpty && !run.name.contains("/"), "run.name", "must be a non-empty file name")
-        try positive(run.progressEverySteps, "run.progress_every_steps")
+        try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
     }
 
     /// Threads all processes of this config would use on one machine (DESIGN.md: BLAS threads are
     /// a budget; keep this ≤ the machine's cores).
     public var totalBLASThreads: Int { learner.blasThreads + actors.count * actors.blasThreads }
+}
+
+/// Upper bounds of numeric config keys: generous for any model this code can train on a CPU, and
+/// small enough that products and conversions of them (sizes, `Int32` socket options, milliseconds)
+/// cannot overflow.
+enum ConfigLimits {
+    static let count = 1 << 30
+    static let steps = 1 << 40
+    static let vocabulary = 1 << 22
+    static let width = 1 << 16
+    static let layers = 1024
+    static let positions = 1 << 20
+    static let threads = 1024
+    static let queue = 1 << 24
+    static let coefficient = 1e6
+    /// One week.
+    static let seconds = 604_800.0
 }

@@ -1,16 +1,17 @@
 import Foundation
 
 /// The whole state of a `StalenessController`: plain data, `Codable`, so the learner checkpoints it
-/// beside the weights and resumes with the same cursor, counters and re-issue queue.
-public struct StalenessState: Codable, Equatable, Sendable {
+/// beside the weights and resumes with the same cursor, counters and re-issue queue; `Hashable`, so
+/// an exhaustive search over the machine's reachable states can tell a state it has seen.
+public struct StalenessState: Codable, Hashable, Sendable {
     /// A ticket still held by an actor, with the prompts whose groups have not arrived yet.
-    public struct LiveTicket: Codable, Equatable, Sendable {
+    public struct LiveTicket: Codable, Hashable, Sendable {
         public var ticket: RolloutTicket
         public var pending: [PromptID]
     }
 
     /// An actor waiting for budget, answered in FIFO order when budget frees up.
-    public struct BudgetWaiter: Codable, Equatable, Sendable {
+    public struct BudgetWaiter: Codable, Hashable, Sendable {
         public var actor: ActorID
         public var weightsVersion: Int
     }

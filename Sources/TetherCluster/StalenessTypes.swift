@@ -22,7 +22,7 @@ public typealias PromptID = Int
 
 /// The knobs of admission control (AReaL, Fu et al. 2025, §5.1): η, the batch size B in groups,
 /// the ticket size and how long an actor may hold a ticket before its prompts are re-issued.
-public struct StalenessPolicy: Codable, Equatable, Sendable {
+public struct StalenessPolicy: Codable, Hashable, Sendable {
     /// η: the largest allowed lag (learner version at training − sampling version). 0 = synchronous.
     public var maxStaleness: Int
     /// B: groups (prompt × G samples) consumed by one optimizer update.
@@ -50,7 +50,7 @@ public struct StalenessPolicy: Codable, Equatable, Sendable {
 }
 
 /// A grant to sample one group of G completions for each prompt, with weights of version ≥ `minVersion`.
-public struct RolloutTicket: Codable, Equatable, Sendable {
+public struct RolloutTicket: Codable, Hashable, Sendable {
     public var id: TicketID
     public var actor: ActorID
     public var promptIDs: [PromptID]
@@ -72,7 +72,7 @@ public struct RolloutTicket: Codable, Equatable, Sendable {
 }
 
 /// One finished group as reported by an actor.
-public struct GroupArrival: Codable, Equatable, Sendable {
+public struct GroupArrival: Codable, Hashable, Sendable {
     public var actor: ActorID
     public var ticket: TicketID
     public var promptID: PromptID
@@ -89,7 +89,7 @@ public struct GroupArrival: Codable, Equatable, Sendable {
 }
 
 /// A group accepted into the batch buffer, with the version that will train it.
-public struct AdmittedGroup: Codable, Equatable, Sendable {
+public struct AdmittedGroup: Codable, Hashable, Sendable {
     public var ticket: TicketID
     public var promptID: PromptID
     public var actor: ActorID

@@ -61,3 +61,23 @@ extension VectorOps {
         return s
     }
 }
+
+extension VectorOps {
+    /// (Σ_j e_j, Σ_j e_j·(x[j] − shift)) with e_j = e^(x[j] − shift), in one pass: a softmax's
+    /// normaliser and its unnormalised mean of the shifted logits (an entropy).
+    @inline(__always)
+    public static func sumExpShiftedWeighted(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> (Float, Float) {
+        let vs = SIMD8<Float>(repeating: shift)
+        var acc = SIMD8<Float>(), accW = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let y = load(x + i) - vs, e = exp(y)
+            acc += e
+            accW += e * y
+            i += 8
+        }
+        var s = acc.sum(), w = accW.sum()
+        while i < n { let y = x[i] - shift, e = expf(y); s += e; w += e * y; i += 1 }
+        return (s, w)
+    }
+}

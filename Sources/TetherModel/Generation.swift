@@ -87,7 +87,7 @@ extension LlamaModel {
         var fromPrefill = true
         while !live.isEmpty {
             next.removeAll(keepingCapacity: true)
-            let decoded = UnsafePointer(decodeWorkspace(rows: live.count).logits.pointer)
+            let decoded = UnsafePointer(decodeWorkspace(rows: live.count, outputs: live.count).logits.pointer)
             prefillLogits.withUnsafeBufferPointer { pre in
                 for (row, i) in live.enumerated() {
                     let z = fromPrefill ? pre.baseAddress! + logitRow[i] * V : decoded + row * V
@@ -107,7 +107,7 @@ extension LlamaModel {
             fromPrefill = false
             swap(&live, &next)
             if live.isEmpty { break }
-            let w = decodeWorkspace(rows: live.count)
+            let w = decodeWorkspace(rows: live.count, outputs: live.count)
             for (row, i) in live.enumerated() {
                 w.tokens[row] = Int32(completions[i].tokens.last!)
                 w.slots[row] = Int32(i)

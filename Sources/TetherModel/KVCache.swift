@@ -44,24 +44,28 @@ public final class KVCache: @unchecked Sendable {
 }
 
 /// Reusable buffers of the cached forward, grown to the largest row count seen (no allocation per
-/// decoded token).
+/// decoded token). Logits are kept only for the rows whose next token is wanted (`outputCapacity`:
+/// the last position of each prompt in a prefill, every row when decoding), never for a whole
+/// prompt: a 100-token prompt at a 49k vocabulary would otherwise be 20 MB of logits per prompt.
 final class DecodeWorkspace {
     let rowCapacity: Int
+    let outputCapacity: Int
     let x: FloatBuffer, normed: FloatBuffer, qkv: FloatBuffer, attn: FloatBuffer, gateUp: FloatBuffer, act: FloatBuffer
     let tokens: UnsafeMutableBufferPointer<Int32>, slots: UnsafeMutableBufferPointer<Int32>, positions: UnsafeMutableBufferPointer<Int32>
     let lastRows: UnsafeMutableBufferPointer<Int>
     let logits: FloatBuffer
     var attnScratch: FloatBuffer
 
-    init(config c: LlamaConfig, rows: Int) {
+    init(config c: LlamaConfig, rows: Int, outputs: Int) {
         rowCapacity = rows
+        outputCapacity = outputs
         let h = c.hiddenSize
         x = FloatBuffer(count: rows * h); normed = FloatBuffer(count: rows * h)
         qkv = FloatBuffer(count: rows * (c.qDim + 2 * c.kvDim)); attn = FloatBuffer(count: rows * max(h, c.qDim))
         gateUp = FloatBuffer(count: rows * 2 * c.intermediateSize); act = FloatBuffer(count: rows * c.intermediateSize)
         tokens = .allocate(capacity: rows); slots = .allocate(capacity: rows); positions = .allocate(capacity: rows)
         lastRows = .allocate(capacity: rows)
-        logits = FloatBuffer(count: rows * c.vocabSize)
+        logits = FloatBuffer(count: outputs * c.vocabSize)
         attnScratch = FloatBuffer(count: c.maxPositionEmbeddings)
     }
 

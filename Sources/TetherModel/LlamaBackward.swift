@@ -11,26 +11,11 @@ extension LlamaModel {
         precondition(dEntropy == nil || dEntropy!.count == a.rows, "dEntropy has the wrong size")
         dLogProbs.withUnsafeBufferPointer { dlp in
             if let dEntropy {
-                dEntropy.withUnsafeBufferPointer { de in
-                    TokenLogProb.backward(logits: a.logits.pointer, targets: a.targets.baseAddress!, logSumExp: a.logSumExp.pointer,
-                                          entropy: a.entropy.pointer, dLogProbs: dlp.baseAddress!, dEntropy: de.baseAddress!,
-                                          rows: a.rows, vocab: config.vocabSize, dLogits: a.dLogits.pointer)
-                }
+                dEntropy.withUnsafeBufferPointer { lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: $0.baseAddress!) }
             } else {
-                TokenLogProb.backward(logits: a.logits.pointer, targets: a.targets.baseAddress!, logSumExp: a.logSumExp.pointer,
-                                      entropy: nil, dLogProbs: dlp.baseAddress!, dEntropy: nil,
-                                      rows: a.rows, vocab: config.vocabSize, dLogits: a.dLogits.pointer)
+                lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: nil)
             }
         }
-        backwardFromLogits(a)
-    }
-
-    /// Backward of the whole decoder from `a.dLogits` (llm.c's `gpt2_backward`, layer by layer in reverse).
-    func backwardFromLogits(_ a: TrainingActivations) {
-        let c = config, n = a.rows, h = c.hiddenSize
-        let w = parameters.pointer, g = gradients.pointer, dn = a.dNormed.pointer
-        BLAS.linearBackward(x: a.normedFinal.pointer, weight: w + lmHeadOffset, dy: a.dLogits.pointer, dx: dn,
-                            dWeight: g + lmHeadOffset, rows: n, inFeatures: h, outFeatures: c.vocabSize)
         backwardFromFinalNorm(a)
     }
 

@@ -1,10 +1,12 @@
 import TetherKernels
 
 extension LlamaModel {
-    func decodeWorkspace(rows: Int) -> DecodeWorkspace {
-        if let w = decodeBuffers, w.rowCapacity >= rows { return w }
+    /// A workspace for `rows` input rows of which `outputs` need logits (`outputs` ≤ `rows`).
+    func decodeWorkspace(rows: Int, outputs: Int) -> DecodeWorkspace {
+        if let w = decodeBuffers, w.rowCapacity >= rows, w.outputCapacity >= outputs { return w }
+        let keepRows = decodeBuffers?.rowCapacity ?? 0, keepOutputs = decodeBuffers?.outputCapacity ?? 0
         decodeBuffers = nil
-        let w = DecodeWorkspace(config: config, rows: max(rows, 16))
+        let w = DecodeWorkspace(config: config, rows: max(rows, keepRows, 16), outputs: max(outputs, keepOutputs, 16))
         decodeBuffers = w
         return w
     }
@@ -60,7 +62,7 @@ extension LlamaModel {
     /// one sampled token per step for decoding; slots must be distinct within a call.
     public func extend(cache: KVCache, _ entries: [(slot: Int, tokens: [Int])]) throws -> [Float] {
         let rows = entries.reduce(0) { $0 + $1.tokens.count }
-        let w = decodeWorkspace(rows: rows)
+        let w = decodeWorkspace(rows: rows, outputs: entries.count)
         var r = 0
         for (i, e) in entries.enumerated() {
             precondition(e.slot >= 0 && e.slot < cache.slots, "slot \(e.slot) outside the cache (\(cache.slots) slots)")

@@ -2,15 +2,17 @@ import TetherKernels
 
 extension LlamaModel {
     func activations(batch: Int, seqLen: Int) -> TrainingActivations {
-        if let a = training, a.batch == batch, a.seqLen == seqLen { return a }
+        let chunk = lmHeadChunkRows(rows: batch * seqLen)
+        if let a = training, a.batch == batch, a.seqLen == seqLen, a.lmHeadChunkRows == chunk { return a }
         training = nil  // free the old shape before allocating the new one
-        let a = TrainingActivations(config: config, batch: batch, seqLen: seqLen)
+        let a = TrainingActivations(config: config, batch: batch, seqLen: seqLen, lmHeadChunkRows: chunk)
         training = a
         return a
     }
 
     /// The training forward over `a.tokens` (`[batch, seqLen]`) up to the final norm, keeping every
-    /// activation; then the LM head over all rows into `a.logits`.
+    /// activation. The LM head is not applied here: `lmHeadForward` runs it fused with the loss
+    /// inputs, a block of rows at a time.
     func forwardTraining(_ a: TrainingActivations) {
         let c = config, n = a.rows, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize
         let qkvw = qd + 2 * kv
@@ -48,7 +50,7 @@ extension LlamaModel {
         }
         RMSNorm.forward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rows: n, dim: h, eps: c.rmsNormEps,
                         out: a.normedFinal.pointer, rstd: a.rstdFinal.pointer)
-        BLAS.linearForward(x: a.normedFinal.pointer, weight: w + lmHeadOffset, y: a.logits.pointer, rows: n, inFeatures: h, outFeatures: c.vocabSize)
+        a.lmHeadScratchHoldsLogits = false
     }
 
     func load(_ a: TrainingActivations, tokens: [Int32], lengths: [Int], inputLength: Int, stride: Int) throws {
@@ -67,17 +69,26 @@ extension LlamaModel {
     }
 
     /// Full logits `[batch, length, vocab]` of a batch (positions past a row's length are unspecified).
-    /// For tests and parity checks; training uses `sequenceLogProbs`.
+    /// For tests, evaluation and parity checks on small inputs: it materialises the whole
+    /// `[rows, vocab]` tensor, which the learner's path (`sequenceLogProbs`) never does.
     public func logits(_ batch: TokenBatch) throws -> [Float] {
         let a = activations(batch: batch.batch, seqLen: batch.length)
         try load(a, tokens: batch.tokens, lengths: batch.lengths, inputLength: batch.length, stride: batch.length)
         forwardTraining(a)
-        return Array(UnsafeBufferPointer(start: a.logits.pointer, count: a.rows * config.vocabSize))
+        a.entropyComputed = false
+        let V = config.vocabSize, h = config.hiddenSize
+        return [Float](unsafeUninitializedCapacity: a.rows * V) { out, count in
+            BLAS.linearForward(x: a.normedFinal.pointer, weight: parameters.pointer + lmHeadOffset, y: out.baseAddress!,
+                               rows: a.rows, inFeatures: h, outFeatures: V)
+            count = a.rows * V
+        }
     }
 
     /// The RL/SFT forward: log p(tokens[b,t+1] | tokens[b,≤t]) for every position t < T−1, and the
     /// softmax entropy there when `entropy` is set. Runs the decoder over the first T−1 tokens of
-    /// each row (the last token is only a target) and keeps the activations for `backward`.
+    /// each row (the last token is only a target) and keeps the activations for `backward`. The LM
+    /// head runs fused with the log-prob and entropy over blocks of rows (`lmHeadForward`), so no
+    /// `[rows, vocab]` logits tensor is formed.
     public func sequenceLogProbs(_ batch: TokenBatch, entropy: Bool = false) throws -> SequenceLogProbs {
         precondition(batch.length >= 2, "sequenceLogProbs needs sequences of at least 2 tokens")
         let T1 = batch.length - 1
@@ -96,10 +107,7 @@ extension LlamaModel {
             }
         }
         forwardTraining(a)
-        TokenLogProb.forward(logits: a.logits.pointer, targets: a.targets.baseAddress!, rows: a.rows, vocab: config.vocabSize,
-                             logProbs: a.logProbs.pointer, entropy: entropy ? a.entropy.pointer : nil,
-                             logSumExp: a.logSumExp.pointer)
-        a.entropyComputed = entropy
+        lmHeadForward(a, entropy: entropy)
         return SequenceLogProbs(
             batch: batch.batch, positions: T1,
             logProbs: Array(UnsafeBufferPointer(start: a.logProbs.pointer, count: a.rows)),

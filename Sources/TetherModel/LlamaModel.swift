@@ -24,6 +24,11 @@ public final class LlamaModel: @unchecked Sendable {
     let embeddingOffset: Int
     let finalNormOffset: Int
     let lmHeadOffset: Int
+    /// Scratch budget of the fused LM head (`lmHeadForward`): rows are processed in blocks of
+    /// `lmHeadScratchBytes / (4·vocab)` (at least one), so the learner's logits memory is this
+    /// much whatever the batch. 128 MiB is 682 rows at a 49k vocabulary, enough for the GEMMs to
+    /// run at full speed; a 64-token vocabulary fits any realistic batch in one block.
+    public var lmHeadScratchBytes = 128 << 20
     var training: TrainingActivations?
     var decodeBuffers: DecodeWorkspace?
     var generationCache: KVCache?

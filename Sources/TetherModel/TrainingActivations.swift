@@ -24,7 +24,15 @@ final class TrainingActivations {
     let gateUp: [FloatBuffer]
     let act: [FloatBuffer]
     let normedFinal: FloatBuffer, rstdFinal: FloatBuffer
-    let logits: FloatBuffer
+    /// The fused LM head's `[lmHeadChunkRows, vocab]` block: logits in the forward, recomputed and
+    /// overwritten by dLoss/dlogits in the backward (see `lmHeadForward`).
+    /// Allocated on first use: a scalar-head model (reward model, critic) never touches it.
+    lazy var lmHeadScratch = FloatBuffer(count: lmHeadChunkRows * vocab)
+    let lmHeadChunkRows: Int
+    let vocab: Int
+    /// Whether `lmHeadScratch` still holds the logits of every row (the whole batch was one block),
+    /// so the backward needs no recompute.
+    var lmHeadScratchHoldsLogits = false
     let logSumExp: FloatBuffer
     let logProbs: FloatBuffer
     let entropy: FloatBuffer
@@ -34,11 +42,11 @@ final class TrainingActivations {
 
     // Backward scratch.
     let dResidual: FloatBuffer, dNormed: FloatBuffer, dQKV: FloatBuffer, dAttn: FloatBuffer
-    let dGateUp: FloatBuffer, dAct: FloatBuffer, dLogits: FloatBuffer, attnScratch: FloatBuffer
+    let dGateUp: FloatBuffer, dAct: FloatBuffer, attnScratch: FloatBuffer
     /// One row of d(q, k before their norms) (Qwen3).
     let dQKRow: FloatBuffer
 
-    init(config c: LlamaConfig, batch: Int, seqLen: Int) {
+    init(config c: LlamaConfig, batch: Int, seqLen: Int, lmHeadChunkRows: Int) {
         self.batch = batch
         self.seqLen = seqLen
         rows = batch * seqLen
@@ -63,13 +71,14 @@ final class TrainingActivations {
         gateUp = bufs(L, n * 2 * f)
         act = bufs(L, n * f)
         normedFinal = FloatBuffer(count: n * h); rstdFinal = FloatBuffer(count: n)
-        logits = FloatBuffer(count: n * c.vocabSize)
+        self.lmHeadChunkRows = lmHeadChunkRows
+        vocab = c.vocabSize
         logSumExp = FloatBuffer(count: n); logProbs = FloatBuffer(count: n); entropy = FloatBuffer(count: n)
         dResidual = FloatBuffer(count: n * h); dNormed = FloatBuffer(count: n * h)
         dQKV = FloatBuffer(count: n * qkvw); dAttn = FloatBuffer(count: n * qd)
         dGateUp = FloatBuffer(count: n * 2 * f); dAct = FloatBuffer(count: n * f)
         attentionWorkers = max(1, min(BLASThreads.current, batch))
-        dLogits = FloatBuffer(count: n * c.vocabSize); attnScratch = FloatBuffer(count: attentionWorkers * seqLen * seqLen)
+        attnScratch = FloatBuffer(count: attentionWorkers * seqLen * seqLen)
     }
 
     deinit {

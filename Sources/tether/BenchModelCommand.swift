@@ -7,28 +7,71 @@ import TetherRL
 /// `tether bench model`: DESIGN.md's reference workload, timed like `shared/peers/torch_reference.py`
 /// (same shapes, same token counts: rollout = B·completion tokens, learner = B·(prompt+completion)
 /// tokens per step, one warm-up iteration, then `steps` timed rollout+learner iterations).
+/// `--shape smollm2-135m` (random weights) or `--checkpoint DIR` runs the same halves at a real
+/// model's shape; `--learner-only` skips sampling (random completions) to time or measure the
+/// learner step alone, e.g. its peak RSS at a large batch.
 struct BenchModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Rollout (KV-cache sampling) and learner (one GRPO step) throughput on the reference model.")
+
+    enum Shape: String, ExpressibleByArgument, CaseIterable {
+        case reference
+        /// SmolLM2-135M's architecture (30 layers, hidden 576, GQA 9/3, vocab 49152, tied).
+        case smollm2_135m = "smollm2-135m"
+
+        var config: LlamaConfig {
+            switch self {
+            case .reference: return .reference
+            case .smollm2_135m:
+                return LlamaConfig(vocabSize: 49152, hiddenSize: 576, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3,
+                                   intermediateSize: 1536, ropeTheta: 100_000, rmsNormEps: 1e-5, tieWordEmbeddings: true,
+                                   maxPositionEmbeddings: 8192)
+            }
+        }
+    }
 
     @Flag(help: "Print one JSON line (keys as the PyTorch peer prints them).") var json = false
     @Option(help: "Timed rollout+learner iterations after one warm-up.") var steps = 5
     @Option(help: "BLAS threads of this process.") var threads = 2
     @Flag(inversion: .prefixedNo, help: "Prefill each distinct prompt once and share its cache across the group.")
     var sharePrompts = true
+    @Option(help: "Model shape with random weights: \(Shape.allCases.map(\.rawValue).joined(separator: " or ")).")
+    var shape: Shape = .reference
+    @Option(help: "Checkpoint directory to run instead of a random --shape.") var checkpoint: String?
+    @Option(help: "Distinct prompts per rollout.") var prompts = 8
+    @Option(help: "Samples per prompt (the GRPO group).") var group = 8
+    @Option(help: "Tokens per prompt.") var promptLength = 32
+    @Option(help: "New tokens per sample.") var newTokens = 64
+    @Flag(help: "Time only the learner step, on random completions (no sampling).") var learnerOnly = false
+
+    func validate() throws {
+        guard steps >= 1, prompts >= 1, group >= 2, promptLength >= 1, newTokens >= 1 else {
+            throw ValidationError("--steps, --prompts, --prompt-length and --new-tokens must be ≥ 1 and --group ≥ 2")
+        }
+    }
 
     func run() throws {
         BLASThreads.set(threads)
-        let config = LlamaConfig.reference
-        let prompts = 8, group = 8, promptLength = 32, completion = 64
+        let policy: LlamaModel
+        if let checkpoint { policy = try LlamaModel.load(from: checkpoint).model } else { policy = try LlamaModel(config: shape.config, seed: 0) }
+        let config = policy.config
+        let reference = try LlamaModel(config: config)
+        reference.copyParameters(from: policy)
+        let completion = newTokens
         let B = prompts * group, T = promptLength + completion
-        let policy = try LlamaModel(config: config, seed: 0)
-        let reference = try LlamaModel(config: config, seed: 0)
+        guard T <= config.maxPositionEmbeddings else {
+            throw ValidationError("prompt + new tokens = \(T) exceeds the model's \(config.maxPositionEmbeddings) positions")
+        }
         let optimizer = AdamW(layout: policy.layout, hyperparameters: AdamWHyperparameters(weightDecay: 0.01), decayNorms: true)
         var rng = SeededRandom(seed: 1)
 
         func rollout() throws -> (TokenBatch, [Float]) {
+            if learnerOnly {
+                let seqs = (0..<B).map { _ in (0..<T).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+                let uniform = -logf(Float(config.vocabSize))
+                return (TokenBatch(sequences: seqs), [Float](repeating: uniform, count: B * completion))
+            }
             let unique = (0..<prompts).map { _ in (0..<promptLength).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
             let all = unique.flatMap { Array(repeating: $0, count: group) }
             let out = try policy.generate(prompts: all, maxNewTokens: completion, sampling: SamplingParameters(temperature: 1),
@@ -66,6 +109,7 @@ struct BenchModelCommand: ParsableCommand {
             rolloutTime += Double(t1 - t0) / 1e9
             learnerTime += Double(t2 - t1) / 1e9
         }
+        let peakRSS = Self.peakResidentBytes()
         let rolloutTPS = Double(B * completion * steps) / rolloutTime
         let learnerTPS = Double(B * T * steps) / learnerTime
 
@@ -88,17 +132,31 @@ struct BenchModelCommand: ParsableCommand {
         if json {
             let fields: [String] = [
                 "\"peer\": \"tether\"", "\"params\": \(policy.layout.totalCount)",
-                "\"rollout_tokens_per_s\": \(round1(rolloutTPS))", "\"learner_tokens_per_s\": \(round1(learnerTPS))",
-                "\"rollout_gflops\": \(round1(rolloutGF))", "\"learner_gflops\": \(round1(learnerGF))",
+                "\"rollout_tokens_per_s\": \(learnerOnly ? "null" : String(round1(rolloutTPS)))",
+                "\"learner_tokens_per_s\": \(round1(learnerTPS))",
+                "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(round1(learnerGF))",
                 "\"share_prompts\": \(sharePrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
+                "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)", "\"learner_only\": \(learnerOnly)",
+                "\"peak_rss_mb\": \(peakRSS.map { String(round1(Double($0) / 1_048_576)) } ?? "null")",
             ]
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
-            print("reference model: \(policy.layout.totalCount) parameters, \(threads) BLAS threads, \(steps) steps, share prompts: \(sharePrompts)")
-            print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout)")
+            print("\(checkpoint ?? shape.rawValue): \(policy.layout.totalCount) parameters, \(threads) BLAS threads, \(steps) steps, "
+                  + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts)")
+            if !learnerOnly {
+                print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout)")
+            }
             print("learner  \(round1(learnerTPS)) tokens/s  (\(round1(learnerGF)) GFLOP/s, \(round1(learnerTime / Double(steps) * 1000)) ms per GRPO step)")
             print("last GRPO loss \(loss)")
+            if let peakRSS { print("peak RSS \(round1(Double(peakRSS) / 1_048_576)) MB") }
         }
+    }
+
+    /// The process's high-water resident set (`getrusage`'s `ru_maxrss`, kilobytes on Linux).
+    static func peakResidentBytes() -> Int? {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return nil }
+        return Int(usage.ru_maxrss) * 1024
     }
 
     func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }

@@ -48,6 +48,11 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         blas.apply()
         let (model, ckpt) = try LlamaModel.load(from: checkpoint)
+        // NaN weights sample token 0 (or whatever the sampler makes of NaN) forever: refuse instead
+        // of printing plausible-looking output from a diverged run.
+        if let bad = model.parameters.buffer.firstIndex(where: { !$0.isFinite }) {
+            throw ModelError.corruptFile(path: checkpoint, detail: "weight \(bad) is \(model.parameters.buffer[bad]); the weights are not finite (a diverged run?)")
+        }
         let tokenizer = ckpt.tokenizer
         let ids = try tokenizer.promptIds(prompt)
         let room = model.config.maxPositionEmbeddings - ids.count + 1

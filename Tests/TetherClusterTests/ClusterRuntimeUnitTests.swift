@@ -106,6 +106,32 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         for i in 1..<gain.count { XCTAssertLessThan(gain[i], 0, "unrewarded completion \(i) became more likely: \(gain)") }
     }
 
+    /// A step size the model cannot take (validation caps learner.learning_rate at 1; a diverging
+    /// model can still get there) ends in a typed error naming the key, not in the objective's
+    /// `logProbs[0] is -nan` one update later, and never in non-finite weights handed on.
+    func testNonFiniteUpdateIsATypedErrorNamingTheLearningRate() throws {
+        var config = RunConfig()
+        config.learner.learningRate = 1e30
+        config.algorithm.klBeta = 0
+        let model = try LlamaModel(config: LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+                                                       intermediateSize: 32, maxPositionEmbeddings: 32), seed: 7)
+        let update = LearnerPolicyUpdate(model: model, reference: nil, config: config)
+        var samples = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]].enumerated().map { i, c in
+            LearnerPolicyUpdate.Sample(prompt: [1, 5, 9], completion: c, behaviourLogProbs: [], reward: i == 0 ? 1 : 0, group: 0, version: 0)
+        }
+        let before = try update.completionLogProbs(samples)
+        for i in samples.indices { samples[i].behaviourLogProbs = before[i] }
+        var failure: NonFiniteUpdate?
+        for _ in 0..<5 where failure == nil {
+            do { _ = try update.train(samples) } catch let e as NonFiniteUpdate { failure = e }
+        }
+        var error = try XCTUnwrap(failure, "five updates at learning rate 1e30 stayed finite")
+        error.version = 2
+        XCTAssertTrue(error.description.hasPrefix("the update to version 2 produced a non-finite "), error.description)
+        XCTAssertTrue(error.description.contains("learner.learning_rate 1e+30 too large"), error.description)
+        XCTAssertTrue(error.description.contains("the last checkpoint is kept"), error.description)
+    }
+
     /// The reference log-probs the scorer computes while groups wait are exactly the ones the step
     /// would compute itself, so a step fed them trains identically (same loss, KL, gradient norm and
     /// weights); a group the scorer has not reached is not waited for.

@@ -131,6 +131,7 @@ final class DiskFullTests: XCTestCase {
                        optimizerState: OptimizerState(step: 0, firstMoment: Array(repeating: 0, count: n), secondMoment: Array(repeating: 0, count: n)))
         let controller = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 4))
         try AtomicFile.write(JSONEncoder().encode(controller.snapshot()), to: staging.appendingPathComponent(LearnerCheckpoint.clusterStateFile))
+        try CheckpointChecksums.write(directory: staging)
         try run.commitCheckpoint(step: 0, staging: staging)
 
         let verified = try LearnerCheckpoint.verifyAll(runDirectory: run.root)
@@ -148,7 +149,7 @@ final class DiskFullTests: XCTestCase {
         try handle.truncate(atOffset: UInt64(try size(weights) / 2))
         try handle.close()
         XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
-            XCTAssertTrue("\(e)".contains("step-0") && "\(e)".contains("policy does not load"), "\(e)")
+            XCTAssertTrue("\(e)".contains("step-0") && "\(e)".contains("policy/model.safetensors is corrupt"), "\(e)")
         }
     }
 }

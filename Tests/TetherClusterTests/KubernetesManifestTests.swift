@@ -115,9 +115,13 @@ final class KubernetesManifestTests: XCTestCase {
     /// The Kubernetes OpenAPI schema (strict: unknown fields are errors), via the PyPI package
     /// `kubernetes-validate`, which bundles the schemas and runs offline.
     func testManifestsMatchTheKubernetesOpenAPISchema() throws {
-        let candidates = [ProcessInfo.processInfo.environment["KUBERNETES_VALIDATE"], "/tmp/k8s-validate/bin/kubernetes-validate"].compactMap { $0 }
+        // The peers venv scripts/test creates holds it beside its Python.
+        let env = ProcessInfo.processInfo.environment
+        let peersBin = URL(fileURLWithPath: env["TETHER_PYTHON"] ?? "/tmp/peers/bin/python").deletingLastPathComponent()
+        let candidates = [env["KUBERNETES_VALIDATE"], peersBin.appendingPathComponent("kubernetes-validate").path,
+                          "/tmp/peers/bin/kubernetes-validate"].compactMap { $0 }
         guard let tool = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) ?? Self.executable("kubernetes-validate") else {
-            throw XCTSkip("kubernetes-validate is not installed (python3 -m venv /tmp/k8s-validate && /tmp/k8s-validate/bin/pip install kubernetes-validate)")
+            throw XCTSkip("kubernetes-validate is not installed (scripts/test installs it into the peers venv; tried \(candidates) and PATH)")
         }
         let files = KubernetesManifests.manifestFiles.map { KubernetesManifests.directory.appendingPathComponent($0).path }
         let (status, output) = try Self.run(tool, ["--strict"] + files)

@@ -134,6 +134,46 @@ final class RunConfigTests: XCTestCase {
         }
     }
 
+    /// Every numeric key, set to a value no run could use (infinite, NaN, 1e300, Int.max, their
+    /// negatives), is rejected naming that key: values that used to pass validation and then trap in
+    /// a Duration/Int conversion (heartbeat timeout `.inf`, lease 1e300) or poison the weights
+    /// (learning rate 1e300).
+    func testEveryNumericKeyRejectsValuesThatWouldOverflowAConversion() throws {
+        let defaults = try XCTUnwrap(Yams.compose(yaml: try YAMLEncoder().encode(RunConfig.defaults)))
+        var checked = 0
+        for path in try RunConfig.keyPaths() where path != "run.seed" {
+            var node: Node? = defaults
+            for key in path.split(separator: ".") { node = node?[String(key)] }
+            let text = try XCTUnwrap(node?.scalar?.string, path)
+            let hostile: [String]
+            if Int(text) != nil {
+                hostile = ["\(Int.max)", "\(Int.min)", "9223372036854775807", "4611686018427387904"]
+            } else if Double(text) != nil {
+                hostile = [".inf", "-.inf", ".nan", "1e300", "-1e300"]
+            } else { continue }
+            checked += 1
+            for value in hostile {
+                let error = loadError("", overrides: ["\(path)=\(value)"])
+                switch error {
+                case .invalidValue(let got, _)?, .typeMismatch(let got, _, _)?: XCTAssertEqual(got, path, "\(path)=\(value): \(error!)")
+                default: XCTFail("\(path)=\(value) accepted or untyped: \(String(describing: error))")
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 40, "every numeric key is covered")
+        XCTAssertEqual(loadError("", overrides: ["actors.heartbeat_timeout_seconds=.inf"])?.description,
+                       "actors.heartbeat_timeout_seconds: must be a finite number in (0.0, 604800.0], got inf")
+        XCTAssertEqual(loadError("", overrides: ["learner.learning_rate=1e300"])?.description,
+                       "learner.learning_rate: must be a finite number in (0.0, 1.0], got 1e+300")
+    }
+
+    func testDuplicateKeysAreAnErrorNamingTheKey() {
+        XCTAssertEqual(loadError("run:\n  steps: 10\n  name: a\n  steps: 20\n"), .duplicateKey(path: "run.steps"))
+        XCTAssertEqual(loadError("run: {steps: 10}\nrun: {name: b}\n"), .duplicateKey(path: "run"))
+        XCTAssertEqual(loadError("learner: {learning_rate: 0.1, learning_rate: 0.2}\n"), .duplicateKey(path: "learner.learning_rate"))
+        XCTAssertEqual(ConfigError.duplicateKey(path: "run.steps").description, "run.steps: key given more than once")
+    }
+
     func testSyntaxErrorsAndMissingFilesAreTyped() {
         guard case .syntax? = loadError("model: [unclosed\n") else { return XCTFail("no syntax error") }
         XCTAssertThrowsError(try RunConfig.load(contentsOf: URL(fileURLWithPath: "/nonexistent/tether.yaml"))) { error in

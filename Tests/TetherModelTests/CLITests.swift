@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 import XCTest
 
 /// The `tether` binary run as a real process (as users and scripts/run-demo run it).
@@ -69,6 +70,21 @@ final class CLITests: XCTestCase {
         let c = try tether(["generate", "--checkpoint", dir, "--prompt", "1+1="])
         XCTAssertNotEqual(c.status, 0)
         XCTAssertTrue(c.stderr.contains("model.safetensors"), c.stderr)
+    }
+
+    /// A checkpoint with a NaN weight (a diverged run) is refused with a non-zero exit naming it,
+    /// instead of printing whatever the sampler makes of NaN logits.
+    func testGenerateOnNonFiniteWeightsFails() throws {
+        let dir = try makeTemporaryDirectory(self, "tether-cli") + "/ckpt"
+        XCTAssertEqual(try tether(["init", "--out", dir]).status, 0)
+        let (model, _) = try LlamaModel.load(from: dir)
+        model.parameters.buffer[model.parameters.count / 2] = .nan
+        try model.save(to: dir)
+        let r = try tether(["generate", "--checkpoint", dir, "--prompt", "1+1="])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertTrue(r.stderr.contains("weight \(model.parameters.count / 2) is nan"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("not finite"), r.stderr)
     }
 
     func testSFTCommandTrainsAndWritesResumableCheckpoint() throws {

@@ -81,6 +81,36 @@ final class DecodingTests: XCTestCase {
         }
     }
 
+    /// The prefill keeps logits only for each prompt's last position, so its workspace holds far
+    /// fewer logit rows than input rows, and decoding more sequences than there were prompts grows
+    /// it between calls: each sequence still samples what it samples alone (a long prompt
+    /// first, then a batch with more sequences than prompt tokens, then the long prompt again).
+    func testPrefillWithFewOutputRowsDecodesAsEachPromptAlone() throws {
+        let model = try LlamaModel(config: .tiny, seed: 4, std: 0.3)
+        let long = Array((0..<90).map { ($0 * 7) % 64 })
+        let many = (0..<40).map { [($0 * 5) % 64, 3] }
+        let sampling = SamplingParameters(temperature: 1)
+        let alone = try model.generate(prompts: [long], maxNewTokens: 12, sampling: sampling, seed: 3)
+        let batched = try model.generate(prompts: many, maxNewTokens: 5, sampling: sampling, seed: 9)
+        let again = try model.generate(prompts: [long], maxNewTokens: 12, sampling: sampling, seed: 3)
+        XCTAssertEqual(alone, again)
+        for i in [0, 17, 39] {
+            // Sequence i draws from stream (seed, i): alone, it must sit at index i of its batch.
+            var prompts = Array(repeating: [1], count: i + 1)
+            prompts[i] = many[i]
+            let single = try model.generate(prompts: prompts, maxNewTokens: 5, sampling: sampling, seed: 9)
+            // Tokens exactly; log-probs to rounding (GEMMs over other row counts sum in another order).
+            XCTAssertEqual(single[i].tokens, batched[i].tokens, "sequence \(i)")
+            for (a, b) in zip(single[i].rawLogProbs, batched[i].rawLogProbs) { XCTAssertEqual(a, b, accuracy: 1e-4, "sequence \(i)") }
+        }
+        // The long prompt's first token is the prefill's: greedy agrees with the full forward.
+        let greedy = try model.generate(prompts: [long], maxNewTokens: 1, sampling: .greedy, seed: 0)
+        let logits = try model.logits(TokenBatch(sequences: [long]))
+        let V = model.config.vocabSize
+        let last = logits[((long.count - 1) * V)..<(long.count * V)]
+        XCTAssertEqual(greedy[0].tokens[0], last.indices.max { last[$0] < last[$1] }! - (long.count - 1) * V)
+    }
+
     func testGenerationStopsAtEOSAndIsDeterministicPerSeed() throws {
         let model = try LlamaModel(config: .tiny, seed: 8, std: 0.5)
         let prompts = (0..<6).map { [$0 + 1, 2 * $0 + 3] }

@@ -13,6 +13,15 @@ final class ModelGradientTests: XCTestCase {
     func testGradientsOfEveryTensorUntied() throws { try checkModelGradients(Self.config(tied: false), "untied") }
     func testGradientsOfEveryTensorTied() throws { try checkModelGradients(Self.config(tied: true), "tied") }
 
+    /// The fused LM head in blocks of 3 rows (10 rows: the last block is one padding row).
+    func testGradientsWithBlockedLMHeadUntied() throws {
+        try checkModelGradients(Self.config(tied: false), "untied, blocks of 3", lmHeadScratchBytes: 3 * 11 * 4)
+    }
+
+    func testGradientsWithBlockedLMHeadTied() throws {
+        try checkModelGradients(Self.config(tied: true), "tied, blocks of 3", lmHeadScratchBytes: 3 * 11 * 4)
+    }
+
     /// Qwen2: q/k/v biases (no o bias), tied embeddings.
     func testGradientsQwen2Biases() throws {
         var c = Self.config(tied: true)
@@ -40,9 +49,10 @@ final class ModelGradientTests: XCTestCase {
         try checkModelGradients(c, "llama-bias-headdim-llama3")
     }
 
-    func checkModelGradients(_ config: LlamaConfig, _ label: String) throws {
+    func checkModelGradients(_ config: LlamaConfig, _ label: String, lmHeadScratchBytes: Int? = nil) throws {
         let tied = label
         let model = try LlamaModel(config: config, seed: 3, std: 0.3)
+        if let lmHeadScratchBytes { model.lmHeadScratchBytes = lmHeadScratchBytes }
         // Norm weights away from 1 so their gradients are exercised off the identity; biases nonzero.
         var rng = SeededRandom(seed: 9)
         for e in model.layout.entries where e.shape.count == 1 {

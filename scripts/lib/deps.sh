@@ -18,3 +18,50 @@ tether_install_deps() {
 tether_python() {
     if [ -x /tmp/peers/bin/python ]; then echo /tmp/peers/bin/python; else command -v python3 || echo python3; fi
 }
+
+# The peers every Python check compares against, as pip names and the modules they provide.
+TETHER_PEER_PACKAGES=(torch transformers tokenizers safetensors gguf accelerate tensorboard pyzmq protobuf kubernetes-validate jinja2)
+TETHER_PEER_MODULES=(torch transformers tokenizers safetensors gguf accelerate tensorboard zmq google.protobuf kubernetes_validate jinja2)
+
+# Creates (once) the peers venv at $TETHER_PEERS_VENV (default /tmp/peers) and exports
+# TETHER_PYTHON pointing at it. A stamp file holding the package list makes a complete venv a
+# no-op; an existing venv without the stamp is checked module by module (find_spec, no imports)
+# and only what is missing is installed. torch is the CPU build (`torch==2.13.0+cpu`, from pip's
+# configured find-links or index) when one is offered, else plain `torch`. On failure it prints
+# the reason and leaves TETHER_PYTHON unset: tests needing a peer then skip with their reason.
+tether_peers_venv() {
+    local venv="${TETHER_PEERS_VENV:-/tmp/peers}" want="${TETHER_PEER_PACKAGES[*]}"
+    local stamp="$venv/.tether-peers"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        export TETHER_PYTHON="$venv/bin/python"; return 0
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "== creating the peers venv $venv"
+        if ! python3 -m venv "$venv" 2>/dev/null; then
+            local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+            $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null \
+                && python3 -m venv "$venv" || { echo "peers: cannot create a venv at $venv (python3 -m venv failed)"; return 0; }
+        fi
+    fi
+    local missing=() i
+    read -r -a missing <<<"$("$venv/bin/python" -c '
+import importlib.util, sys
+pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+print(" ".join(p for p, m in pairs if importlib.util.find_spec(m) is None))
+' $(for i in "${!TETHER_PEER_PACKAGES[@]}"; do echo "${TETHER_PEER_PACKAGES[$i]} ${TETHER_PEER_MODULES[$i]}"; done))"
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing peers into $venv: ${missing[*]}"
+        local rest=() p
+        for p in "${missing[@]}"; do
+            if [ "$p" = torch ]; then
+                "$venv/bin/pip" install -q "torch==2.13.0+cpu" 2>/dev/null || "$venv/bin/pip" install -q torch \
+                    || { echo "peers: torch could not be installed"; return 0; }
+            else rest+=("$p"); fi
+        done
+        if [ ${#rest[@]} -gt 0 ] && ! "$venv/bin/pip" install -q "${rest[@]}"; then
+            echo "peers: pip install ${rest[*]} failed"; return 0
+        fi
+    fi
+    echo "$want" >"$stamp"
+    export TETHER_PYTHON="$venv/bin/python"
+}

@@ -1,0 +1,72 @@
+import TetherKernels
+
+/// The LM head fused with the token log-prob, the entropy and their backward, a block of rows at a
+/// time, so the learner never holds a `[rows, vocab]` logits tensor: for each block, logits = h·Wᵀ
+/// go into one `[chunk, vocab]` scratch, the log-probs of the targets and the entropies are read
+/// off it, and in the backward the block's logits are recomputed into the same scratch,
+/// overwritten in place by dLoss/dlogits, and turned into dh = dz·W and dW += dzᵀ·h before the
+/// next block. Only the per-row logsumexp and entropy survive the forward. This is the scheme of
+/// Liger-Kernel's fused linear cross-entropy and of Wijmans et al. 2024, "Cut Your Losses in
+/// Large-Vocabulary Language Models" (cut cross-entropy), with the RL losses' two per-row inputs
+/// (log-prob and entropy) in place of the cross-entropy.
+///
+/// Peak memory of the head is `chunk × vocab` floats, with `chunk` set by `lmHeadScratchBytes`;
+/// a batch that fits in one block (a small vocabulary) keeps its logits from the forward and runs
+/// no recompute, which is the unfused computation exactly.
+extension LlamaModel {
+    /// Rows per block of the fused LM head for a batch of `rows` rows.
+    func lmHeadChunkRows(rows: Int) -> Int {
+        max(1, min(rows, lmHeadScratchBytes / (MemoryLayout<Float>.stride * config.vocabSize)))
+    }
+
+    /// log p(target) (and the entropy when asked for) of every row of `a.normedFinal` into
+    /// `a.logProbs` / `a.entropy`, keeping `a.logSumExp` for `lmHeadBackward`.
+    func lmHeadForward(_ a: TrainingActivations, entropy: Bool) {
+        let n = a.rows, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
+        let w = parameters.pointer + lmHeadOffset, z = a.lmHeadScratch.pointer
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            BLAS.linearForward(x: a.normedFinal.pointer + start * h, weight: w, y: z, rows: m, inFeatures: h, outFeatures: V)
+            TokenLogProb.forward(logits: z, targets: a.targets.baseAddress! + start, rows: m, vocab: V,
+                                 logProbs: a.logProbs.pointer + start, entropy: entropy ? a.entropy.pointer + start : nil,
+                                 logSumExp: a.logSumExp.pointer + start)
+            start += m
+        }
+        a.entropyComputed = entropy
+        a.lmHeadScratchHoldsLogits = n <= chunk
+    }
+
+    /// dLoss/d(final-norm output) into `a.dNormed` and dLoss/dW added into the LM head's gradient,
+    /// given dLoss/dlogp (and dLoss/dentropy) per row. Blocks whose rows all have zero coefficients
+    /// (prompt and padding positions of an RL batch) cost nothing.
+    func lmHeadBackward(_ a: TrainingActivations, dLogProbs: UnsafePointer<Float>, dEntropy: UnsafePointer<Float>?) {
+        let n = a.rows, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
+        let w = parameters.pointer + lmHeadOffset, dw = gradients.pointer + lmHeadOffset, z = a.lmHeadScratch.pointer
+        let targets = a.targets.baseAddress!
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            let x = a.normedFinal.pointer + start * h, dx = a.dNormed.pointer + start * h
+            let active = (start..<(start + m)).contains { r in
+                targets[r] >= 0 && (dLogProbs[r] != 0 || (dEntropy?[r] ?? 0) != 0)
+            }
+            guard active else {
+                dx.update(repeating: 0, count: m * h)
+                start += m
+                continue
+            }
+            if !a.lmHeadScratchHoldsLogits {
+                BLAS.linearForward(x: x, weight: w, y: z, rows: m, inFeatures: h, outFeatures: V)
+            }
+            TokenLogProb.backward(logits: z, targets: targets + start, logSumExp: a.logSumExp.pointer + start,
+                                  entropy: dEntropy == nil ? nil : a.entropy.pointer + start,
+                                  dLogProbs: dLogProbs + start, dEntropy: dEntropy.map { $0 + start },
+                                  rows: m, vocab: V, dLogits: z)
+            BLAS.linearBackward(x: x, weight: w, dy: z, dx: dx, dWeight: dw, rows: m, inFeatures: h, outFeatures: V)
+            start += m
+        }
+        // The scratch now holds dlogits, and a second backward must recompute.
+        a.lmHeadScratchHoldsLogits = false
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import TetherCluster
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tether launch` with real child processes, each test bounded in time: output merging never
+/// stalls a child, and actors that die are reported and do not leave the launch waiting forever.
+final class LaunchProcessTests: XCTestCase {
+    /// A child (standing in for the learner) writes an 8 MiB line with no newline until the end,
+    /// plus a line with a terminal escape. Its writes finish at pipe speed (the launcher's reader
+    /// drains and splits in one pass; it used to rescan the growing line on every chunk), the long
+    /// line reaches launch.log truncated with a marker, and the escape is neutralised.
+    func testMultiMiBLineDoesNotStallTheChild() throws {
+        let h = try ClusterHarness("launchlongline")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 2)
+        let lineBytes = 8 << 20
+        let script = h.root.appendingPathComponent("fake-tether")
+        try """
+        #!/bin/bash
+        # learner --config C --out ROOT ... | actor --config ROOT/config.yaml ...
+        if [ "$1" = learner ]; then
+            start=$(date +%s%N)
+            head -c \(lineBytes) /dev/zero | tr '\\0' x >&2
+            printf '\\n' >&2
+            end=$(date +%s%N)
+            printf 'evil\\033[2J\\n' >&2
+            echo "wrote-ms $(( (end - start) / 1000000 ))"
+            touch "$5/learner-done"
+        else
+            dir=$(dirname "$3")
+            for _ in $(seq 600); do [ -e "$dir/learner-done" ] && sleep 1 && exit 0; sleep 0.05; done
+            exit 3
+        fi
+
+        """.write(to: script, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(script.path, 0o755), 0)
+        let launcher = ClusterLauncher(plan: .init(binary: script, configPath: config.path, actors: 1,
+                                                   runDirectory: h.runDirectory, cores: 2))
+        let started = Date()
+        XCTAssertEqual(try launcher.run(), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+        let log = try String(contentsOf: h.runDirectory.appendingPathComponent("launch.log"), encoding: .utf8)
+        let wrote = try XCTUnwrap(log.components(separatedBy: "wrote-ms ").last?.prefix(while: \.isNumber)).description
+        XCTAssertLessThan(try XCTUnwrap(Int(wrote)), 3000, "the child blocked writing its long line")
+        XCTAssertTrue(log.contains("[learner] " + String(repeating: "x", count: 16 * 1024) + " … [line truncated: \(lineBytes - 16 * 1024) more bytes]"))
+        XCTAssertTrue(log.contains("[learner] evil\u{FFFD}[2J\n"), "control characters pass through: \(log.suffix(300))")
+        XCTAssertFalse(log.contains("\u{1B}"))
+        XCTAssertTrue(log.contains("actor-0 (pid"), log.suffix(2000).description)
+    }
+
+    /// An actor that exits on a bad dataset (JSONL without `answer`, which it cannot score) is
+    /// reported with its status and last stderr line; with no actor left and none restarting,
+    /// launch drains the learner and fails instead of waiting forever.
+    func testActorExitingOnABadDatasetIsReportedAndLaunchStops() throws {
+        let h = try ClusterHarness("launchbaddata")
+        defer { h.cleanup() }
+        let data = h.root.appendingPathComponent("no-answers.jsonl")
+        try (0..<20).map { "{\"prompt\": \"\($0)+1=\"}\n" }.joined().write(to: data, atomically: true, encoding: .utf8)
+        let config = try h.writeConfig(maxStaleness: 1, steps: 50)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "1",
+                                            "--set", "task.name=jsonl", "--set", "task.dataset_path=\(data.path)"])
+        XCTAssertTrue(h.wait(launch, timeout: 120), "launch hung after its actor died\n\(h.allLogs())")
+        XCTAssertEqual(launch.terminationReason, .exit)
+        XCTAssertNotEqual(launch.terminationStatus, 0, h.log("launch"))
+        let log = h.log("launch")
+        XCTAssertNotNil(log.range(of: #"actor-0 \(pid \d+\) exited with status \d+ \(last stderr line: "#, options: .regularExpression), log)
+        XCTAssertTrue(log.contains("not restarted (use --restart-actors)"), log)
+        XCTAssertTrue(log.contains("launch failed: no actor is left and none will restart"), log)
+    }
+
+    /// A run that finishes: the actors exit cleanly when the learner stops them (just before the
+    /// learner exits), which is not mistaken for actors dying, and launch exits 0.
+    func testCompletedRunExitsZeroAndReportsCleanActorExits() throws {
+        let h = try ClusterHarness("launchdone")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 4)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "2"])
+        XCTAssertTrue(h.wait(launch, timeout: 120), h.allLogs())
+        XCTAssertEqual(launch.terminationStatus, 0, h.log("launch"))
+        let log = h.log("launch")
+        XCTAssertTrue(log.contains("learner (pid"), log)
+        XCTAssertFalse(log.contains("no actor is left"), log)
+        XCTAssertFalse(log.contains("not restarted"), log)
+        XCTAssertEqual(h.metrics().count, 4)
+    }
+
+    /// SIGKILL of the only actor: reported by signal name, and launch stops the learner and fails.
+    func testKilledActorIsReportedBySignalAndLaunchStops() throws {
+        let h = try ClusterHarness("launchkill")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 100_000)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "1"])
+        XCTAssertTrue(h.waitUntil(timeout: 60) { h.metrics().count >= 1 }, h.allLogs())
+        let started = try XCTUnwrap(h.log("launch").range(of: #"started actor-0 \(pid \d+\)"#, options: .regularExpression))
+        let pid = try XCTUnwrap(Int32(h.log("launch")[started].filter(\.isNumber).dropFirst()))  // "actor-0": skip its 0
+        XCTAssertEqual(kill(pid, SIGKILL), 0)
+        XCTAssertTrue(h.wait(launch, timeout: 120), "launch kept waiting without actors\n\(h.allLogs())")
+        XCTAssertNotEqual(launch.terminationStatus, 0)
+        let log = h.log("launch")
+        XCTAssertTrue(log.contains("actor-0 (pid \(pid)) was killed by signal 9 (SIGKILL)"), log)
+        XCTAssertTrue(log.contains("no actor is left and none will restart"), log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: h.runDirectory.appendingPathComponent("checkpoints/latest").path),
+                      "the drained learner writes its checkpoint")
+    }
+}
