@@ -13,12 +13,16 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     public var topP: Float
     /// Stop token; nil falls back to the model config's `eos_token_id` (and no stop if that is nil too).
     public var eosTokenId: Int?
+    /// Stop tokens besides that one: a chat turn ends at any of the model's end-of-turn ids
+    /// (Llama 3 instruct lists several), as `generate` in `transformers` stops on a list.
+    public var stopTokenIds: [Int]?
 
-    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, eosTokenId: Int? = nil) {
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, eosTokenId: Int? = nil, stopTokenIds: [Int]? = nil) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.eosTokenId = eosTokenId
+        self.stopTokenIds = stopTokenIds
     }
 
     public static let greedy = SamplingParameters(temperature: 0)

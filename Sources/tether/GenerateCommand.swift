@@ -6,9 +6,12 @@ import TetherModel
 struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Sample a completion of a prompt from a checkpoint; prints only the completion on stdout.",
+        abstract: "Sample a completion of a prompt (--prompt) or a chat turn (--chat) from a checkpoint; prints only the completion on stdout.",
         discussion: """
-        The prompt is encoded with the checkpoint's tokenizer as transformers encodes it (special \
+        --chat renders TEXT as a user message (after --system, when given) through the checkpoint's \
+        chat template with the generation prompt, as transformers' apply_chat_template does, and stops \
+        at the model's end-of-turn ids (config.json's eos_token_id, one id or a list; <|im_end|> for \
+        SmolLM2). A --prompt is encoded with the checkpoint's tokenizer as transformers encodes it (special \
         tokens as its post-processor adds them: <bos> first for Tether's built-in vocabulary, none for \
         SmolLM2 or Qwen2); sampling stops at the tokenizer's eos_token or after --max-new-tokens (capped by the model's max_position_embeddings). The \
         distribution is Hugging Face's: logits / temperature, then top-k, then top-p (nucleus). \
@@ -18,8 +21,14 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json).")
     var checkpoint: String
 
-    @Option(help: "Prompt text, in characters the tokenizer knows (for the built-in one: digits, a-z, space, newline, punctuation).")
-    var prompt: String
+    @Option(help: "Raw prompt text (for the built-in vocabulary: digits, a-z, space, newline, punctuation).")
+    var prompt: String?
+
+    @Option(help: "A user message, rendered through the checkpoint's chat template.")
+    var chat: String?
+
+    @Option(help: "With --chat: a system message before it (else the template's default, if it has one).")
+    var system: String?
 
     @Option(help: "Maximum number of tokens to sample.")
     var maxNewTokens: Int = 64
@@ -39,6 +48,8 @@ struct GenerateCommand: AsyncParsableCommand {
     @OptionGroup var blas: BLASThreadOption
 
     func validate() throws {
+        guard (prompt == nil) != (chat == nil) else { throw ValidationError("give exactly one of --prompt and --chat") }
+        guard system == nil || chat != nil else { throw ValidationError("--system needs --chat") }
         guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be non-negative") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number ≥ 0") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
@@ -54,7 +65,16 @@ struct GenerateCommand: AsyncParsableCommand {
             throw ModelError.corruptFile(path: checkpoint, detail: "weight \(bad) is \(model.parameters.buffer[bad]); the weights are not finite (a diverged run?)")
         }
         let tokenizer = ckpt.tokenizer
-        let ids = try tokenizer.promptIds(prompt)
+        let ids: [Int]
+        var sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, eosTokenId: tokenizer.eosId)
+        if let chat {
+            let format = try ChatFormat(tokenizer: tokenizer)
+            ids = try format.promptIds(user: chat, system: system)
+            sampling.eosTokenId = nil
+            sampling.stopTokenIds = format.endOfTurnIds(model.config)
+        } else {
+            ids = try tokenizer.promptIds(prompt ?? "")
+        }
         let room = model.config.maxPositionEmbeddings - ids.count + 1
         guard room > 0 else {
             throw ModelError.sequenceTooLong(length: ids.count, maxPositions: model.config.maxPositionEmbeddings)
@@ -63,7 +83,6 @@ struct GenerateCommand: AsyncParsableCommand {
         if newTokens < maxNewTokens {
             FileHandle.standardError.write(Data("note: --max-new-tokens capped at \(newTokens) by max_position_embeddings \(model.config.maxPositionEmbeddings)\n".utf8))
         }
-        let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, eosTokenId: tokenizer.eosId)
         let completion = try model.generate(prompts: [ids], maxNewTokens: newTokens, sampling: sampling, seed: seed)[0]
         print(try tokenizer.decode(completion.tokens))
     }

@@ -12,7 +12,9 @@ struct TokenizeCommand: ParsableCommand {
         Each input line is encoded on its own (without its line break) and printed as one JSON array \
         of ids, with the special tokens the tokenizer's post-processor adds (as transformers does; \
         --no-special-tokens leaves them out). --decode reads one JSON array of ids per line and prints \
-        the text as a JSON string, special tokens kept unless --skip-special-tokens.
+        the text as a JSON string, special tokens kept unless --skip-special-tokens. --chat renders \
+        each line as a user message through the chat template first (the ids of \
+        apply_chat_template(..., add_generation_prompt=True)).
         """)
 
     @Option(help: "Checkpoint directory (only tokenizer.json, tokenizer_config.json and chat_template.jinja are read).")
@@ -27,8 +29,16 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(help: "With --decode: drop special tokens from the text.")
     var skipSpecialTokens = false
 
+    @Flag(help: "Treat each line as a user message rendered through the checkpoint's chat template (with the generation prompt).")
+    var chat = false
+
+    func validate() throws {
+        guard !(chat && decode) else { throw ValidationError("--chat encodes; it does not combine with --decode") }
+    }
+
     func run() throws {
         let tokenizer = try Tokenizer.read(from: checkpoint)
+        let format = chat ? try ChatFormat(tokenizer: tokenizer) : nil
         var out = ""
         var lineNumber = 0
         while let line = readLine(strippingNewline: true) {
@@ -36,7 +46,8 @@ struct TokenizeCommand: ParsableCommand {
             if decode {
                 out += jsonString(try tokenizer.decode(try Self.ids(line, lineNumber: lineNumber), skipSpecialTokens: skipSpecialTokens))
             } else {
-                out += "[" + (try tokenizer.encode(line, addSpecialTokens: !noSpecialTokens)).map(String.init).joined(separator: ",") + "]"
+                let ids = try format.map { try $0.promptIds(user: line) } ?? tokenizer.encode(line, addSpecialTokens: !noSpecialTokens)
+                out += "[" + ids.map(String.init).joined(separator: ",") + "]"
             }
             out += "\n"
             if out.utf8.count > 1 << 16 { FileHandle.standardOutput.write(Data(out.utf8)); out = "" }
