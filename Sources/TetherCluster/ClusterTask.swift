@@ -92,10 +92,11 @@ public struct ClusterTask: Sendable {
         return trainPrompts[ClusterTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
     }
 
-    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary), keeping
+    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, a user turn
+    /// through the chat template for an instruct checkpoint: `Tokenizer.taskPromptIds`), keeping
     /// the last `maxPromptTokens` tokens (the SFT format without the completion).
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
-        let tokens = try tokenizer.promptIds(prompt.prompt)
+        let tokens = try tokenizer.taskPromptIds(prompt.prompt)
         return Array(tokens.suffix(maxPromptTokens))
     }
 

@@ -48,3 +48,14 @@ public struct ChatFormat: Sendable {
         return tokenizer.eosId.map { [$0] } ?? []
     }
 }
+
+extension Tokenizer {
+    /// Ids of a task's prompt text (a question, an SFT or reward-model prompt): a user turn through
+    /// the chat template when the checkpoint has one — an instruct model answers inside its own turn
+    /// markup, as TRL's and verl's chat datasets render prompts — else the raw text with the
+    /// post-processor's specials (`<bos> prompt` for the built-in vocabulary).
+    public func taskPromptIds(_ text: String) throws -> [Int] {
+        guard chatTemplate != nil else { return try promptIds(text) }
+        return try ChatFormat(tokenizer: self).promptIds(user: text)
+    }
+}

@@ -21,8 +21,8 @@ public struct SFTDataError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A tokenized example: the prompt as the tokenizer's post-processor frames it (`<bos> prompt` for
-/// the built-in vocabulary), then `completion <eos>`, with the loss on the completion and `<eos>` only.
+/// A tokenized example: the prompt as `Tokenizer.taskPromptIds` frames it (`<bos> prompt` for the
+/// built-in vocabulary, a user turn through the chat template for an instruct checkpoint), then `completion <eos>`, with the loss on the completion and `<eos>` only.
 public struct SFTSequence: Equatable, Sendable {
     public var tokens: [Int]
     /// Index of the first completion token in `tokens`; targets from here on carry the loss.
@@ -30,7 +30,7 @@ public struct SFTSequence: Equatable, Sendable {
     public var completionTokenCount: Int { tokens.count - completionStart }
 
     public init(_ example: SFTExample, tokenizer: Tokenizer) throws {
-        let prompt = try tokenizer.promptIds(example.prompt)
+        let prompt = try tokenizer.taskPromptIds(example.prompt)
         tokens = prompt + (try tokenizer.completionIds(example.completion))
         completionStart = prompt.count
     }

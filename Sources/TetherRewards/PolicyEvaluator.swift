@@ -46,7 +46,7 @@ public enum PolicyEvaluator {
             let chunk = Array(prompts[start..<min(prompts.count, start + max(1, batchSize / k))])
             var flat: [[Int]] = []
             for p in chunk {
-                let tokens = try tokenizer.promptIds(p.prompt)
+                let tokens = try tokenizer.taskPromptIds(p.prompt)
                 for _ in 0..<k { flat.append(tokens) }
             }
             let completions = try model.generate(prompts: flat, maxNewTokens: maxNewTokens, sampling: sampling,

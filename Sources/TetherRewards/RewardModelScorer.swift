@@ -26,7 +26,7 @@ public final class RewardModelScorer: Verifier, @unchecked Sendable {
 
     /// The tokens the reward model reads for one (prompt, completion) pair.
     public func tokens(prompt: String, completion: String) throws -> [Int] {
-        try tokenizer.promptIds(prompt) + tokenizer.completionIds(completion)
+        try tokenizer.taskPromptIds(prompt) + tokenizer.completionIds(completion)
     }
 
     public func score(completion: String, for prompt: TaskPrompt) throws -> RewardBreakdown {

@@ -50,7 +50,7 @@ struct RewardModelCommand: AsyncParsableCommand {
             }
             let model = ScalarHeadModel(backbone: backbone, seed: seed)
             func pair(_ e: PreferenceExample) throws -> PreferencePair {
-                let p = try tokenizer.promptIds(e.prompt)
+                let p = try tokenizer.taskPromptIds(e.prompt)
                 return PreferencePair(chosen: p + (try tokenizer.completionIds(e.chosen)),
                                       rejected: p + (try tokenizer.completionIds(e.rejected)))
             }

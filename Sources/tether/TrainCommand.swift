@@ -143,7 +143,7 @@ struct TrainCommand: AsyncParsableCommand {
         let firstStep = trainer.step
         while trainer.step < c.run.steps {
             let prompts = task.batch(step: trainer.step, size: c.rollout.promptsPerBatch, seed: c.run.seed, shuffle: c.task.shuffle)
-            let rlPrompts = try prompts.map { RLPrompt(tokens: try tokenizer.promptIds($0.prompt)) }
+            let rlPrompts = try prompts.map { RLPrompt(tokens: try tokenizer.taskPromptIds($0.prompt)) }
             for (p, r) in zip(prompts, rlPrompts) where r.tokens.count > c.task.maxPromptTokens {
                 throw ValidationError("prompt '\(p.id)' is \(r.tokens.count) tokens, more than task.max_prompt_tokens \(c.task.maxPromptTokens)")
             }

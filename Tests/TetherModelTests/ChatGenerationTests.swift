@@ -68,5 +68,9 @@ final class ChatGenerationTests: XCTestCase {
         XCTAssertEqual(try format.render([.user("1+2=?")]), "user: 1+2=?<eos>\nassistant: ")
         XCTAssertEqual(try format.promptIds([.user("1+2=?")]),
                        try tokenizer.encode("user: 1+2=?<eos>\nassistant: ", addSpecialTokens: false))
+        // Task prompts go through the template when there is one, else stay raw text after <bos>.
+        XCTAssertEqual(try tokenizer.taskPromptIds("1+2=?"), try format.promptIds(user: "1+2=?"))
+        XCTAssertEqual(try Tokenizer.standard.taskPromptIds("1+2=?"), try Tokenizer.standard.promptIds("1+2=?"))
+        XCTAssertEqual(try Tokenizer.standard.taskPromptIds("1+2=?").first, Tokenizer.standard.bosId)
     }
 }
