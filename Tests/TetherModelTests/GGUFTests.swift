@@ -37,14 +37,12 @@ enum GGUFFixture {
 
     static func root(_ owner: String) -> String { NSTemporaryDirectory() + "tether-gguf-\(owner)-\(getpid())" }
 
-    /// A Tether model holding an imported directory's weights, read with the public pieces
-    /// (config, safetensors, layout) rather than `LlamaCheckpoint.read`, which reads only the
-    /// character-level tokenizer.json.
+    /// A Tether model loaded from an imported directory the way every command loads a checkpoint
+    /// (config, weights and the rebuilt byte-level tokenizer), holding exactly the layout's tensors.
     static func loadModel(_ directory: String) throws -> LlamaModel {
-        let model = try LlamaModel(config: LlamaCheckpoint.readConfig(from: directory))
+        let model = try LlamaModel.load(from: directory).model
         let weights = try SafeTensorsFile.open(path: directory + "/" + LlamaCheckpoint.weightsFile)
         XCTAssertEqual(Set(weights.tensorNames), Set(model.layout.entries.map(\.name)), "the import writes exactly the layout's tensors")
-        for e in model.layout.entries { try weights.readFloats(e.name, into: model.tensor(e.name)!) }
         return model
     }
 }
