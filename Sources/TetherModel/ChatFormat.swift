@@ -1,6 +1,6 @@
 import Foundation
 
-/// A checkpoint's chat format: its tokenizer and its chat template, parsed once.
+/// A checkpoint's chat format: its tokenizer and its chat template (parsed once, when the tokenizer is read).
 ///
 /// `promptIds` gives the ids `transformers`' `apply_chat_template(messages, add_generation_prompt=True,
 /// tokenize=True)` gives: the template renders the conversation with the tokenizer's special tokens as
@@ -14,12 +14,12 @@ public struct ChatFormat: Sendable {
     /// Fails with a typed error when the checkpoint carries no chat template, or one outside the
     /// Jinja subset `ChatTemplate` renders (never a wrongly formatted prompt).
     public init(tokenizer: Tokenizer) throws {
-        guard let source = tokenizer.chatTemplate else {
+        guard let parsed = tokenizer.parsedChatTemplate else {
             throw ModelError.invalidTokenizer(
                 "the checkpoint has no chat template (neither \(Tokenizer.chatTemplateFileName) nor chat_template in \(Tokenizer.configFileName)); give a raw prompt instead")
         }
         self.tokenizer = tokenizer
-        self.template = try ChatTemplate(source: source)
+        self.template = try parsed.get()
     }
 
     /// The conversation as the template writes it.
@@ -55,7 +55,7 @@ extension Tokenizer {
     /// markup, as TRL's and verl's chat datasets render prompts — else the raw text with the
     /// post-processor's specials (`<bos> prompt` for the built-in vocabulary).
     public func taskPromptIds(_ text: String) throws -> [Int] {
-        guard chatTemplate != nil else { return try promptIds(text) }
+        guard parsedChatTemplate != nil else { return try promptIds(text) }
         return try ChatFormat(tokenizer: self).promptIds(user: text)
     }
 }

@@ -237,6 +237,13 @@ extension Tokenizer {
         self.addedTokens = added
         self.bosId = bos; self.eosId = eos; self.padId = pad
         self.chatTemplate = files.chatTemplateFile ?? configTemplate
+        self.parsedChatTemplate = chatTemplate.map { source in
+            do { return .success(try ChatTemplate(source: source)) } catch let error as ChatTemplateError {
+                return .failure(error)
+            } catch {
+                return .failure(.syntax("\(error)", TemplateLocation(line: 1, column: 1)))
+            }
+        }
         self.vocabSize = tokenOfId.count
         self.model = BytePairModel(idOfToken: idOfToken, merges: merges, ignoreMerges: ignoreMerges, byteFallback: byteFallback)
         self.normalizer = normalizer

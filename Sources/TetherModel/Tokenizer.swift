@@ -49,6 +49,10 @@ public struct Tokenizer: Sendable, Equatable {
     public let padId: Int?
     /// The raw Jinja chat template: `chat_template.jinja`, else tokenizer_config.json's `chat_template`.
     public let chatTemplate: String?
+    /// `chatTemplate` parsed once when the tokenizer is read, so every prompt rendered through it
+    /// (`ChatFormat`, `taskPromptIds`) reuses the parse; a template outside the renderer's subset
+    /// keeps its error for the first caller that needs it, and raw-text encoding still works.
+    let parsedChatTemplate: Result<ChatTemplate, ChatTemplateError>?
     /// Token count: one more than the largest id of the vocabulary and the added tokens.
     public let vocabSize: Int
 
