@@ -7,7 +7,7 @@ import Foundation
 /// strided row blocks, so Q, K and V can sit side by side in one fused projection output.
 /// The probabilities are kept for the backward (`[batch, heads, T, T]`, upper triangle zero).
 public enum CausalAttention {
-    public struct Shape: Sendable {
+    public struct Shape: Sendable, Equatable {
         public var batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int
         public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
             self.batch = batch; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
@@ -18,14 +18,18 @@ public enum CausalAttention {
     /// `q` rows have stride `ldq` (head h at column h·D), `k`/`v` stride `ldkv` (head g at g·D), `out`
     /// stride `ldo`. `lengths[b]` (≤ T) limits the work per sequence; rows at or past a length get
     /// zero output (they cannot influence earlier rows under the causal mask).
+    /// With `keepProbs` false (a forward with no backward to follow) `probs` is only a scratch of
+    /// `T·T` floats per worker instead of the `[batch, heads, T, T]` store.
     public static func forward(
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
         out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>,
-        shape s: Shape, lengths: UnsafePointer<Int32>?, workers: Int = 1
+        shape s: Shape, lengths: UnsafePointer<Int32>?, workers: Int = 1, keepProbs: Bool = true
     ) {
         nonisolated(unsafe) let (q, k, v, out, probs, lengths) = (q, k, v, out, probs, lengths)
-        splitBatch(s.batch, workers: workers) { batches, _ in
-            forwardBatches(batches, q: q, ldq: ldq, k: k, v: v, ldkv: ldkv, out: out, ldo: ldo, probs: probs, shape: s, lengths: lengths)
+        splitBatch(s.batch, workers: workers) { batches, worker in
+            forwardBatches(batches, q: q, ldq: ldq, k: k, v: v, ldkv: ldkv, out: out, ldo: ldo,
+                           probs: keepProbs ? probs : probs + worker * s.seqLen * s.seqLen, keepProbs: keepProbs,
+                           shape: s, lengths: lengths)
         }
     }
 
@@ -43,7 +47,7 @@ public enum CausalAttention {
 
     static func forwardBatches(
         _ batches: Range<Int>, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
-        out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>, keepProbs: Bool,
         shape s: Shape, lengths: UnsafePointer<Int32>?
     ) {
         let T = s.seqLen, D = s.headDim, group = s.heads / s.kvHeads
@@ -54,7 +58,7 @@ public enum CausalAttention {
             for r in L..<T { (out + (rowBase + r) * ldo).update(repeating: 0, count: s.heads * D) }
             for h in 0..<s.heads {
                 let g = h / group
-                let P = probs + (b * s.heads + h) * T * T
+                let P = keepProbs ? probs + (b * s.heads + h) * T * T : probs
                 guard L > 0 else { continue }
                 let qp = q + rowBase * ldq + h * D, kp = k + rowBase * ldkv + g * D, vp = v + rowBase * ldkv + g * D
                 BLAS.sgemm(transB: true, m: L, n: L, k: D, alpha: scale, a: qp, lda: ldq, b: kp, ldb: ldkv, c: P, ldc: T)

@@ -19,12 +19,12 @@ extension LlamaModel {
         max(1, min(rows, lmHeadScratchBytes / (MemoryLayout<Float>.stride * config.vocabSize)))
     }
 
-    /// log p(target) (and the entropy when asked for) of every row of `a.normedFinal` into
+    /// log p(target) (and the entropy when asked for) of every head row of `a.normedFinal` into
     /// `a.logProbs` / `a.entropy`, keeping `a.logSumExp` for `lmHeadBackward`.
     func lmHeadForward(_ a: TrainingActivations, entropy: Bool) {
-        let n = a.rows, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
+        let n = a.headRows.upperBound, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
         let w = parameters.pointer + lmHeadOffset, z = a.lmHeadScratch.pointer
-        var start = 0
+        var start = a.headRows.lowerBound
         while start < n {
             let m = min(chunk, n - start)
             BLAS.linearForward(x: a.normedFinal.pointer + start * h, weight: w, y: z, rows: m, inFeatures: h, outFeatures: V)
@@ -34,17 +34,20 @@ extension LlamaModel {
             start += m
         }
         a.entropyComputed = entropy
-        a.lmHeadScratchHoldsLogits = n <= chunk
+        a.lmHeadScratchHoldsLogits = a.headRows.count <= chunk
     }
 
     /// dLoss/d(final-norm output) into `a.dNormed` and dLoss/dW added into the LM head's gradient,
     /// given dLoss/dlogp (and dLoss/dentropy) per row. Blocks whose rows all have zero coefficients
-    /// (prompt and padding positions of an RL batch) cost nothing.
+    /// (prompt and padding positions of an RL batch) cost nothing, and rows outside `a.headRows`
+    /// get a zero dLoss/dh. `dLogProbs` and `dEntropy` are indexed by row.
     func lmHeadBackward(_ a: TrainingActivations, dLogProbs: UnsafePointer<Float>, dEntropy: UnsafePointer<Float>?) {
-        let n = a.rows, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
+        let n = a.headRows.upperBound, h = config.hiddenSize, V = config.vocabSize, chunk = a.lmHeadChunkRows
         let w = parameters.pointer + lmHeadOffset, dw = gradients.pointer + lmHeadOffset, z = a.lmHeadScratch.pointer
         let targets = a.targets.baseAddress!
-        var start = 0
+        a.dNormed.pointer.update(repeating: 0, count: a.headRows.lowerBound * h)
+        (a.dNormed.pointer + n * h).update(repeating: 0, count: (a.rows - n) * h)
+        var start = a.headRows.lowerBound
         while start < n {
             let m = min(chunk, n - start)
             let x = a.normedFinal.pointer + start * h, dx = a.dNormed.pointer + start * h

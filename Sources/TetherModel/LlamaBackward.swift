@@ -2,21 +2,29 @@ import TetherKernels
 
 extension LlamaModel {
     /// Adds dLoss/dparameters into `gradients`, given dLoss/dlogp per position (and optionally
-    /// dLoss/dentropy per position), both `[batch, T−1]` as returned by the last `sequenceLogProbs`.
+    /// dLoss/dentropy per position), in the layout of the `SequenceLogProbs` returned by the last
+    /// `sequenceLogProbs` (plain or grouped): `[batch, T−1]`.
     /// Every loss (SFT cross-entropy = −mean logp, GRPO/PPO, KL) reduces to these two vectors.
     public func backward(dLogProbs: [Float], dEntropy: [Float]? = nil) {
         guard let a = training else { preconditionFailure("backward called before sequenceLogProbs") }
-        precondition(dLogProbs.count == a.rows, "dLogProbs has \(dLogProbs.count) entries, expected \(a.rows)")
+        precondition(dLogProbs.count == a.outputCount, "dLogProbs has \(dLogProbs.count) entries, expected \(a.outputCount)")
         precondition(dEntropy == nil || a.entropyComputed, "dEntropy given but the forward did not compute entropy")
-        precondition(dEntropy == nil || dEntropy!.count == a.rows, "dEntropy has the wrong size")
-        dLogProbs.withUnsafeBufferPointer { dlp in
-            if let dEntropy {
-                dEntropy.withUnsafeBufferPointer { lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: $0.baseAddress!) }
+        precondition(dEntropy == nil || dEntropy!.count == a.outputCount, "dEntropy has the wrong size")
+        // A grouped batch's rows are not its output positions: gather the coefficients per row.
+        let rowLogProbs = a.outputIndex.map { gatherRows($0, dLogProbs) } ?? dLogProbs
+        let rowEntropy = dEntropy.map { d in a.outputIndex.map { gatherRows($0, d) } ?? d }
+        rowLogProbs.withUnsafeBufferPointer { dlp in
+            if let rowEntropy {
+                rowEntropy.withUnsafeBufferPointer { lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: $0.baseAddress!) }
             } else {
                 lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: nil)
             }
         }
         backwardFromFinalNorm(a)
+    }
+
+    private func gatherRows(_ index: UnsafeMutableBufferPointer<Int32>, _ values: [Float]) -> [Float] {
+        index.map { $0 >= 0 ? values[Int($0)] : 0 }
     }
 
     /// Backward from dLoss/d(final-norm output) held in `a.dNormed` (the LM head's input; a scalar
@@ -26,8 +34,7 @@ extension LlamaModel {
         let qkvw = qd + 2 * kv
         let w = parameters.pointer, g = gradients.pointer
         let dx = a.dResidual.pointer, dn = a.dNormed.pointer
-        let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
-                                          kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+        precondition(a.keepsActivations, "backward through a forward-only workspace")
         dx.update(repeating: 0, count: n * h)
         RMSNorm.backward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rstd: a.rstdFinal.pointer,
                          dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + finalNormOffset)
@@ -45,10 +52,9 @@ extension LlamaModel {
             BLAS.linearBackward(x: a.attnOut[l].pointer, weight: w + o.o, dy: dx, dx: a.dAttn.pointer,
                                 dWeight: g + o.o, rows: n, inFeatures: qd, outFeatures: h)
             let qkv = a.qkv[l].pointer, dqkv = a.dQKV.pointer
-            CausalAttention.backward(q: qkv, ldq: qkvw, k: qkv + qd, v: qkv + qd + kv, ldkv: qkvw,
-                                     probs: a.probs[l].pointer, dOut: a.dAttn.pointer, ldo: qd,
-                                     dq: dqkv, dk: dqkv + qd, dv: dqkv + qd + kv, scratch: a.attnScratch.pointer,
-                                     shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
+            a.plan.backward(qkv: qkv, qDim: qd, kvDim: kv, probs: a.probs[l].pointer, dOut: a.dAttn.pointer, dqkv: dqkv,
+                            scratch: a.attnScratch.pointer, lengths: a.lengths.baseAddress!, groupOf: a.groupOf.baseAddress!,
+                            workers: a.attentionWorkers)
             rope.apply(dqkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!, inverse: true)
             rope.apply(dqkv + qd, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!, inverse: true)
             if let qn = o.qNorm, let kn = o.kNorm {

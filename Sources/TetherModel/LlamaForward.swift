@@ -1,60 +1,83 @@
 import TetherKernels
 
 extension LlamaModel {
+    func causalPlan(batch: Int, seqLen: Int) -> AttentionPlan {
+        .causal(CausalAttention.Shape(batch: batch, seqLen: seqLen, heads: config.numAttentionHeads,
+                                      kvHeads: config.numKeyValueHeads, headDim: config.headDim))
+    }
+
     func activations(batch: Int, seqLen: Int) -> TrainingActivations {
-        let chunk = lmHeadChunkRows(rows: batch * seqLen)
-        if let a = training, a.batch == batch, a.seqLen == seqLen, a.lmHeadChunkRows == chunk { return a }
+        activations(plan: causalPlan(batch: batch, seqLen: seqLen))
+    }
+
+    /// The training activations for `plan`, reused while the shape stays the same.
+    func activations(plan: AttentionPlan) -> TrainingActivations {
+        let chunk = lmHeadChunkRows(rows: plan.rows)
+        if let a = training, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
         training = nil  // free the old shape before allocating the new one
-        let a = TrainingActivations(config: config, batch: batch, seqLen: seqLen, lmHeadChunkRows: chunk)
+        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk)
         training = a
         return a
     }
 
-    /// The training forward over `a.tokens` (`[batch, seqLen]`) up to the final norm, keeping every
-    /// activation. The LM head is not applied here: `lmHeadForward` runs it fused with the loss
-    /// inputs, a block of rows at a time.
+    /// The workspace of a forward-only pass for `plan` (kept apart from the training activations,
+    /// so a reference or proximal forward between `sequenceLogProbs` and `backward` is harmless).
+    func forwardOnlyWorkspace(plan: AttentionPlan) -> TrainingActivations {
+        let chunk = lmHeadChunkRows(rows: plan.rows)
+        if let a = forwardOnly, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
+        forwardOnly = nil
+        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false)
+        forwardOnly = a
+        return a
+    }
+
+    /// The forward over `a.tokens` up to the final norm, keeping every activation when
+    /// `a.keepsActivations` (the training forward), else reusing one layer's buffers (forward-only).
+    /// The LM head is not applied here: `lmHeadForward` runs it fused with the loss inputs, a block
+    /// of rows at a time.
     func forwardTraining(_ a: TrainingActivations) {
         let c = config, n = a.rows, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize
         let qkvw = qd + 2 * kv
-        let w = parameters.pointer
-        let shape = CausalAttention.Shape(batch: a.batch, seqLen: a.seqLen, heads: c.numAttentionHeads,
-                                          kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+        let w = parameters.pointer, keep = a.keepsActivations
         Embedding.forward(tokens: a.tokens.baseAddress!, rows: n, table: w + embeddingOffset, dim: h,
                           out: a.residual[0].pointer)
         for (l, o) in layers.enumerated() {
-            let x = a.residual[l].pointer, qkv = a.qkv[l].pointer
+            let i = a.layer(l)
+            let x = a.residual[i].pointer, qkv = a.qkv[i].pointer
             RMSNorm.forward(x: x, weight: w + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps,
-                            out: a.normed1[l].pointer, rstd: a.rstd1[l].pointer)
-            BLAS.linearForward(x: a.normed1[l].pointer, weight: w + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+                            out: a.normed1[i].pointer, rstd: a.rstd1[i].pointer)
+            BLAS.linearForward(x: a.normed1[i].pointer, weight: w + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
             if let b = o.qkvBias { Bias.forward(qkv, bias: w + b, rows: n, dim: qkvw) }
             if let qn = o.qNorm, let kn = o.kNorm {
                 QKNorm.forward(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
-                               qWeight: w + qn, kWeight: w + kn, eps: c.rmsNormEps, raw: a.qkRaw[l].pointer, rstd: a.qkRstd[l].pointer)
+                               qWeight: w + qn, kWeight: w + kn, eps: c.rmsNormEps,
+                               raw: keep ? a.qkRaw[i].pointer : nil, rstd: keep ? a.qkRstd[i].pointer : nil)
             }
             rope.apply(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, positions: a.positions.baseAddress!)
             rope.apply(qkv + qd, rows: n, rowStride: qkvw, heads: c.numKeyValueHeads, positions: a.positions.baseAddress!)
-            CausalAttention.forward(q: qkv, ldq: qkvw, k: qkv + qd, v: qkv + qd + kv, ldkv: qkvw,
-                                    out: a.attnOut[l].pointer, ldo: qd, probs: a.probs[l].pointer,
-                                    shape: shape, lengths: a.lengths.baseAddress!, workers: a.attentionWorkers)
-            let mid = a.residualMid[l].pointer
-            mid.update(from: x, count: n * h)
-            BLAS.linearForward(x: a.attnOut[l].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
+            a.plan.forward(qkv: qkv, qDim: qd, kvDim: kv, out: a.attnOut[i].pointer, probs: a.probs[i].pointer,
+                           lengths: a.lengths.baseAddress!, groupOf: a.groupOf.baseAddress!,
+                           workers: a.attentionWorkers, keepProbs: keep)
+            // Forward-only: mid and next are x itself, the residual stream updated in place.
+            let mid = a.residualMid[i].pointer
+            if mid != x { mid.update(from: x, count: n * h) }
+            BLAS.linearForward(x: a.attnOut[i].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
             if let b = o.oBias { Bias.forward(mid, bias: w + b, rows: n, dim: h) }
             RMSNorm.forward(x: mid, weight: w + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps,
-                            out: a.normed2[l].pointer, rstd: a.rstd2[l].pointer)
-            BLAS.linearForward(x: a.normed2[l].pointer, weight: w + o.gateUp, y: a.gateUp[l].pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
-            SwiGLU.forward(gateUp: a.gateUp[l].pointer, rows: n, dim: f, out: a.act[l].pointer)
-            let next = a.residual[l + 1].pointer
-            next.update(from: mid, count: n * h)
-            BLAS.linearForward(x: a.act[l].pointer, weight: w + o.down, y: next, rows: n, inFeatures: f, outFeatures: h, beta: 1)
+                            out: a.normed2[i].pointer, rstd: a.rstd2[i].pointer)
+            BLAS.linearForward(x: a.normed2[i].pointer, weight: w + o.gateUp, y: a.gateUp[i].pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
+            SwiGLU.forward(gateUp: a.gateUp[i].pointer, rows: n, dim: f, out: a.act[i].pointer)
+            let next = a.residual[a.layer(l + 1)].pointer
+            if next != mid { next.update(from: mid, count: n * h) }
+            BLAS.linearForward(x: a.act[i].pointer, weight: w + o.down, y: next, rows: n, inFeatures: f, outFeatures: h, beta: 1)
         }
-        RMSNorm.forward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rows: n, dim: h, eps: c.rmsNormEps,
+        RMSNorm.forward(x: a.residual[a.layer(layers.count)].pointer, weight: w + finalNormOffset, rows: n, dim: h, eps: c.rmsNormEps,
                         out: a.normedFinal.pointer, rstd: a.rstdFinal.pointer)
         a.lmHeadScratchHoldsLogits = false
     }
 
     func load(_ a: TrainingActivations, tokens: [Int32], lengths: [Int], inputLength: Int, stride: Int) throws {
-        for b in 0..<a.batch {
+        for b in 0..<lengths.count {
             a.lengths[b] = Int32(min(lengths[b], inputLength))
             for t in 0..<inputLength {
                 a.tokens[b * inputLength + t] = tokens[b * stride + t]
@@ -91,10 +114,31 @@ extension LlamaModel {
     /// `[rows, vocab]` logits tensor is formed.
     public func sequenceLogProbs(_ batch: TokenBatch, entropy: Bool = false) throws -> SequenceLogProbs {
         precondition(batch.length >= 2, "sequenceLogProbs needs sequences of at least 2 tokens")
+        let a = activations(batch: batch.batch, seqLen: batch.length - 1)
+        try stage(a, batch)
+        forwardTraining(a)
+        lmHeadForward(a, entropy: entropy)
+        return outputs(a, entropy: entropy, batch: batch.batch, positions: batch.length - 1)
+    }
+
+    /// The same log-probs (and entropies) as `sequenceLogProbs`, by a forward-only pass: no
+    /// gradient can follow, so each layer reuses one set of buffers and attention keeps no
+    /// probabilities. Memory is `O(rows × width)` plus the LM head's block instead of the training
+    /// forward's `O(layers × rows × width + layers × batch × heads × T²)`. For the reference and
+    /// proximal log-probs of an RL step; leaves the activations of the last `sequenceLogProbs` intact.
+    public func tokenLogProbs(_ batch: TokenBatch, entropy: Bool = false) throws -> SequenceLogProbs {
+        precondition(batch.length >= 2, "tokenLogProbs needs sequences of at least 2 tokens")
+        let a = forwardOnlyWorkspace(plan: causalPlan(batch: batch.batch, seqLen: batch.length - 1))
+        try stage(a, batch)
+        forwardTraining(a)
+        lmHeadForward(a, entropy: entropy)
+        return outputs(a, entropy: entropy, batch: batch.batch, positions: batch.length - 1)
+    }
+
+    /// Inputs (the first T−1 tokens of each row), positions, lengths and targets of a plain batch.
+    func stage(_ a: TrainingActivations, _ batch: TokenBatch) throws {
         let T1 = batch.length - 1
-        let a = activations(batch: batch.batch, seqLen: T1)
         try load(a, tokens: batch.tokens, lengths: batch.lengths.map { max(0, $0 - 1) }, inputLength: T1, stride: batch.length)
-        var mask = [Float](repeating: 0, count: a.rows)
         for b in 0..<batch.batch {
             for t in 0..<T1 {
                 let valid = t + 1 < batch.lengths[b]
@@ -103,15 +147,24 @@ extension LlamaModel {
                     throw ModelError.tokenOutOfRange(token: Int(target), vocabSize: config.vocabSize)
                 }
                 a.targets[b * T1 + t] = valid ? target : -1
-                mask[b * T1 + t] = valid ? 1 : 0
             }
         }
-        forwardTraining(a)
-        lmHeadForward(a, entropy: entropy)
-        return SequenceLogProbs(
-            batch: batch.batch, positions: T1,
-            logProbs: Array(UnsafeBufferPointer(start: a.logProbs.pointer, count: a.rows)),
-            entropy: entropy ? Array(UnsafeBufferPointer(start: a.entropy.pointer, count: a.rows)) : nil,
-            mask: mask)
+        a.headRows = 0..<a.rows
+        a.outputCount = a.rows
+    }
+
+    /// The head rows' log-probs (and entropies) in the caller's `[batch, positions]` layout, 0 and
+    /// mask 0 where there is no target.
+    func outputs(_ a: TrainingActivations, entropy: Bool, batch: Int, positions: Int) -> SequenceLogProbs {
+        let count = batch * positions
+        var logProbs = [Float](repeating: 0, count: count), mask = logProbs
+        var entropies: [Float]? = entropy ? logProbs : nil
+        for r in a.headRows where a.targets[r] >= 0 {
+            let o = a.outputIndex.map { Int($0[r]) } ?? r
+            logProbs[o] = a.logProbs[r]
+            entropies?[o] = a.entropy[r]
+            mask[o] = 1
+        }
+        return SequenceLogProbs(batch: batch, positions: positions, logProbs: logProbs, entropy: entropies, mask: mask)
     }
 }

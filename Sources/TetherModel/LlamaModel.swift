@@ -30,6 +30,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// run at full speed; a 64-token vocabulary fits any realistic batch in one block.
     public var lmHeadScratchBytes = 128 << 20
     var training: TrainingActivations?
+    var forwardOnly: TrainingActivations?
     var decodeBuffers: DecodeWorkspace?
     var generationCache: KVCache?
 

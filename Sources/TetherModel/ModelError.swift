@@ -15,6 +15,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case sequenceTooLong(length: Int, maxPositions: Int)
     case slidingWindowExceeded(length: Int, window: Int)
     case emptySequence(index: Int)
+    case invalidBatch(String)
 
     public var description: String {
         switch self {
@@ -37,6 +38,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .slidingWindowExceeded(let length, let window):
             return "sequence of \(length) tokens exceeds the sliding_window \(window) (sliding-window attention is not implemented; only sequences within the window run)"
         case .emptySequence(let index): return "sequence \(index) is empty (a prompt needs at least one token)"
+        case .invalidBatch(let why): return "invalid batch: \(why)"
         }
     }
 }

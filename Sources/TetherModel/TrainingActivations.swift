@@ -1,13 +1,31 @@
 import TetherKernels
 
-/// Everything the training forward keeps for the backward, for a batch of `batch × seqLen` rows,
+/// Everything the training forward keeps for the backward, for the rows of one attention plan,
 /// plus the backward's scratch. Buffers are allocated once per shape and reused across steps.
+///
+/// With `keepsActivations` false the same class is the workspace of a forward-only pass
+/// (`tokenLogProbs`): every per-layer array holds ONE buffer that each layer reuses, the residual
+/// stream is updated in place (`residual[0]` and `residualMid[0]` are the same buffer), attention
+/// probabilities live in a per-worker scratch and no backward scratch is allocated, so the memory is
+/// `O(rows × width)` for one layer plus the LM head's block, whatever the depth.
 final class TrainingActivations {
-    let batch: Int, seqLen: Int, rows: Int
+    let plan: AttentionPlan
+    let rows: Int
+    let keepsActivations: Bool
     let tokens: UnsafeMutableBufferPointer<Int32>
     let positions: UnsafeMutableBufferPointer<Int32>
+    /// The plan's lengths table (`AttentionPlan.lengthCount` entries).
     let lengths: UnsafeMutableBufferPointer<Int32>
+    /// The group of each sequence (shared-prefix plan; one unused entry otherwise).
+    let groupOf: UnsafeMutableBufferPointer<Int32>
     let targets: UnsafeMutableBufferPointer<Int32>
+    /// Rows the LM head scores (a shared prefix's rows predict nothing the RL loss reads).
+    var headRows: Range<Int>
+    /// Where each row's log-prob goes in the caller's `[sequences, positions]` layout (−1: nowhere),
+    /// when that layout is not the rows themselves (shared-prefix plan).
+    let outputIndex: UnsafeMutableBufferPointer<Int32>?
+    /// Entries of the caller's log-prob layout (`rows` for the plain plan).
+    var outputCount: Int
 
     /// Residual stream entering layer l (`residual[numLayers]` enters the final norm).
     let residual: [FloatBuffer]
@@ -15,9 +33,10 @@ final class TrainingActivations {
     let residualMid: [FloatBuffer]
     let normed1: [FloatBuffer], rstd1: [FloatBuffer]
     let qkv: [FloatBuffer]
-    /// Qwen3 only (empty otherwise): q and k before their per-head norms, `[rows, qDim + kvDim]`,
-    /// and each head's rstd, `[rows, heads + kvHeads]`.
+    /// Qwen3 only (empty otherwise, and in a forward-only pass): q and k before their per-head
+    /// norms, `[rows, qDim + kvDim]`, and each head's rstd, `[rows, heads + kvHeads]`.
     let qkRaw: [FloatBuffer], qkRstd: [FloatBuffer]
+    /// Attention probabilities per layer (`plan.probsCount`), or one per-worker scratch.
     let probs: [FloatBuffer]
     let attnOut: [FloatBuffer]
     let normed2: [FloatBuffer], rstd2: [FloatBuffer]
@@ -30,8 +49,8 @@ final class TrainingActivations {
     lazy var lmHeadScratch = FloatBuffer(count: lmHeadChunkRows * vocab)
     let lmHeadChunkRows: Int
     let vocab: Int
-    /// Whether `lmHeadScratch` still holds the logits of every row (the whole batch was one block),
-    /// so the backward needs no recompute.
+    /// Whether `lmHeadScratch` still holds the logits of every head row (they were one block), so
+    /// the backward needs no recompute.
     var lmHeadScratchHoldsLogits = false
     let logSumExp: FloatBuffer
     let logProbs: FloatBuffer
@@ -40,48 +59,75 @@ final class TrainingActivations {
     /// Threads for the per-sequence attention loops: the process's BLAS budget at allocation.
     let attentionWorkers: Int
 
-    // Backward scratch.
-    let dResidual: FloatBuffer, dNormed: FloatBuffer, dQKV: FloatBuffer, dAttn: FloatBuffer
-    let dGateUp: FloatBuffer, dAct: FloatBuffer, attnScratch: FloatBuffer
+    // Backward scratch, allocated by the first backward.
+    private let hidden: Int, qkvWidth: Int, qDim: Int, intermediate: Int, qkWidth: Int
+    lazy var dResidual = FloatBuffer(count: rows * hidden)
+    lazy var dNormed = FloatBuffer(count: rows * hidden)
+    lazy var dQKV = FloatBuffer(count: rows * qkvWidth)
+    lazy var dAttn = FloatBuffer(count: rows * qDim)
+    lazy var dGateUp = FloatBuffer(count: rows * 2 * intermediate)
+    lazy var dAct = FloatBuffer(count: rows * intermediate)
+    lazy var attnScratch = FloatBuffer(count: attentionWorkers * plan.scratchPerWorker)
     /// One row of d(q, k before their norms) (Qwen3).
-    let dQKRow: FloatBuffer
+    lazy var dQKRow = FloatBuffer(count: max(1, qkWidth))
 
-    init(config c: LlamaConfig, batch: Int, seqLen: Int, lmHeadChunkRows: Int) {
-        self.batch = batch
-        self.seqLen = seqLen
-        rows = batch * seqLen
-        let n = rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize, L = c.numHiddenLayers
+    init(config c: LlamaConfig, plan: AttentionPlan, lmHeadChunkRows: Int, keepsActivations: Bool = true) {
+        self.plan = plan
+        rows = plan.rows
+        self.keepsActivations = keepsActivations
+        let n = rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize
+        let L = keepsActivations ? c.numHiddenLayers : 1
         func ints(_ k: Int) -> UnsafeMutableBufferPointer<Int32> {
             let p = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(k, 1))
             p.initialize(repeating: 0)
             return p
         }
-        tokens = ints(n); positions = ints(n); lengths = ints(batch); targets = ints(n)
+        tokens = ints(n); positions = ints(n); lengths = ints(plan.lengthCount); targets = ints(n)
+        if case .sharedPrefix(let s) = plan {
+            groupOf = ints(s.sequences)
+            outputIndex = ints(n)
+        } else {
+            groupOf = ints(1)
+            outputIndex = nil
+        }
+        headRows = 0..<n
+        outputCount = n
         func bufs(_ count: Int, _ k: Int) -> [FloatBuffer] { (0..<count).map { _ in FloatBuffer(count: k) } }
-        residual = bufs(L + 1, n * h)
-        residualMid = bufs(L, n * h)
-        normed1 = bufs(L, n * h); rstd1 = bufs(L, n)
+        attentionWorkers = max(1, min(BLASThreads.current, plan.parallelUnits))
+        if keepsActivations {
+            residual = bufs(L + 1, n * h)
+            residualMid = bufs(L, n * h)
+            normed1 = bufs(L, n * h)
+            normed2 = bufs(L, n * h)
+            probs = bufs(L, plan.probsCount)
+        } else {
+            let stream = FloatBuffer(count: n * h), normed = FloatBuffer(count: n * h)
+            residual = [stream]
+            residualMid = [stream]
+            normed1 = [normed]
+            normed2 = [normed]
+            probs = [FloatBuffer(count: attentionWorkers * plan.scratchPerWorker)]
+        }
+        rstd1 = bufs(L, n); rstd2 = bufs(L, n)
         qkv = bufs(L, n * qkvw)
-        qkRaw = c.hasQKNorm ? bufs(L, n * (qd + c.kvDim)) : []
-        qkRstd = c.hasQKNorm ? bufs(L, n * (c.numAttentionHeads + c.numKeyValueHeads)) : []
-        dQKRow = FloatBuffer(count: c.hasQKNorm ? qd + c.kvDim : 1)
-        probs = bufs(L, batch * c.numAttentionHeads * seqLen * seqLen)
+        qkRaw = c.hasQKNorm && keepsActivations ? bufs(L, n * (qd + c.kvDim)) : []
+        qkRstd = c.hasQKNorm && keepsActivations ? bufs(L, n * (c.numAttentionHeads + c.numKeyValueHeads)) : []
         attnOut = bufs(L, n * qd)
-        normed2 = bufs(L, n * h); rstd2 = bufs(L, n)
         gateUp = bufs(L, n * 2 * f)
         act = bufs(L, n * f)
         normedFinal = FloatBuffer(count: n * h); rstdFinal = FloatBuffer(count: n)
         self.lmHeadChunkRows = lmHeadChunkRows
         vocab = c.vocabSize
         logSumExp = FloatBuffer(count: n); logProbs = FloatBuffer(count: n); entropy = FloatBuffer(count: n)
-        dResidual = FloatBuffer(count: n * h); dNormed = FloatBuffer(count: n * h)
-        dQKV = FloatBuffer(count: n * qkvw); dAttn = FloatBuffer(count: n * qd)
-        dGateUp = FloatBuffer(count: n * 2 * f); dAct = FloatBuffer(count: n * f)
-        attentionWorkers = max(1, min(BLASThreads.current, batch))
-        attnScratch = FloatBuffer(count: attentionWorkers * seqLen * seqLen)
+        hidden = h; qkvWidth = qkvw; qDim = qd; intermediate = f
+        qkWidth = c.hasQKNorm ? qd + c.kvDim : 0
     }
 
+    /// Index into the per-layer arrays for layer `l` (every layer shares index 0 in a forward-only pass).
+    @inline(__always) func layer(_ l: Int) -> Int { keepsActivations ? l : 0 }
+
     deinit {
-        tokens.deallocate(); positions.deallocate(); lengths.deallocate(); targets.deallocate()
+        tokens.deallocate(); positions.deallocate(); lengths.deallocate(); targets.deallocate(); groupOf.deallocate()
+        outputIndex?.deallocate()
     }
 }

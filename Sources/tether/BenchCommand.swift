@@ -7,6 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure throughput of the model, the tokenizer, the wire and the cluster (prints figures; --json for machines).",
         subcommands: [
             BenchModelCommand.self,
+            BenchForwardCommand.self,
             WireBenchCommand.self,
             BenchTokenizerCommand.self,
         ]

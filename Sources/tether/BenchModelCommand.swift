@@ -44,6 +44,8 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Tokens per prompt.") var promptLength = 32
     @Option(help: "New tokens per sample.") var newTokens = 64
     @Flag(help: "Time only the learner step, on random completions (no sampling).") var learnerOnly = false
+    @Flag(help: "Learner: run each group's prompt once in the policy forward/backward and the reference forward (exact).")
+    var learnerSharesPrompts = false
 
     func validate() throws {
         guard steps >= 1, prompts >= 1, group >= 2, promptLength >= 1, newTokens >= 1 else {
@@ -68,7 +70,8 @@ struct BenchModelCommand: ParsableCommand {
 
         func rollout() throws -> (TokenBatch, [Float]) {
             if learnerOnly {
-                let seqs = (0..<B).map { _ in (0..<T).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+                let unique = (0..<prompts).map { _ in (0..<promptLength).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+                let seqs = (0..<B).map { b in unique[b / group] + (0..<completion).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
                 let uniform = -logf(Float(config.vocabSize))
                 return (TokenBatch(sequences: seqs), [Float](repeating: uniform, count: B * completion))
             }
@@ -84,8 +87,17 @@ struct BenchModelCommand: ParsableCommand {
             let rewards = (0..<B).map { _ in rng.nextUnitFloat() }
             let advantages = InlineGRPO.groupAdvantages(rewards, group: group)
             policy.zeroGradients()
-            let lp = try policy.sequenceLogProbs(batch)
-            let ref = try reference.sequenceLogProbs(batch)
+            let lp: SequenceLogProbs, ref: SequenceLogProbs
+            if learnerSharesPrompts {
+                let rows = (0..<B).map { b in batch.tokens[(b * T)..<((b + 1) * T)].map(Int.init) }
+                let grouped = try GroupedTokenBatch(promptOfEach: rows.map { Array($0[..<promptLength]) },
+                                                    completions: rows.map { Array($0[promptLength...]) })
+                lp = try policy.sequenceLogProbs(grouped)
+                ref = try reference.tokenLogProbs(grouped)
+            } else {
+                lp = try policy.sequenceLogProbs(batch)
+                ref = try reference.tokenLogProbs(batch)
+            }
             let (loss, dLogProbs) = InlineGRPO.loss(
                 logProbs: lp.logProbs, referenceLogProbs: ref.logProbs, oldLogProbs: oldLogProbs, advantages: advantages,
                 positions: lp.positions, firstCompletionPosition: promptLength - 1, completion: completion)
@@ -123,8 +135,13 @@ struct BenchModelCommand: ParsableCommand {
         var attnPositions = 0.0
         for k in 0..<(completion - 1) { attnPositions += Double(promptLength + k + 1) }
         rolloutFlops += layersD * 4 * h * (Double(B) * attnPositions + (prefillRows / Double(promptLength)) * Double(promptLength * (promptLength + 1) / 2))
-        let rows = Double(B * (T - 1))
-        let forwardFlops = rows * perToken + layersD * 4 * h * Double(B) * Double((T - 1) * (T - 1))
+        // Shared prompts: each group's prompt (less its last token) once, then B suffixes of
+        // `completion` rows attending to prefix + own rows.
+        let prefix = Double(promptLength - 1), comp = Double(completion)
+        let rows = learnerSharesPrompts ? Double(prompts) * prefix + Double(B) * comp : Double(B * (T - 1))
+        let attentionPairs = learnerSharesPrompts ? Double(prompts) * prefix * prefix + Double(B) * comp * (prefix + comp)
+            : Double(B) * Double((T - 1) * (T - 1))
+        let forwardFlops = rows * perToken + layersD * 4 * h * attentionPairs
         let learnerFlops = 4 * forwardFlops
         let rolloutGF = rolloutFlops * Double(steps) / rolloutTime / 1e9
         let learnerGF = learnerFlops * Double(steps) / learnerTime / 1e9
@@ -135,14 +152,14 @@ struct BenchModelCommand: ParsableCommand {
                 "\"rollout_tokens_per_s\": \(learnerOnly ? "null" : String(round1(rolloutTPS)))",
                 "\"learner_tokens_per_s\": \(round1(learnerTPS))",
                 "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(round1(learnerGF))",
-                "\"share_prompts\": \(sharePrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
+                "\"share_prompts\": \(sharePrompts)", "\"learner_shares_prompts\": \(learnerSharesPrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
                 "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)", "\"learner_only\": \(learnerOnly)",
                 "\"peak_rss_mb\": \(peakRSS.map { String(round1(Double($0) / 1_048_576)) } ?? "null")",
             ]
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
             print("\(checkpoint ?? shape.rawValue): \(policy.layout.totalCount) parameters, \(threads) BLAS threads, \(steps) steps, "
-                  + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts)")
+                  + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts), learner shares prompts: \(learnerSharesPrompts)")
             if !learnerOnly {
                 print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout)")
             }
