@@ -21,7 +21,7 @@ public final class ActorProcess {
     let config: RunConfig
     let actorID: String
     let logger: Logger
-    let task: ClusterTask
+    let task: RunTask
     let model: LlamaModel
     let context: WireContext
     let control: WireSocket
@@ -41,8 +41,9 @@ public final class ActorProcess {
         self.config = config
         self.actorID = actorID
         self.logger = logger
-        task = try ClusterTask(config: config)
-        model = try LlamaModel(config: try ClusterTask.modelConfig(config))
+        try config.validateForCluster()
+        task = try RunTask(config: config)
+        model = try LlamaModel(config: try config.policyArchitecture())
         let ctx = try WireContext()
         context = ctx
         let security = try ClusterSecurity.actorSecurity(config: config, actorID: actorID)

@@ -27,7 +27,7 @@ public final class LearnerLoop {
     let options: Options
     let logger: Logger
     let run: RunDirectory
-    let task: ClusterTask
+    let task: RunTask
     let model: LlamaModel
     let update: LearnerPolicyUpdate
     var controller: StalenessController
@@ -75,7 +75,9 @@ public final class LearnerLoop {
         var receivedGroups = 0
     }
 
-    public init(config: RunConfig, options: Options, logger: Logger) throws {
+    public init(config given: RunConfig, options: Options, logger: Logger) throws {
+        try given.validateForCluster()
+        let config = try given.resolvingModel()
         self.config = config
         self.options = options
         self.logger = logger
@@ -84,18 +86,24 @@ public final class LearnerLoop {
         }
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
-        task = try ClusterTask(config: config)
+        task = try RunTask(config: config)
         incarnation = UInt32.random(in: 1 ... UInt32.max)
 
-        var restored: LearnerCheckpoint.Restored?
-        if options.resume { restored = try LearnerCheckpoint.readLatest(run: runDir) }
+        var restored: (checkpoint: LlamaCheckpoint, staleness: StalenessState, step: Int)?
+        if options.resume {
+            let r = try RunCheckpoint.readLatest(run: runDir)
+            guard let staleness = r.staleness else {
+                throw ClusterError.noCheckpoint("\(r.directory.path) was written by `tether train` (no \(RunCheckpoint.clusterStateFile)): continue it with `tether train --resume`")
+            }
+            restored = (r.checkpoint, staleness, r.step)
+        }
         let policy: LlamaModel
         if let r = restored {
             policy = try LlamaModel(checkpoint: r.checkpoint)
         } else if !config.model.checkpoint.isEmpty {
             policy = try LlamaModel.load(from: config.model.checkpoint).model
         } else {
-            policy = try LlamaModel(config: try ClusterTask.modelConfig(config), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
+            policy = try LlamaModel(config: try config.policyArchitecture(), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
         }
         model = policy
         if !options.resume { try runDir.writeResolvedConfig(config) }
@@ -145,7 +153,7 @@ public final class LearnerLoop {
         if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
         let ref = try LlamaModel(config: policy.config)
         ref.copyParameters(from: policy)
-        if !resume { try ref.save(to: saved) }
+        if !resume { try ref.save(to: saved, tokenizer: try RunTask.tokenizer(config)) }
         return ref
     }
 
@@ -212,8 +220,8 @@ public final class LearnerLoop {
             if handled == 0 { _ = waitForTraffic() }
         }
         stopActors(reason: controller.version >= config.run.steps ? "run finished" : "learner stopping")
-        try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                    controller: controller, config: config)
+        try RunCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                controller: controller, config: config, tokenizer: task.tokenizer)
         try metrics.sync()
         progress.finish()
         let s = controller.statistics

@@ -2,49 +2,64 @@ import Foundation
 import TetherModel
 import TetherRewards
 
-/// The task as both sides of a cluster see it: the learner maps a ticket's prompt ids (draw indices
-/// of the data cursor) to prompts, and an actor maps the same ids back to the reference answers its
-/// verifier needs. Both derive the prompt list deterministically from the config (task, seed), so
-/// answers never travel on the wire and a restarted process sees the same data order.
-public struct ClusterTask: Sendable {
+/// The task of a run, from the `task` section of a `RunConfig`, as `tether train`, the learner,
+/// every actor and `tether eval --config` see it. All of them derive the prompt lists
+/// deterministically from the config (task, seed), so answers never travel on the wire, a restarted
+/// process sees the same data order, and the two drivers train and evaluate on the same problems:
+///
+/// - training prompts: the built-in generator's RL splits (`task.rl_prompts`), or the JSONL file
+///   without its held-out problems;
+/// - held-out prompts: the distinct problems of the held-out split (by problem hash, `DatasetSplit`);
+/// - draw index p (the learner's data cursor, `tether train`'s step × batch + i) maps to
+///   `trainPrompts[perm_epoch(p mod N)]`.
+public struct RunTask: Sendable {
     public let name: String
     /// The policy checkpoint's tokenizer (`model.checkpoint`), else the built-in character vocabulary.
     public let tokenizer: Tokenizer
+    /// The exact-answer verifier: what accuracy is measured with, whatever the training reward.
     public let verifier: any Verifier
-    /// The training split's prompts; draw index p maps to `trainPrompts[perm_epoch(p mod N)]`.
+    /// The training split's prompts.
     public let trainPrompts: [TaskPrompt]
     public let maxPromptTokens: Int
     public let seed: UInt64
     public let shuffle: Bool
     let generator: (any TaskGenerator)?
+    /// JSONL tasks: the file's held-out problems.
+    let heldOutPool: [TaskPrompt]
 
     /// Built-in names: `addition` (up to two-digit a+b), `arithmetic[:level]`, `sequence[:level]`
     /// (TetherRewards' generators and their difficulty levels), or `jsonl` (task.dataset_path).
     public static let builtinNames = ["addition"] + TaskCatalog.names + ["jsonl"]
 
-    public init(config: RunConfig, trainPromptCount: Int = 4096) throws {
+    /// `tokenizer`: the evaluated checkpoint's, when it is not `model.checkpoint` (default: `tokenizer(config)`).
+    public init(config: RunConfig, trainPromptCount: Int = 4096, tokenizer: Tokenizer? = nil) throws {
         let t = config.task
         name = t.name
-        tokenizer = try ClusterTask.tokenizer(config)
+        self.tokenizer = try tokenizer ?? RunTask.tokenizer(config)
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        if let g = try ClusterTask.generator(named: t.name) {
+        if let g = try RunTask.generator(named: t.name) {
             generator = g
-            trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
+            trainPrompts = try RunTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
+            heldOutPool = []
             verifier = try TaskCatalog.verifier(forTask: g.name)
         } else {
             generator = nil
-            trainPrompts = try ClusterTask.readJSONL(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
+            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
+            // Held out by problem hash, the same rule as the built-in generators.
+            trainPrompts = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
+            heldOutPool = RunTask.distinct(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout })
             verifier = IntegerAnswerVerifier(name: "jsonl")
         }
-        guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
+        guard !trainPrompts.isEmpty else {
+            throw ConfigError.invalidValue(path: "task.name", reason: "task \(t.name) has no training prompts")
+        }
     }
 
     /// The generator behind a built-in `task.name`, nil for `jsonl`: `addition` (one- and
     /// two-digit a+b), `arithmetic` / `sequence` at their default level, or with a level after a
-    /// colon (`arithmetic:1` is one-digit addition; `arithmetic-1` is accepted too). The cluster and
-    /// `tether train` both resolve names here, so a config means the same task in either.
+    /// colon (`arithmetic:1` is one-digit addition; `arithmetic-1` is accepted too).
     public static func generator(named name: String) throws -> (any TaskGenerator)? {
         switch name {
         case "jsonl": return nil
@@ -70,10 +85,11 @@ public struct ClusterTask: Sendable {
         return train + (try TaskDataset.prompts(g, split: .sft, count: count, seed: seed &+ 3))
     }
 
-    /// Held-out prompts (the split the generators never train on); for `jsonl` the last 10 % of the file.
+    /// Up to `count` distinct held-out problems, each once: fewer when the split has fewer (one-digit
+    /// addition has 23), so an accuracy is never weighted by silently repeated problems.
     public func heldOutPrompts(count: Int) throws -> [TaskPrompt] {
-        if let generator { return try TaskDataset.prompts(generator, split: .heldout, count: count, seed: seed &+ 1) }
-        return Array(trainPrompts.suffix(max(1, min(count, trainPrompts.count / 10))))
+        guard let generator else { return Array(heldOutPool.prefix(count)) }
+        return Array(RunTask.distinct(try TaskDataset.prompts(generator, split: .heldout, count: count, seed: seed &+ 1)).prefix(count))
     }
 
     /// Supervised warm-start problems from the task's `sft` split (disjoint from the RL train split
@@ -83,13 +99,13 @@ public struct ClusterTask: Sendable {
         return Array(trainPrompts.prefix(count))
     }
 
-    /// The prompt behind draw index `id` of the data cursor: epoch ⌊id/N⌋ visits every prompt once,
-    /// in a seeded permutation when `task.shuffle` is on.
+    /// The prompt behind draw index `id`: epoch ⌊id/N⌋ visits every prompt once, in a seeded
+    /// permutation when `task.shuffle` is on.
     public func prompt(for id: PromptID) -> TaskPrompt {
         let n = trainPrompts.count
         let epoch = id / n, index = id % n
         guard shuffle else { return trainPrompts[index] }
-        return trainPrompts[ClusterTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
+        return trainPrompts[RunTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
     }
 
     /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, a user turn
@@ -102,35 +118,29 @@ public struct ClusterTask: Sendable {
 
     /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).
     public func score(completionTokens: [Int], for prompt: TaskPrompt) throws -> RewardBreakdown {
-        var tokens = completionTokens
-        if let eos = tokenizer.eosId.flatMap({ tokens.firstIndex(of: $0) }) { tokens = Array(tokens[..<eos]) }
-        let text = (try? tokenizer.decode(tokens)) ?? ""
-        return try verifier.checkedScore(completion: text, for: prompt)
+        try verifier.checkedScore(completion: try PolicyEvaluator.text(of: completionTokens, tokenizer: tokenizer), for: prompt)
+    }
+
+    /// Accuracy of `model` on `prompts` as every driver measures it: prompts framed by
+    /// `promptTokens`, completions scored by the exact-answer verifier (`PolicyEvaluator`).
+    public func evaluate(model: LlamaModel, prompts: [TaskPrompt], samples: Int = 1, temperature: Float = 0,
+                         maxNewTokens: Int, seed: UInt64 = 0) throws -> PolicyEvaluation {
+        try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: { _ in verifier },
+                                     samples: samples, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed,
+                                     promptTokens: promptTokens)
     }
 
     /// The tokenizer of `model.checkpoint` when it exists here, else the built-in character
-    /// vocabulary (what the learner writes into a base checkpoint it makes from the `model:` section).
+    /// vocabulary (what a base made from the `model:` section is written with).
     public static func tokenizer(_ config: RunConfig) throws -> Tokenizer {
         let path = config.model.checkpoint
         if !path.isEmpty && FileManager.default.fileExists(atPath: path) { return try Tokenizer.read(from: path) }
         return .standard
     }
 
-    /// The policy's shape: from `model.checkpoint` when it exists here, else from the `model:`
-    /// section (an actor on another host or pod has no copy of the learner's base; the learner
-    /// makes a missing base from the `model:` section, so the two agree).
-    public static func modelConfig(_ config: RunConfig) throws -> LlamaConfig {
-        let m = config.model
-        if !m.checkpoint.isEmpty && FileManager.default.fileExists(atPath: m.checkpoint) {
-            return try LlamaCheckpoint.read(from: m.checkpoint).config
-        }
-        let tok = CharTokenizer.standard
-        return LlamaConfig(
-            vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,
-            numAttentionHeads: m.numAttentionHeads, numKeyValueHeads: m.numKeyValueHeads,
-            intermediateSize: m.intermediateSize, ropeTheta: Float(m.ropeTheta), rmsNormEps: Float(m.rmsNormEps),
-            tieWordEmbeddings: m.tieWordEmbeddings, maxPositionEmbeddings: m.maxPositionEmbeddings,
-            bosTokenId: tok.bosId, eosTokenId: tok.eosId)
+    static func distinct(_ prompts: [TaskPrompt]) -> [TaskPrompt] {
+        var seen = Set<String>()
+        return prompts.filter { seen.insert($0.prompt).inserted }
     }
 
     static func permutation(_ n: Int, seed: UInt64) -> [Int] {
@@ -138,23 +148,5 @@ public struct ClusterTask: Sendable {
         var p = Array(0..<n)
         if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, rng.int(in: 0...i)) } }
         return p
-    }
-
-    static func readJSONL(path: String, promptField: String, answerField: String) throws -> [TaskPrompt] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TaskError.invalidSetting("task.dataset_path \(path) cannot be read")
-        }
-        var out: [TaskPrompt] = []
-        for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any],
-                  let prompt = object[promptField] as? String else {
-                throw TaskError.invalidSetting("\(path) line \(i + 1): not a JSON object with a string field \"\(promptField)\"")
-            }
-            let answer = (object[answerField] as? String) ?? (object[answerField] as? NSNumber)?.stringValue ?? ""
-            out.append(TaskPrompt(id: "jsonl/\(i)", task: "jsonl", prompt: prompt, answer: answer))
-        }
-        return out
     }
 }
