@@ -86,7 +86,8 @@ public final class LearnerLoop {
         }
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
-        task = try RunTask(config: config)
+        let runTask = try RunTask(config: config)
+        task = runTask
         incarnation = UInt32.random(in: 1 ... UInt32.max)
 
         var restored: (checkpoint: LlamaCheckpoint, staleness: StalenessState, step: Int)?
@@ -107,7 +108,8 @@ public final class LearnerLoop {
         }
         model = policy
         if !options.resume { try runDir.writeResolvedConfig(config) }
-        let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume)
+        let reference = config.algorithm.klBeta > 0
+            ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
         let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
         update = policyUpdate
         referenceScorer = try reference.flatMap { config.algorithm.klBeta > 0 ? try ReferenceScorer(reference: $0) : nil }
@@ -142,19 +144,6 @@ public final class LearnerLoop {
         broadcaster = WeightBroadcaster(publisher: weightsSocket, control: controlSocket, layout: policy.layout,
                                         initial: WeightSnapshot(version: staleness.version, parameters: policy.parameters))
         metrics = try MetricsWriter(runDirectory: runDir)
-    }
-
-    /// The frozen reference for the KL term: `model.reference_checkpoint`, else the initial policy,
-    /// saved once in the run directory so a resumed learner uses the same one.
-    static func referenceModel(config: RunConfig, run: RunDirectory, policy: LlamaModel, resume: Bool) throws -> LlamaModel? {
-        guard config.algorithm.klBeta > 0 else { return nil }
-        if !config.model.referenceCheckpoint.isEmpty { return try LlamaModel.load(from: config.model.referenceCheckpoint).model }
-        let saved = run.root.appendingPathComponent("reference").path
-        if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
-        let ref = try LlamaModel(config: policy.config)
-        ref.copyParameters(from: policy)
-        if !resume { try ref.save(to: saved, tokenizer: try RunTask.tokenizer(config)) }
-        return ref
     }
 
     /// Runs until `run.steps` versions are trained or a stop signal drains the run.

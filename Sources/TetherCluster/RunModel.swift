@@ -5,6 +5,17 @@ import TetherModel
 /// architecture that `tether train`, the learner and every actor use, validated by
 /// `LlamaConfig.validate` (the rules the kernels rely on), not by a copy of it.
 extension ModelSection {
+    /// The section's size keys beside the `LlamaConfig` fields they set.
+    static var sizes: [(key: CodingKeys, section: WritableKeyPath<ModelSection, Int>, llama: KeyPath<LlamaConfig, Int>)] { [
+        (.vocabSize, \.vocabSize, \.vocabSize), (.hiddenSize, \.hiddenSize, \.hiddenSize),
+        (.numHiddenLayers, \.numHiddenLayers, \.numHiddenLayers), (.numAttentionHeads, \.numAttentionHeads, \.numAttentionHeads),
+        (.numKeyValueHeads, \.numKeyValueHeads, \.numKeyValueHeads), (.intermediateSize, \.intermediateSize, \.intermediateSize),
+        (.maxPositionEmbeddings, \.maxPositionEmbeddings, \.maxPositionEmbeddings),
+    ] }
+    static var reals: [(key: CodingKeys, section: WritableKeyPath<ModelSection, Double>, llama: KeyPath<LlamaConfig, Float>, upper: Double)] {
+        [(.ropeTheta, \.ropeTheta, \.ropeTheta, 1e12), (.rmsNormEps, \.rmsNormEps, \.rmsNormEps, 1)]
+    }
+
     /// The model a missing base is made from: this section's shape over the built-in character
     /// vocabulary (its bos/eos ids), `head_dim = hidden_size / num_attention_heads`.
     public func freshArchitecture() throws -> LlamaConfig {
@@ -18,15 +29,11 @@ extension ModelSection {
     /// The section as a `LlamaConfig`, validated by `LlamaConfig.validate`. Each value is first
     /// range-checked on its own so the error names its key (a parsed Int.max must not reach a product).
     func architecture(bosTokenId: Int? = nil, eosTokenId: Int? = nil) throws -> LlamaConfig {
-        typealias K = CodingKeys
-        let sizes = [(K.vocabSize, vocabSize), (.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
-                     (.numAttentionHeads, numAttentionHeads), (.numKeyValueHeads, numKeyValueHeads),
-                     (.intermediateSize, intermediateSize), (.maxPositionEmbeddings, maxPositionEmbeddings)]
-        for (key, value) in sizes where value < 1 || value > LlamaConfig.dimensionLimit {
-            throw ConfigError.invalidValue(path: "model.\(key.rawValue)", reason: "must be in 1…\(LlamaConfig.dimensionLimit), got \(value)")
+        for s in Self.sizes where !(1...LlamaConfig.dimensionLimit).contains(self[keyPath: s.section]) {
+            throw ConfigError.invalidValue(path: "model.\(s.key.rawValue)", reason: "must be in 1…\(LlamaConfig.dimensionLimit), got \(self[keyPath: s.section])")
         }
-        for (key, value, upper) in [(K.ropeTheta, ropeTheta, 1e12), (.rmsNormEps, rmsNormEps, 1)] where !(value.isFinite && value > 0 && value <= upper) {
-            throw ConfigError.invalidValue(path: "model.\(key.rawValue)", reason: "must be a finite number in (0, \(upper)], got \(value)")
+        for r in Self.reals where !(self[keyPath: r.section].isFinite && self[keyPath: r.section] > 0 && self[keyPath: r.section] <= r.upper) {
+            throw ConfigError.invalidValue(path: "model.\(r.key.rawValue)", reason: "must be a finite number in (0, \(r.upper)], got \(self[keyPath: r.section])")
         }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw ConfigError.invalidValue(path: "model.hidden_size", reason: "\(hiddenSize) is not divisible by model.num_attention_heads \(numAttentionHeads)")
@@ -43,19 +50,9 @@ extension ModelSection {
 
     /// Each architecture key with this section's value and `c`'s, as the config spells them.
     func architectureKeys(against c: LlamaConfig) -> [(key: String, section: String, checkpoint: String)] {
-        typealias K = CodingKeys
-        return [
-            (K.vocabSize.rawValue, "\(vocabSize)", "\(c.vocabSize)"),
-            (K.hiddenSize.rawValue, "\(hiddenSize)", "\(c.hiddenSize)"),
-            (K.numHiddenLayers.rawValue, "\(numHiddenLayers)", "\(c.numHiddenLayers)"),
-            (K.numAttentionHeads.rawValue, "\(numAttentionHeads)", "\(c.numAttentionHeads)"),
-            (K.numKeyValueHeads.rawValue, "\(numKeyValueHeads)", "\(c.numKeyValueHeads)"),
-            (K.intermediateSize.rawValue, "\(intermediateSize)", "\(c.intermediateSize)"),
-            (K.maxPositionEmbeddings.rawValue, "\(maxPositionEmbeddings)", "\(c.maxPositionEmbeddings)"),
-            (K.ropeTheta.rawValue, "\(Float(ropeTheta))", "\(c.ropeTheta)"),
-            (K.rmsNormEps.rawValue, "\(Float(rmsNormEps))", "\(c.rmsNormEps)"),
-            (K.tieWordEmbeddings.rawValue, "\(tieWordEmbeddings)", "\(c.tieWordEmbeddings)"),
-        ]
+        Self.sizes.map { ($0.key.rawValue, "\(self[keyPath: $0.section])", "\(c[keyPath: $0.llama])") }
+            + Self.reals.map { ($0.key.rawValue, "\(Float(self[keyPath: $0.section]))", "\(c[keyPath: $0.llama])") }
+            + [(CodingKeys.tieWordEmbeddings.rawValue, "\(tieWordEmbeddings)", "\(c.tieWordEmbeddings)")]
     }
 }
 
@@ -63,8 +60,8 @@ extension RunConfig {
     /// The policy's architecture: `model.checkpoint`'s `config.json` when that directory exists here,
     /// else the `model:` section (an actor on another host has no copy of the base; the learner
     /// makes a missing base from the section, so the two agree; an empty `model.checkpoint` is a
-    /// random initialisation over the built-in vocabulary). A `model.*` key the config gives
-    /// that disagrees with the checkpoint is an error naming both values: training the checkpoint's
+    /// random initialisation over the built-in vocabulary). A `model.*` key the config gives that
+    /// disagrees with the checkpoint is an error naming both values: training the checkpoint's
     /// shape while the saved config says another would mislead every reader of the run.
     public func policyArchitecture() throws -> LlamaConfig {
         let m = model
@@ -91,16 +88,9 @@ extension RunConfig {
     public func resolvingModel() throws -> RunConfig {
         let a = try policyArchitecture()
         var c = self
-        c.model.vocabSize = a.vocabSize
-        c.model.hiddenSize = a.hiddenSize
-        c.model.numHiddenLayers = a.numHiddenLayers
-        c.model.numAttentionHeads = a.numAttentionHeads
-        c.model.numKeyValueHeads = a.numKeyValueHeads
-        c.model.intermediateSize = a.intermediateSize
-        c.model.maxPositionEmbeddings = a.maxPositionEmbeddings
+        for s in ModelSection.sizes { c.model[keyPath: s.section] = a[keyPath: s.llama] }
         // Through the Float's shortest decimal, so 1e-5 is written as 1e-05, not 9.99999974737875e-06.
-        c.model.ropeTheta = Double("\(a.ropeTheta)") ?? Double(a.ropeTheta)
-        c.model.rmsNormEps = Double("\(a.rmsNormEps)") ?? Double(a.rmsNormEps)
+        for r in ModelSection.reals { c.model[keyPath: r.section] = Double("\(a[keyPath: r.llama])") ?? Double(a[keyPath: r.llama]) }
         c.model.tieWordEmbeddings = a.tieWordEmbeddings
         return c
     }

@@ -41,7 +41,9 @@ public struct RunTask: Sendable {
         shuffle = t.shuffle
         if let g = try RunTask.generator(named: t.name) {
             generator = g
-            trainPrompts = try RunTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
+            // RL prompts from the splits `task.rl_prompts` names; never the held-out split.
+            trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
+                + (t.rlPrompts == .trainAndSFT ? TaskDataset.prompts(g, split: .sft, count: trainPromptCount, seed: seed &+ 3) : [])
             heldOutPool = []
             verifier = try TaskCatalog.verifier(forTask: g.name)
         } else {
@@ -76,13 +78,6 @@ public struct RunTask: Sendable {
             }
             return try TaskCatalog.generator(named: base, level: level)
         }
-    }
-
-    /// RL prompts from the splits `task.rl_prompts` names; never the held-out split.
-    public static func rlPrompts(_ g: any TaskGenerator, source: RLPromptSource, count: Int, seed: UInt64) throws -> [TaskPrompt] {
-        let train = try TaskDataset.prompts(g, split: .train, count: count, seed: seed)
-        guard source == .trainAndSFT else { return train }
-        return train + (try TaskDataset.prompts(g, split: .sft, count: count, seed: seed &+ 3))
     }
 
     /// Up to `count` distinct held-out problems, each once: fewer when the split has fewer (one-digit

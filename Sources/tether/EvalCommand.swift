@@ -83,23 +83,21 @@ struct EvalCommand: AsyncParsableCommand {
 
     func run() async throws {
         blas.apply()
+        let c: RunConfig?
+        do { c = try config.map { try RunConfig.load(contentsOf: URL(fileURLWithPath: $0), overrides: overrides) } } catch let e as ConfigError {
+            throw ValidationError("\(e)")
+        }
+        let (model, ckpt) = try LlamaModel.load(from: try RunCheckpoint.modelDirectory(checkpoint ?? c!.model.checkpoint))
         let result: PolicyEvaluation
-        if let config {
-            let c: RunConfig
-            do { c = try RunConfig.load(contentsOf: URL(fileURLWithPath: config), overrides: overrides) } catch let e as ConfigError {
-                throw ValidationError("\(e)")
-            }
-            let (model, ckpt) = try LlamaModel.load(from: try RunCheckpoint.modelDirectory(checkpoint ?? c.model.checkpoint))
+        if let c {
             let task = try RunTask(config: c, tokenizer: ckpt.tokenizer)
-            let wanted = n ?? 500
-            let prompts = try task.heldOutPrompts(count: wanted)
-            if prompts.count < wanted && n != nil {
+            let prompts = try task.heldOutPrompts(count: n ?? 500)
+            if let n, prompts.count < n {
                 FileHandle.standardError.write(Data("eval: task \(task.name) has \(prompts.count) distinct held-out problems; each is evaluated once\n".utf8))
             }
             result = try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: temperature,
                                        maxNewTokens: maxNewTokens ?? c.rollout.maxNewTokens, seed: seed)
         } else {
-            let (model, ckpt) = try LlamaModel.load(from: try RunCheckpoint.modelDirectory(checkpoint!))
             let verifier = try extract.verifier()
             let prompts = try TaskPrompt.load(path: data!)
             result = try PolicyEvaluator.evaluate(

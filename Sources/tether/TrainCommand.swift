@@ -98,19 +98,7 @@ struct TrainCommand: AsyncParsableCommand {
                                     seed: UInt64(truncatingIfNeeded: c.run.seed), std: c.model.initStd)
             log("model.checkpoint is empty: starting from a random initialisation (RL from scratch rarely finds a reward)")
         }
-        // The frozen reference: named in the config, else the starting policy, kept in the run
-        // directory so a resumed run measures KL to the same model.
-        let referenceDir = runDir.root.appendingPathComponent("reference").path
-        let reference: LlamaModel
-        if !c.model.referenceCheckpoint.isEmpty {
-            reference = try LlamaModel.load(from: c.model.referenceCheckpoint).model
-        } else if FileManager.default.fileExists(atPath: referenceDir) {
-            reference = try LlamaModel.load(from: referenceDir).model
-        } else {
-            reference = try LlamaModel(config: policy.config)
-            reference.copyParameters(from: policy)
-            try reference.save(to: referenceDir, tokenizer: tokenizer)
-        }
+        let reference = try runDir.referenceModel(config: c, policy: policy, tokenizer: tokenizer, resume: latest != nil)
         let options = TrainRunSetup.options(c, eosTokenId: tokenizer.eosId)
         var critic: ScalarHeadModel?
         if options.algorithm.algorithm == .ppo {
