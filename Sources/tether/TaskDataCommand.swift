@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TetherCluster
+import TetherModel
 import TetherRewards
 
 /// `tether task-data`: the run config's task (including the cluster-only `addition`) as JSONL, so
@@ -22,7 +23,7 @@ struct TaskDataCommand: AsyncParsableCommand {
         let config = try configOptions.load()
         let task = try ClusterTask(config: config, trainPromptCount: max(count, 1))
         for p in sft ? try task.sftPrompts(count: count) : Array(task.trainPrompts.prefix(count)) {
-            print(sft ? TetherRewards.SFTExample(prompt: p.prompt, completion: p.answer).jsonLine : p.jsonLine)
+            print(sft ? SFTExample(prompt: p.prompt, completion: p.answer).jsonLine : p.jsonLine)
         }
     }
 }
