@@ -10,11 +10,12 @@ import TetherWire
 /// One thread runs this loop; each of the three sockets has its own owner thread (`WireSocket`), so
 /// ZeroMQ never blocks here. Every iteration it drains the control and trajectory inboxes, feeds
 /// the controller events (joins, heartbeats, ticket requests, arrivals, ticks) and performs the
-/// directives it returns, in order; liveness, the start gate and restart detection are the
-/// controller's too, so this shell keeps only routes and the weights versions actors report: tickets go to actors, admitted groups are buffered, a ready
+/// directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
 /// batch is trained (`LearnerPolicyUpdate`) on the step thread (`BackgroundStep`) while this loop
 /// keeps serving, then the new version is broadcast (`WeightBroadcaster`), a metrics line is
-/// written and, every `checkpoint.every_steps`, a checkpoint.
+/// written and, every `checkpoint.every_steps`, a checkpoint. Liveness, the start gate and restart
+/// detection are the controller's too: this shell keeps only routes and the weights versions the
+/// actors report.
 public final class LearnerLoop {
     public struct Options: Sendable {
         public var runDirectory: URL

@@ -27,7 +27,7 @@ final class CommandLineTests: XCTestCase {
     func testUnknownSetKeyIsATypedErrorNamingTheKeyAndTheNearestOne() throws {
         let r = try tether(["learner", "--config", localConfig, "--set", "staleness.max_stalness=1"])
         XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("staleness.max_stalness: unknown key; did you mean staleness.max_staleness?"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("staleness.max_stalness: unknown key; did you mean max_staleness?"), r.stderr)
         XCTAssertEqual(r.stdout, "")
     }
 

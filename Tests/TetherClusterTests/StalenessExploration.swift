@@ -128,7 +128,8 @@ struct ExplorationWorld: Hashable {
             out.append(.deliver(m, keepCopy: false))
             if !m.isCopy { out.append(.deliver(m, keepCopy: true)) }
         }
-        if !st.liveTickets.isEmpty { out.append(.tick) }
+        // Time matters while tickets are out (leases, silence) or the start gate is closed (grace).
+        if !st.liveTickets.isEmpty || !st.membership.gateOpen { out.append(.tick) }
         if ledger.announced != nil {
             out.append(.train(checkpoint: false))
             out.append(.train(checkpoint: true))
