@@ -15,8 +15,7 @@ final class HostilePeerTests: XCTestCase {
         try PeerPython.require(running: "import zmq, google.protobuf; assert zmq.has('curve')", "import pyzmq with CURVE and protobuf")
         let harness = try ClusterHarness("hostile-suite")  // finds the release binary
         defer { harness.cleanup() }
-        let script = harness.binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/hostile-peers.py")
+        let script = TetherBinary.packageRoot.appendingPathComponent("scripts/hostile-peers.py")
         let p = PeerPython.process([script.path, "--tether", harness.binary.path, "--timeout", "120"])
         let out = Pipe()
         p.standardOutput = out
