@@ -219,7 +219,7 @@ public final class ActorProcess {
 
     /// Samples and pushes every prompt of a ticket. Weights older than the ticket's minimum version
     /// are first replaced (waiting for the broadcast or fetching), as the staleness budget requires.
-    private func sample(_ ticket: TetherWire.RolloutTicket, shouldStop: () -> Bool) throws {
+    private func sample(_ ticket: RolloutTicket, shouldStop: () -> Bool) throws {
         let minVersion = Int(ticket.policyVersion)
         let giveUp = nowSeconds() + 2 * config.actors.heartbeatTimeoutSeconds
         var lastAsk = 0.0

@@ -33,7 +33,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var stalenessPolicy: StalenessPolicy {
         StalenessPolicy(
             maxStaleness: staleness.maxStaleness, groupsPerBatch: rollout.promptsPerBatch,
-            promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds)
+            promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds,
+            membership: MembershipPolicy(expectedActors: actors.count, startupGraceSeconds: 30,
+                                         heartbeatTimeoutSeconds: actors.heartbeatTimeoutSeconds))
     }
 }
 

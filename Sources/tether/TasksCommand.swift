@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TetherCluster
+import TetherModel
 import TetherRewards
 
 /// `tether tasks …`: the built-in tasks as JSONL, for RL prompts (`export`) and SFT sets (`export --sft`).

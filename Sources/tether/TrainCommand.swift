@@ -128,7 +128,7 @@ struct TrainCommand: AsyncParsableCommand {
         }
         log("\(c.algorithm.name.rawValue): \(c.run.steps) steps of \(c.rollout.promptsPerBatch) prompts × \(c.rollout.groupSize) samples, task \(c.task.name), run directory \(runDir.root.path)")
 
-        var line = ProgressLine(totalSteps: c.run.steps)
+        var line = TerminalStatusLine(totalSteps: c.run.steps)
         line.linesWhenPiped = max(1, c.run.steps / max(1, c.run.progressEverySteps))
         let firstStep = trainer.step
         while trainer.step < c.run.steps {
@@ -155,7 +155,7 @@ struct TrainCommand: AsyncParsableCommand {
             if let a = m.accuracy { text += String(format: "  acc %.3f", a) }
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
-                           m.rolloutTokensPerSecond) + "  ETA " + ProgressLine.duration(eta)
+                           m.rolloutTokensPerSecond) + "  ETA " + TerminalStatusLine.duration(eta)
             line.update(step: m.step, text)
             if m.step % c.checkpoint.everySteps == 0 || m.step == c.run.steps {
                 let e = try heldOutAccuracy()

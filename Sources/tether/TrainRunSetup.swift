@@ -51,7 +51,7 @@ enum TrainRunSetup {
         let seed = UInt64(truncatingIfNeeded: c.run.seed)
         let model = try LlamaModel(config: config, seed: seed, std: c.model.initStd)
         let examples = try TaskDataset.sft(generator, split: .sft, count: 4000, seed: seed &+ 1)
-        let sequences = try examples.map { try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tokenizer) }
+        let sequences = try examples.map { try SFTSequence(SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tokenizer) }
         log("base checkpoint \(c.model.checkpoint) not found: creating it — init (hidden \(config.hiddenSize), \(config.numHiddenLayers) layers, \(model.layout.totalCount) parameters, seed \(seed)) + SFT, \(sftSteps) steps of 32 on \(sequences.count) built-in \(c.task.name) examples (SFT split: disjoint from the RL and held-out problems)")
         let trainer = SFTTrainer(model: model, options: SFTOptions(steps: sftSteps, batchSize: 32, learningRate: 3e-3, seed: seed))
         let start = Date()

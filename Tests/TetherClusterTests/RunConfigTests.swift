@@ -60,7 +60,9 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(config, expected)
         XCTAssertEqual(try RunConfig.load(yaml: config.yaml()), config)
         XCTAssertEqual(try RunConfig.load(yaml: ""), RunConfig.defaults)
-        XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(maxStaleness: 4, groupsPerBatch: 32, promptsPerTicket: 4, leaseSeconds: 120))
+        XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(
+            maxStaleness: 4, groupsPerBatch: 32, promptsPerTicket: 4, leaseSeconds: 120,
+            membership: MembershipPolicy(expectedActors: 1, startupGraceSeconds: 30, heartbeatTimeoutSeconds: 10)))
     }
 
     func testEmptySectionsKeepDefaultsAndNullLeavesAreTypeErrors() throws {

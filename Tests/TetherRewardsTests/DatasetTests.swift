@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 import TetherRewards
 import XCTest
 

@@ -1,45 +1,13 @@
 import Foundation
+import TetherTestSupport
 import XCTest
 
 /// `tether train`, `tether eval` and `tether rm` run as real processes, as a user runs them.
 final class TrainCommandTests: XCTestCase {
-    static var binary: String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tether").path,
-            Bundle.main.bundleURL.appendingPathComponent("tether").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/release/tether").standardizedFileURL.path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    func temporaryDirectory() throws -> String { try makeTemporaryDirectory(self, "tether-train") }
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "tether-train-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
-    func tether(_ arguments: [String], in dir: String, timeout: TimeInterval = 120) throws -> Result {
-        let bin = try XCTUnwrap(Self.binary, "tether binary not found next to the tests; run `swift build -c release` first")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = dir + "/.stdout", err = dir + "/.stderr"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        XCTAssertLessThan(Date(), deadline, "tether \(arguments) timed out")
-        return Result(status: p.terminationStatus, stdout: try String(contentsOfFile: out, encoding: .utf8),
-                      stderr: try String(contentsOfFile: err, encoding: .utf8))
+    func tether(_ arguments: [String], in dir: String, timeout: TimeInterval = 120) throws -> TetherBinary.Result {
+        try TetherBinary.run(arguments, in: dir, timeout: timeout)
     }
 
     func testUnknownConfigKeyFailsNamingTheKey() throws {
