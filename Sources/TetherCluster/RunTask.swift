@@ -1,4 +1,5 @@
 import Foundation
+import TetherKernels
 import TetherModel
 import TetherRewards
 
