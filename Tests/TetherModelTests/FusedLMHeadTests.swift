@@ -1,5 +1,6 @@
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// The fused, blocked LM head (`lmHeadScratchBytes`) against the one-block computation and

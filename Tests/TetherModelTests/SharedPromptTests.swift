@@ -1,5 +1,6 @@
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// The shared-prompt forward/backward (`sequenceLogProbs(GroupedTokenBatch)`) against the plain
