@@ -72,8 +72,7 @@ final class RewardModelTests: XCTestCase {
 
         // Saved beside a checkpoint and loaded back as a scorer, it ranks like the trained model and
         // serves as a Verifier.
-        let dir = NSTemporaryDirectory() + "tether-rm-\(getpid())-\(UUID().uuidString.prefix(8))"
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTemporaryDirectory(self, "tether-rm") + "/rm"
         try model.save(to: dir, tokenizer: .standard)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + ScalarHeadModel.headFile))
         let scorer = try RewardModelScorer(directory: dir)

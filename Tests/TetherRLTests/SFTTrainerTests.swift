@@ -2,6 +2,7 @@ import Foundation
 import TetherKernels
 import TetherModel
 import TetherRL
+import TetherTestSupport
 import XCTest
 
 final class SFTTrainerTests: XCTestCase {
@@ -105,7 +106,7 @@ final class SFTResumeTests: XCTestCase {
         let a = try LlamaModel(config: .tiny, seed: 8)
         let ta = SFTTrainer(model: a, options: options)
         XCTAssertEqual(try ta.train(data, stopAt: 5).steps, 5)
-        let dir = try makeTemporaryDirectory()
+        let dir = try makeTemporaryDirectory(self, "tether-sft-resume") + "/ckpt"
         try a.save(to: dir, trainerState: ta.trainerState(), optimizerState: ta.optimizerState())
 
         let (b, ckpt) = try LlamaModel.load(from: dir)
@@ -120,11 +121,5 @@ final class SFTResumeTests: XCTestCase {
         wrongSeed.seed = 5
         XCTAssertThrowsError(try SFTTrainer(model: b, options: wrongSeed)
             .restore(trainerState: XCTUnwrap(ckpt.trainerState), optimizerState: XCTUnwrap(ckpt.optimizerState)))
-    }
-
-    func makeTemporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "tether-sft-resume-\(getpid())-\(UUID().uuidString.prefix(8))"
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
     }
 }
