@@ -29,37 +29,24 @@ public struct ClusterTask: Sendable {
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        if let g = try ClusterTask.generator(named: t.name) {
+        verifier = try t.rewardSpec().makeVerifier()
+        if let g = try ClusterTask.generator(named: t.name, answerFormat: t.extract) {
             generator = g
             trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
-            verifier = try TaskCatalog.verifier(forTask: g.name)
         } else {
             generator = nil
-            trainPrompts = try ClusterTask.readJSONL(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
-            verifier = IntegerAnswerVerifier(name: "jsonl")
+            trainPrompts = try PromptDataset(promptField: t.promptField, answerField: t.answerField).load(path: t.datasetPath, tokenizer: tokenizer)
         }
         guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
     }
 
-    /// The generator behind a built-in `task.name`, nil for `jsonl`: `addition` (one- and
-    /// two-digit a+b), `arithmetic` / `sequence` at their default level, or with a level after a
-    /// colon (`arithmetic:1` is one-digit addition; `arithmetic-1` is accepted too). The cluster and
-    /// `tether train` both resolve names here, so a config means the same task in either.
-    public static func generator(named name: String) throws -> (any TaskGenerator)? {
-        switch name {
-        case "jsonl": return nil
-        case "addition": return try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
-        default:
-            let separator = name.lastIndex(where: { $0 == ":" || $0 == "-" })
-            let base = separator.map { String(name[..<$0]) } ?? name
-            guard TaskCatalog.names.contains(base) else {
-                throw ConfigError.invalidValue(path: "task.name", reason: "unknown task '\(name)'; expected one of \(builtinNames.joined(separator: ", ")) (a level may follow a colon: arithmetic:2)")
-            }
-            guard let separator else { return try TaskCatalog.generator(named: base) }
-            guard let level = Int(name[name.index(after: separator)...]) else {
-                throw ConfigError.invalidValue(path: "task.name", reason: "\(name): the level after '\(name[separator])' must be an integer")
-            }
-            return try TaskCatalog.generator(named: base, level: level)
+    /// The generator behind a built-in `task.name` (`TaskCatalog.generator(spec:)`: `arithmetic:1`,
+    /// `arithmetic:2`, `arithmetic:mixed`, `arithmetic:word`, `sequence`, …), nil for `jsonl`; its chat
+    /// prompts ask for `answerFormat`. The cluster and `tether train` both resolve names here.
+    public static func generator(named name: String, answerFormat: AnswerFormat = RunConfig.defaults.task.extract) throws -> (any TaskGenerator)? {
+        guard name != "jsonl" else { return nil }
+        do { return try TaskCatalog.generator(spec: name, answerFormat: answerFormat) } catch let e as TaskError {
+            throw ConfigError.invalidValue(path: "task.name", reason: "\(e); expected one of \(builtinNames.joined(separator: ", ")) (a level may follow a colon: arithmetic:2, arithmetic:mixed, arithmetic:word)")
         }
     }
 
@@ -92,11 +79,11 @@ public struct ClusterTask: Sendable {
         return trainPrompts[ClusterTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
     }
 
-    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, a user turn
-    /// through the chat template for an instruct checkpoint: `Tokenizer.taskPromptIds`), keeping
+    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, the chat
+    /// messages through the template for an instruct checkpoint: `TaskPrompt.promptIds`), keeping
     /// the last `maxPromptTokens` tokens (the SFT format without the completion).
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
-        let tokens = try tokenizer.taskPromptIds(prompt.prompt)
+        let tokens = try prompt.promptIds(tokenizer)
         return Array(tokens.suffix(maxPromptTokens))
     }
 
@@ -138,23 +125,5 @@ public struct ClusterTask: Sendable {
         var p = Array(0..<n)
         if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, rng.int(in: 0...i)) } }
         return p
-    }
-
-    static func readJSONL(path: String, promptField: String, answerField: String) throws -> [TaskPrompt] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TaskError.invalidSetting("task.dataset_path \(path) cannot be read")
-        }
-        var out: [TaskPrompt] = []
-        for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any],
-                  let prompt = object[promptField] as? String else {
-                throw TaskError.invalidSetting("\(path) line \(i + 1): not a JSON object with a string field \"\(promptField)\"")
-            }
-            let answer = (object[answerField] as? String) ?? (object[answerField] as? NSNumber)?.stringValue ?? ""
-            out.append(TaskPrompt(id: "jsonl/\(i)", task: "jsonl", prompt: prompt, answer: answer))
-        }
-        return out
     }
 }

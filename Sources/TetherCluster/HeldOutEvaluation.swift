@@ -22,7 +22,7 @@ public enum HeldOutEvaluation {
                 prompts: tokens, maxNewTokens: maxNewTokens,
                 sampling: SamplingParameters(temperature: 0, eosTokenId: task.tokenizer.eosId), seed: 0)
             for (p, c) in zip(part, completions) {
-                if try task.score(completionTokens: c.tokens, for: p).reward >= 1 - 1e-6 { correct += 1 }
+                if try task.score(completionTokens: c.tokens, for: p).isCorrect { correct += 1 }
             }
         }
         return Result(correct: correct, total: prompts.count)

@@ -1,4 +1,5 @@
 import Foundation
+import TetherRewards
 
 /// Everything a run needs, one section per concern. Loaded from YAML by `RunConfig.load`, every key
 /// documented in `cluster/local.yaml`, which holds exactly `RunConfig.defaults` (a test checks both).
@@ -97,6 +98,11 @@ public struct TaskSection: Codable, Equatable, Sendable {
     public var maxPromptTokens = 8
     public var shuffle = true
     public var rlPrompts = RLPromptSource.trainAndSFT
+    /// Where the verifier reads the answer, and what the chat prompts ask for.
+    public var extract = AnswerFormat.lastInteger
+    public var rewardWeights = RewardWeightsSection()
+    public var lengthMaxChars = 256
+    public var lengthRampChars = 128
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -108,7 +114,25 @@ public struct TaskSection: Codable, Equatable, Sendable {
         case maxPromptTokens = "max_prompt_tokens"
         case shuffle
         case rlPrompts = "rl_prompts"
+        case extract
+        case rewardWeights = "reward_weights"
+        case lengthMaxChars = "length_max_chars"
+        case lengthRampChars = "length_ramp_chars"
     }
+
+    /// The verifier reward these keys describe (`RewardSpec`: correct, format and length components).
+    public func rewardSpec() throws -> RewardSpec {
+        try RewardSpec(correct: Float(rewardWeights.correct), format: Float(rewardWeights.format), length: Float(rewardWeights.length),
+                       answerFormat: extract, lengthMaxChars: lengthMaxChars, lengthRampChars: lengthRampChars)
+    }
+}
+
+/// Weights of the verifier reward's components: R = correct·[right answer] + format·[requested
+/// form] + length·(overlong penalty ∈ [−1, 0]).
+public struct RewardWeightsSection: Codable, Equatable, Sendable {
+    public var correct = 1.0
+    public var format = 0.0
+    public var length = 0.0
 }
 
 public enum AlgorithmName: String, ConfigChoice { case grpo, drGRPO = "dr_grpo", rloo, ppo }

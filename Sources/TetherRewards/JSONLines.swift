@@ -22,8 +22,10 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
 /// JSON Lines (https://jsonlines.org): one JSON object per line, blank lines skipped.
 public enum JSONLines {
     /// Decodes JSONL text; `file` is only used in errors.
-    public static func decode<T: Decodable>(_ type: T.Type, text: String, file: String) throws -> [T] {
+    public static func decode<T: Decodable>(_ type: T.Type, text: String, file: String,
+                                            userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws -> [T] {
         let decoder = JSONDecoder()
+        decoder.userInfo = userInfo
         var out: [T] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
@@ -64,29 +66,28 @@ extension JSONLines {
     /// Reads `path` as records of `T` whose string `fields` must stay inside the policy's
     /// vocabulary (a character the tokenizer cannot encode is reported with its file and line).
     public static func readChecked<T: Decodable>(_ type: T.Type, path: String, fields: (T) -> [(String, String)]) throws -> [T] {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw DatasetError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
-        }
-        let records = try decode(T.self, text: text, file: path)
-        guard !records.isEmpty else { throw DatasetError.empty(file: path) }
-        let lineNumbers = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-            .filter { $0.element.contains(where: { !$0.isWhitespace }) }.map { $0.offset + 1 }
-        for (r, line) in zip(records, lineNumbers) {
+        try read(T.self, path: path) { r, line in
             for (field, value) in fields(r) {
                 if let c = TaskAlphabet.firstInvalidCharacter(in: value) {
                     throw DatasetError.outOfVocabulary(file: path, line: line, field: field, character: c)
                 }
             }
         }
-        return records
     }
-}
 
-extension TaskPrompt {
-    /// Reads a prompts file; prompt and answer must stay inside the policy's vocabulary.
-    public static func load(path: String) throws -> [TaskPrompt] {
-        try JSONLines.readChecked(TaskPrompt.self, path: path) { [("prompt", $0.prompt), ("answer", $0.answer)] }
+    /// Reads `path` as records of `T`, at least one, calling `check` with each record and its 1-based line.
+    public static func read<T: Decodable>(_ type: T.Type, path: String, userInfo: [CodingUserInfoKey: any Sendable] = [:],
+                                          check: (T, Int) throws -> Void = { _, _ in }) throws -> [T] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw DatasetError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
+        }
+        let records = try decode(T.self, text: text, file: path, userInfo: userInfo)
+        guard !records.isEmpty else { throw DatasetError.empty(file: path) }
+        let lineNumbers = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            .filter { $0.element.contains(where: { !$0.isWhitespace }) }.map { $0.offset + 1 }
+        for (r, line) in zip(records, lineNumbers) { try check(r, line) }
+        return records
     }
 }
 

@@ -34,7 +34,8 @@ public enum PolicyEvaluator {
 
     /// Samples `samples` completions per prompt (greedy when `temperature` is 0) and scores each
     /// with the prompt's verifier (`checkedScore`: a non-finite reward is an error). A completion is
-    /// correct when its reward is at least 1 (the exact-answer verifiers give 1 or 0).
+    /// correct when the breakdown says so (`RewardBreakdown.isCorrect`: its `correct` component, else
+    /// a reward of at least 1).
     public static func evaluate(model: LlamaModel, tokenizer: Tokenizer, prompts: [TaskPrompt],
                                 verifier: (TaskPrompt) throws -> any Verifier, samples: Int = 1, temperature: Float = 0,
                                 maxNewTokens: Int = 8, seed: UInt64 = 0, batchSize: Int = 64) throws -> PolicyEvaluation {
@@ -46,7 +47,7 @@ public enum PolicyEvaluator {
             let chunk = Array(prompts[start..<min(prompts.count, start + max(1, batchSize / k))])
             var flat: [[Int]] = []
             for p in chunk {
-                let tokens = try tokenizer.taskPromptIds(p.prompt)
+                let tokens = try p.promptIds(tokenizer)
                 for _ in 0..<k { flat.append(tokens) }
             }
             let completions = try model.generate(prompts: flat, maxNewTokens: maxNewTokens, sampling: sampling,
@@ -55,7 +56,7 @@ public enum PolicyEvaluator {
                 let p = chunk[j / k]
                 let b = try verifier(p).checkedScore(completion: try text(of: c.tokens, tokenizer: tokenizer), for: p)
                 reward += Double(b.reward)
-                if b.reward >= 1 { correct += 1 }
+                if b.isCorrect { correct += 1 }
             }
             start += chunk.count
         }

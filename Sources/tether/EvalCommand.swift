@@ -7,10 +7,10 @@ import TetherRewards
 struct EvalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Accuracy and mean reward of a checkpoint on {\"id\",\"task\",\"prompt\",\"answer\"} JSONL.",
+        abstract: "Accuracy and mean reward of a checkpoint on {\"prompt\" or \"messages\", \"answer\"} JSONL.",
         discussion: """
-        Each prompt is scored by its task's exact-answer verifier (`tether tasks export` writes such \
-        files). Prints {"accuracy", "mean_reward", "n", "samples", "temperature"}: with --temperature 0 \
+        Each prompt is rendered through the checkpoint's chat template when it has one, and scored by \
+        the exact answer read as --extract says (`tether tasks export` writes such files). Prints {"accuracy", "mean_reward", "n", "samples", "temperature"}: with --temperature 0 \
         (the default) one greedy completion per prompt; with --samples K > 1 and a temperature, \
         accuracy is pass@1 estimated from K samples per prompt (the mean fraction correct).
         """)
@@ -33,6 +33,9 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Seed of the sampling.")
     var seed: UInt64 = 0
 
+    @Option(help: "Where the answer is read: last-integer (the last number), boxed (\\boxed{…}), tagged (<answer>…</answer>) or bare (the leading integer, the toy's format).")
+    var extract: String = AnswerFormat.lastInteger.rawValue
+
     @OptionGroup var blas: BLASThreadOption
 
     func validate() throws {
@@ -40,15 +43,19 @@ struct EvalCommand: AsyncParsableCommand {
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0") }
         guard samples == 1 || temperature > 0 else { throw ValidationError("--samples > 1 needs --temperature > 0 (greedy decoding gives one answer)") }
         guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+        guard AnswerFormat(rawValue: extract) != nil else {
+            throw ValidationError("--extract must be one of \(AnswerFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(extract)'")
+        }
     }
 
     func run() async throws {
         blas.apply()
         let (model, ckpt) = try LlamaModel.load(from: checkpoint)
-        let prompts = try TaskPrompt.load(path: data)
+        let prompts = try TaskPrompt.load(path: data, tokenizer: ckpt.tokenizer)
+        let verifier = IntegerAnswerVerifier.correct(AnswerFormat(rawValue: extract) ?? .lastInteger)
         let result = try PolicyEvaluator.evaluate(
             model: model, tokenizer: ckpt.tokenizer, prompts: prompts,
-            verifier: { try TaskCatalog.verifier(forTask: $0.task) },
+            verifier: { _ in verifier },
             samples: samples, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         print(try result.json())
     }

@@ -6,27 +6,30 @@ import TetherRL
 import TetherRewards
 
 /// The prompts and the scorer of a run, from the `task` section of a `RunConfig`: a built-in
-/// generator (`addition`, `arithmetic`, `sequence`) split into train and held-out by problem hash,
-/// or a prompts JSONL (`jsonl`), scored by the task's exact-answer verifier or a reward model.
+/// generator (`addition`, `arithmetic[:level]`, `sequence`) split into train and held-out by problem
+/// hash, or a prompts JSONL (`jsonl`, `PromptDataset`'s contract), scored by the configured reward
+/// (`task.reward_weights`) or a reward model.
 struct TrainingTask {
     let train: [TaskPrompt]
     let heldOut: [TaskPrompt]
     /// For warm-starting a missing base checkpoint (built-in tasks only).
     let generator: (any TaskGenerator)?
     let rewardModel: RewardModelScorer?
+    /// The configured verifier reward (correct, format, length components).
+    let reward: WeightedVerifier
+    let answerFormat: AnswerFormat
 
-    init(config: RunConfig, trainCount: Int, heldOutCount: Int) throws {
+    init(config: RunConfig, trainCount: Int, heldOutCount: Int, tokenizer: Tokenizer? = nil) throws {
         let t = config.task
-        generator = try ClusterTask.generator(named: t.name)  // names resolve as in the cluster
+        reward = try t.rewardSpec().makeVerifier()
+        answerFormat = t.extract
+        generator = try ClusterTask.generator(named: t.name, answerFormat: t.extract)  // names resolve as in the cluster
         if let g = generator {
             let seed = UInt64(truncatingIfNeeded: config.run.seed)
             train = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainCount, seed: seed)
             heldOut = try TaskDataset.prompts(g, split: .heldout, count: heldOutCount, seed: seed)
         } else {
-            guard t.promptField == "prompt", t.answerField == "answer" else {
-                throw ConfigError.invalidValue(path: "task.prompt_field", reason: "the single-process trainer reads prompts JSONL with the fields prompt and answer")
-            }
-            let all = try TaskPrompt.load(path: t.datasetPath)
+            let all = try PromptDataset(promptField: t.promptField, answerField: t.answerField).load(path: t.datasetPath, tokenizer: tokenizer)
             // Held out by problem hash, the same rule as the built-in generators.
             train = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
             heldOut = Array(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout }.prefix(heldOutCount))
@@ -35,15 +38,16 @@ struct TrainingTask {
         rewardModel = t.reward == .rewardModel ? try RewardModelScorer(directory: t.rewardModelPath) : nil
     }
 
-    /// What the policy is trained on: the reward model when configured, else the exact answer.
+    /// What the policy is trained on: the reward model when configured, else the configured reward.
     func verifier(for prompt: TaskPrompt) throws -> any Verifier {
         if let rewardModel { return rewardModel }
-        return try exactAnswer(for: prompt)
+        return reward
     }
 
-    /// What accuracy is measured with, whatever the training reward: the task's exact-answer verifier.
+    /// What accuracy is measured with, whatever the training reward: the exact answer, read as
+    /// `task.extract` says.
     func exactAnswer(for prompt: TaskPrompt) throws -> any Verifier {
-        try TaskCatalog.verifier(forTask: prompt.task)
+        IntegerAnswerVerifier.correct(answerFormat)
     }
 
     /// The prompts of step `step`: consecutive slices of a per-epoch seeded shuffle of `train`.
