@@ -100,7 +100,11 @@ public struct TaskSection: Codable, Equatable, Sendable {
     public var rlPrompts = RLPromptSource.trainAndSFT
     /// Where the verifier reads the answer, and what the chat prompts ask for.
     public var extract = AnswerFormat.lastInteger
-    public var rewardWeights = RewardWeightsSection()
+    /// Weights of the verifier reward's components: R = correct·[right answer] + format·[requested
+    /// form] + length·(overlong penalty ∈ [−1, 0]).
+    public var correctWeight = 1.0
+    public var formatWeight = 0.0
+    public var lengthWeight = 0.0
     public var lengthMaxChars = 256
     public var lengthRampChars = 128
 
@@ -115,25 +119,20 @@ public struct TaskSection: Codable, Equatable, Sendable {
         case shuffle
         case rlPrompts = "rl_prompts"
         case extract
-        case rewardWeights = "reward_weights"
+        case correctWeight = "correct_weight"
+        case formatWeight = "format_weight"
+        case lengthWeight = "length_weight"
         case lengthMaxChars = "length_max_chars"
         case lengthRampChars = "length_ramp_chars"
     }
 
     /// The verifier reward these keys describe (`RewardSpec`: correct, format and length components).
     public func rewardSpec() throws -> RewardSpec {
-        try RewardSpec(correct: Float(rewardWeights.correct), format: Float(rewardWeights.format), length: Float(rewardWeights.length),
+        try RewardSpec(correct: Float(correctWeight), format: Float(formatWeight), length: Float(lengthWeight),
                        answerFormat: extract, lengthMaxChars: lengthMaxChars, lengthRampChars: lengthRampChars)
     }
 }
 
-/// Weights of the verifier reward's components: R = correct·[right answer] + format·[requested
-/// form] + length·(overlong penalty ∈ [−1, 0]).
-public struct RewardWeightsSection: Codable, Equatable, Sendable {
-    public var correct = 1.0
-    public var format = 0.0
-    public var length = 0.0
-}
 
 public enum AlgorithmName: String, ConfigChoice { case grpo, drGRPO = "dr_grpo", rloo, ppo }
 public enum KLEstimator: String, ConfigChoice { case k1, k2, k3 }

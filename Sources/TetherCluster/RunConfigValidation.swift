@@ -45,9 +45,8 @@ extension RunConfig {
         try require(task.reward != .rewardModel || !task.rewardModelPath.isEmpty, "task.reward_model_path",
                     "required when task.reward is reward_model")
         try positive(task.maxPromptTokens, "task.max_prompt_tokens", max: L.positions)
-        let w = task.rewardWeights
-        for (value, key) in [(w.correct, "correct"), (w.format, "format"), (w.length, "length")] {
-            try number(value, "task.reward_weights.\(key)", 0, L.coefficient)
+        for (value, key) in [(task.correctWeight, "correct_weight"), (task.formatWeight, "format_weight"), (task.lengthWeight, "length_weight")] {
+            try number(value, "task.\(key)", 0, L.coefficient)
         }
         try positive(task.lengthMaxChars, "task.length_max_chars", max: L.positions)
         try integer(task.lengthRampChars, "task.length_ramp_chars", 1, task.lengthMaxChars)
