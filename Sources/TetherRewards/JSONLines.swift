@@ -43,7 +43,7 @@ public enum JSONLines {
     static func describe(_ e: DecodingError) -> String {
         switch e {
         case .keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
-        case .typeMismatch(let t, let ctx): return "field \"\(path(ctx))\" is not a \(t)"
+        case .typeMismatch(let t, let ctx): return ctx.codingPath.isEmpty ? "not a JSON object" : "field \"\(path(ctx))\" is not a \(t)"
         case .valueNotFound(let t, let ctx): return "field \"\(path(ctx))\" is null, expected a \(t)"
         case .dataCorrupted(let ctx):
             return ctx.codingPath.isEmpty ? "not a valid JSON object" : "field \"\(path(ctx))\": \(ctx.debugDescription)"

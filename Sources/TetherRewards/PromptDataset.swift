@@ -56,24 +56,29 @@ public struct PromptDataset: Sendable {
             let promptKey = Key(fields.promptField), answerKey = Key(fields.answerField)
             id = try c.decodeIfPresent(String.self, forKey: Key("id"))
             task = try c.decodeIfPresent(String.self, forKey: Key("task"))
-            if let text = try? c.decode(String.self, forKey: promptKey) {
-                prompt = text
-            } else {
-                let key = c.contains(promptKey) || !c.contains(Key("messages")) ? promptKey : Key("messages")
-                guard c.contains(key) else {
-                    throw DecodingError.keyNotFound(promptKey, .init(codingPath: [], debugDescription: "missing field \"\(fields.promptField)\""))
+            // The prompt text, or a conversation in its place; a `messages` list may also come beside
+            // a text prompt (what `jsonLine` writes for a chat task).
+            var text = try? c.decode(String.self, forKey: promptKey)
+            // A conversation: in the prompt field when that holds no string, else in `messages`.
+            let conversationKey = text == nil && c.contains(promptKey) ? promptKey : Key("messages")
+            var conversation: (key: Key, list: [ChatMessage])?
+            if c.contains(conversationKey) {
+                do { conversation = (conversationKey, try c.decode([ChatMessage].self, forKey: conversationKey)) } catch {
+                    throw DecodingError.dataCorruptedError(forKey: conversationKey, in: c, debugDescription:
+                        "must be \(text == nil ? "a string or " : "")a list of {\"role\", \"content\"} messages")
                 }
-                let list: [ChatMessage]
-                do { list = try c.decode([ChatMessage].self, forKey: key) } catch {
-                    throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
-                        "must be a string or a list of {\"role\", \"content\"} messages")
-                }
-                guard let last = list.last(where: { $0.role == "user" }) else {
-                    throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "the conversation has no user message")
-                }
-                messages = list
-                prompt = last.content
             }
+            if let conversation {
+                guard let last = conversation.list.last(where: { $0.role == "user" }) else {
+                    throw DecodingError.dataCorruptedError(forKey: conversation.key, in: c, debugDescription: "the conversation has no user message")
+                }
+                text = text ?? last.content
+                messages = conversation.list
+            }
+            guard let text else {
+                throw DecodingError.keyNotFound(promptKey, .init(codingPath: [], debugDescription: "missing field \"\(fields.promptField)\""))
+            }
+            prompt = text
             guard c.contains(answerKey) else {
                 throw DecodingError.keyNotFound(answerKey, .init(codingPath: [], debugDescription: "missing field \"\(fields.answerField)\""))
             }

@@ -34,7 +34,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         config.task.name = "arithmetic:3"
         XCTAssertNotEqual(try ClusterTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
         XCTAssertNil(try ClusterTask.generator(named: "jsonl"))
-        for bad in ["arithmetc", "arithmetic:x", "sequence:"] {
+        for bad in ["arithmetc", "arithmetic:x", "sequence:", "sequence:word"] {
             XCTAssertThrowsError(try ClusterTask.generator(named: bad), bad) { error in
                 guard case .invalidValue(let path, let reason)? = error as? ConfigError else { return XCTFail("\(bad): \(error)") }
                 XCTAssertEqual(path, "task.name")
@@ -72,7 +72,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
-        config.task.name = "arithmetic:1"
+        config.task.name = "arithmetic:3"
         config.task.rlPrompts = .train
         let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT
