@@ -26,7 +26,7 @@ extension ClusterTask {
     /// verifier (what the actor scored it with: the same config, the same deterministic rules), so
     /// the components need not travel on the wire. A sample the verifier cannot score is skipped:
     /// the actor could not have scored it either.
-    func rewardTally(_ samples: [(prompt: PromptID, completion: [Int])]) -> RewardTally {
+    public func rewardTally(_ samples: [(prompt: PromptID, completion: [Int])]) -> RewardTally {
         var tally = RewardTally()
         for s in samples {
             if let b = try? score(completionTokens: s.completion, for: prompt(for: s.prompt)) { tally.add(b) }
