@@ -39,10 +39,4 @@ public enum TaskCatalog {
             return try generator(named: base, level: n, answerFormat: answerFormat)
         }
     }
-
-    /// The verifier that scores a task's prompts: its exact-answer verifier.
-    public static func verifier(forTask name: String, answerFormat: AnswerFormat = .bare) throws -> IntegerAnswerVerifier {
-        guard names.contains(name) else { throw TaskError.unknownTask(name: name, known: names) }
-        return IntegerAnswerVerifier(name: name, format: answerFormat)
-    }
 }

@@ -86,7 +86,8 @@ final class TrainCommandTests: XCTestCase {
         let records = try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         let steps = records.filter { $0["reward/mean"] != nil }
         XCTAssertEqual(steps.count, 2)
-        for key in ["reward/mean", "reward/std", "accuracy", "kl", "entropy", "clip_fraction", "ess", "response_length", "actor/tokens_per_s"] {
+        for key in ["reward/mean", "reward/std", "accuracy", "kl", "entropy", "clip_fraction", "ess", "response_length", "actor/tokens_per_s",
+                    "correct_rate", "format_rate", "length_penalty"] {
             XCTAssertNotNil(steps[0][key], "metrics.jsonl lacks \(key): \(steps[0].keys.sorted())")
         }
         XCTAssertEqual(records.filter { $0["eval/accuracy"] != nil }.count, 2, "held-out accuracy before and at the checkpoint")
