@@ -56,10 +56,9 @@ public struct PromptDataset: Sendable {
             let promptKey = Key(fields.promptField), answerKey = Key(fields.answerField)
             id = try c.decodeIfPresent(String.self, forKey: Key("id"))
             task = try c.decodeIfPresent(String.self, forKey: Key("task"))
-            // The prompt text, or a conversation in its place; a `messages` list may also come beside
-            // a text prompt (what `jsonLine` writes for a chat task).
             var text = try? c.decode(String.self, forKey: promptKey)
-            // A conversation: in the prompt field when that holds no string, else in `messages`.
+            // A conversation: in the prompt field when that holds no string, else in `messages` (which
+            // may also come beside a text prompt, as `TaskPrompt.jsonLine` writes a chat task).
             let conversationKey = text == nil && c.contains(promptKey) ? promptKey : Key("messages")
             var conversation: (key: Key, list: [ChatMessage])?
             if c.contains(conversationKey) {
