@@ -75,12 +75,12 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("\(e)")
         }
         let c = runConfig
-        let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts)
 
         // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
         let latest = resume != nil ? try runDir.latestCheckpoint() : nil
         if latest == nil { try TrainRunSetup.ensureBaseCheckpoint(c, sftSteps: baseSftSteps, log: log) }
         let tokenizer = try ClusterTask.tokenizer(c)
+        let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts, tokenizer: tokenizer)
         let policy: LlamaModel
         var trainerState: TrainerState?, optimizerState: OptimizerState?
         if let latest {
