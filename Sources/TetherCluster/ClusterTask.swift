@@ -35,7 +35,7 @@ public struct ClusterTask: Sendable {
             trainPrompts = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainPromptCount, seed: seed)
         } else {
             generator = nil
-            trainPrompts = try PromptDataset(promptField: t.promptField, answerField: t.answerField).load(path: t.datasetPath, tokenizer: tokenizer)
+            trainPrompts = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField, tokenizer: tokenizer)
         }
         guard !trainPrompts.isEmpty else { throw TaskError.invalidSetting("task \(t.name) has no training prompts") }
     }

@@ -102,8 +102,9 @@ public struct PromptDataset: Sendable {
 }
 
 extension TaskPrompt {
-    /// Reads a prompts file with the default fields (`PromptDataset`), tokenizable by `tokenizer` when given.
-    public static func load(path: String, tokenizer: Tokenizer? = nil) throws -> [TaskPrompt] {
-        try PromptDataset().load(path: path, tokenizer: tokenizer)
+    /// Reads a prompts file under `PromptDataset`'s contract, every prompt tokenizable by `tokenizer` when given.
+    public static func load(path: String, promptField: String = "prompt", answerField: String = "answer",
+                            tokenizer: Tokenizer? = nil) throws -> [TaskPrompt] {
+        try PromptDataset(promptField: promptField, answerField: answerField).load(path: path, tokenizer: tokenizer)
     }
 }

@@ -29,7 +29,7 @@ struct TrainingTask {
             train = try ClusterTask.rlPrompts(g, source: t.rlPrompts, count: trainCount, seed: seed)
             heldOut = try TaskDataset.prompts(g, split: .heldout, count: heldOutCount, seed: seed)
         } else {
-            let all = try PromptDataset(promptField: t.promptField, answerField: t.answerField).load(path: t.datasetPath, tokenizer: tokenizer)
+            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField, tokenizer: tokenizer)
             // Held out by problem hash, the same rule as the built-in generators.
             train = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
             heldOut = Array(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout }.prefix(heldOutCount))
