@@ -21,7 +21,7 @@ extension MetricsRecord {
     }
 }
 
-extension ClusterTask {
+extension RunTask {
     /// The reward components of a batch's samples, by re-scoring each completion with the task's
     /// verifier (what the actor scored it with: the same config, the same deterministic rules), so
     /// the components need not travel on the wire. A sample the verifier cannot score is skipped:

@@ -1,3 +1,5 @@
+import TetherKernels
+
 /// Integer arithmetic: prompt `12+35=` (the chat question `12 + 35`), answer `47`.
 ///
 /// The difficulty knobs are the operand digit counts, the operators and the number of operands. An

@@ -92,6 +92,9 @@ extension JSONLines {
 }
 
 extension SFTExample {
+    /// The JSONL line, keys in the documented order.
+    public var jsonLine: String { JSONLines.encodeObject([("prompt", prompt), ("completion", completion)]) }
+
     /// Reads an SFT file; prompt and completion must stay inside the policy's vocabulary.
     public static func load(path: String) throws -> [SFTExample] {
         try JSONLines.readChecked(SFTExample.self, path: path) { [("prompt", $0.prompt), ("completion", $0.completion)] }

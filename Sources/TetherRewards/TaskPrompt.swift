@@ -41,17 +41,3 @@ public struct TaskPrompt: Codable, Equatable, Hashable, Sendable {
         return try ChatFormat(tokenizer: tokenizer).promptIds(messages ?? [.user(prompt)])
     }
 }
-
-/// One supervised example, a line of an SFT JSONL file: `{"prompt","completion"}`. The completion
-/// carries no `<eos>`: the SFT trainer appends it, so the model learns to stop after the answer.
-public struct SFTExample: Codable, Equatable, Sendable {
-    public var prompt: String
-    public var completion: String
-
-    public init(prompt: String, completion: String) {
-        self.prompt = prompt
-        self.completion = completion
-    }
-
-    public var jsonLine: String { JSONLines.encodeObject([("prompt", prompt), ("completion", completion)]) }
-}

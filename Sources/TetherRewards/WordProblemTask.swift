@@ -1,3 +1,5 @@
+import TetherKernels
+
 /// Multi-step word problems (`arithmetic:word`): a short story that takes two operations to answer,
 /// in the spirit of GSM8K (Cobbe et al. 2021) scaled down to numbers a small model can add:
 /// "Mia has 12 apples. She buys 7 more and then gives 5 to Leo. How many apples does Mia have now?" → 14.

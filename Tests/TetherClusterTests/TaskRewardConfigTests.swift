@@ -32,7 +32,7 @@ final class TaskRewardConfigTests: XCTestCase {
         config.task.name = "arithmetic:2"
         config.task.extract = .bare
         config.task.formatWeight = 0.5
-        let task = try ClusterTask(config: config, trainPromptCount: 8)
+        let task = try RunTask(config: config, trainPromptCount: 8)
         let tok = task.tokenizer
         var samples: [(prompt: PromptID, completion: [Int])] = []
         for id in 0 ..< 4 {
@@ -64,17 +64,23 @@ final class TaskRewardConfigTests: XCTestCase {
         var config = RunConfig()
         config.task.name = "jsonl"
         config.task.datasetPath = dir.appendingPathComponent("p.jsonl").path
-        try "{\"prompt\":\"1+2=\",\"answer\":3}\n{\"prompt\":\"2+2=\",\"answer\":\"4\"}\n".write(toFile: config.task.datasetPath, atomically: true, encoding: .utf8)
-        let task = try ClusterTask(config: config, trainPromptCount: 8)
-        XCTAssertEqual(task.trainPrompts.map(\.answer), ["3", "4"])
-        XCTAssertEqual(try task.score(completionTokens: try task.tokenizer.completionIds("3"), for: task.trainPrompts[0]).reward, 1)
+        // Answers as JSON numbers and as strings; no id, no task.
+        let lines = (0 ..< 30).map { i in i % 2 == 0 ? "{\"prompt\":\"\(i)+2=\",\"answer\":\(i + 2)}" : "{\"prompt\":\"\(i)+2=\",\"answer\":\"\(i + 2)\"}" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: config.task.datasetPath, atomically: true, encoding: .utf8)
+        let task = try RunTask(config: config, trainPromptCount: 8)
+        XCTAssertFalse(task.trainPrompts.isEmpty)
+        for p in task.trainPrompts {
+            XCTAssertEqual(p.answer, String(Int(p.prompt.split(separator: "+")[0])! + 2), p.prompt)
+            XCTAssertEqual(p.task, "jsonl")
+            XCTAssertEqual(try task.score(completionTokens: try task.tokenizer.completionIds(p.answer), for: p).reward, 1)
+        }
         try "{\"prompt\":\"1+2=\",\"answer\":3}\n{\"prompt\":\"2+2=\"}\n".write(toFile: config.task.datasetPath, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try ClusterTask(config: config, trainPromptCount: 8)) { e in
+        XCTAssertThrowsError(try RunTask(config: config, trainPromptCount: 8)) { e in
             XCTAssertEqual("\(e)", "\(config.task.datasetPath):2: missing field \"answer\"")
         }
         // The toy's vocabulary has no capitals: the line is named before anything trains.
         try "{\"prompt\":\"What is 1+2?\",\"answer\":3}\n".write(toFile: config.task.datasetPath, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try ClusterTask(config: config, trainPromptCount: 8)) { e in
+        XCTAssertThrowsError(try RunTask(config: config, trainPromptCount: 8)) { e in
             XCTAssertTrue("\(e)".hasPrefix("\(config.task.datasetPath):1: the prompt cannot be tokenized"), "\(e)")
         }
     }
