@@ -72,6 +72,7 @@ extension LearnerLoop {
         record.scalars[K.rewardMean] = stats.rewardMean
         record.scalars[K.rewardStd] = stats.rewardStd
         record.scalars[K.accuracy] = stats.accuracy
+        record.addRewardComponents(task.rewardTally(samples.map { (groups[$0.group].promptID, $0.completion) }))
         record.scalars[K.kl] = stats.kl
         record.scalars[K.entropy] = stats.entropy
         record.scalars[K.clipFraction] = stats.clipFraction

@@ -2,7 +2,7 @@ import Foundation
 
 /// The one-line progress report `tether launch` prints per learner step, e.g.
 ///
-///     step 12/200  v12  reward 0.412±0.108  acc 38.0%  tok/s actor 1.2k learner 3.4k  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)
+///     step 12/200  v12  reward 0.412±0.108  correct 38.0%  format 91.0%  tok/s actor 1.2k learner 3.4k  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)
 ///
 /// A pure function of a `MetricsRecord`, so what the terminal shows is what metrics.jsonl holds.
 public enum ProgressLine {
@@ -14,7 +14,7 @@ public enum ProgressLine {
         var reward = "reward " + number(s[K.rewardMean], digits: 3)
         if let std = s[K.rewardStd], std.isFinite { reward += "±" + String(format: "%.3f", std) }
         parts.append(reward)
-        parts.append("acc " + (s[K.accuracy].flatMap { $0.isFinite ? String(format: "%.1f%%", $0 * 100) : nil } ?? "–"))
+        parts.append(contentsOf: rewardShares(s))
         parts.append("tok/s actor \(compact(s[K.actorTokensPerSecond])) learner \(compact(s[K.learnerTokensPerSecond]))")
         parts.append("lag p50 \(integer(s[K.lagP50])) max \(integer(s[K.lagMax]))")
         let reasons = DropReason.allCases
@@ -31,6 +31,18 @@ public enum ProgressLine {
         if let idle = s[K.learnerIdleFraction], idle.isFinite { parts.append(String(format: "idle %.2f", idle)) }
         if let b = s[K.weightBroadcastLatency], b.isFinite { parts.append(String(format: "bcast %.1fms", b * 1000)) }
         return parts.joined(separator: "  ")
+    }
+
+    /// `acc 38.0%`, or with the reward's components `correct 38.0%  format 91.0%` (and `len -0.12`
+    /// when a length penalty bites): correctness and format apart, so format hacking is visible.
+    public static func rewardShares(_ s: [String: Double]) -> [String] {
+        typealias K = MetricsRecord.Key
+        func percent(_ v: Double?) -> String { v.flatMap { $0.isFinite ? String(format: "%.1f%%", $0 * 100) : nil } ?? "–" }
+        guard let correct = s[K.correctRate] else { return ["acc " + percent(s[K.accuracy])] }
+        var parts = ["correct " + percent(correct)]
+        if let f = s[K.formatRate] { parts.append("format " + percent(f)) }
+        if let l = s[K.lengthPenalty], l.isFinite, l < 0 { parts.append(String(format: "len %.2f", l)) }
+        return parts
     }
 
     static func number(_ value: Double?, digits: Int) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import TetherRewards
 
 /// Everything a run needs, one section per concern. Loaded from YAML by `RunConfig.load`, every key
 /// documented in `cluster/local.yaml`, which holds exactly `RunConfig.defaults` (a test checks both).
@@ -110,6 +111,15 @@ public struct TaskSection: Codable, Equatable, Sendable {
     public var maxPromptTokens = 8
     public var shuffle = true
     public var rlPrompts = RLPromptSource.trainAndSFT
+    /// Where the verifier reads the answer, and what the chat prompts ask for.
+    public var extract = AnswerFormat.lastInteger
+    /// Weights of the verifier reward's components: R = correct·[right answer] + format·[requested
+    /// form] + length·(overlong penalty ∈ [−1, 0]).
+    public var correctWeight = 1.0
+    public var formatWeight = 0.0
+    public var lengthWeight = 0.0
+    public var lengthMaxChars = 256
+    public var lengthRampChars = 128
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -121,8 +131,21 @@ public struct TaskSection: Codable, Equatable, Sendable {
         case maxPromptTokens = "max_prompt_tokens"
         case shuffle
         case rlPrompts = "rl_prompts"
+        case extract
+        case correctWeight = "correct_weight"
+        case formatWeight = "format_weight"
+        case lengthWeight = "length_weight"
+        case lengthMaxChars = "length_max_chars"
+        case lengthRampChars = "length_ramp_chars"
+    }
+
+    /// The verifier reward these keys describe (`RewardSpec`: correct, format and length components).
+    public func rewardSpec() throws -> RewardSpec {
+        try RewardSpec(correct: Float(correctWeight), format: Float(formatWeight), length: Float(lengthWeight),
+                       answerFormat: extract, lengthMaxChars: lengthMaxChars, lengthRampChars: lengthRampChars)
     }
 }
+
 
 public enum AlgorithmName: String, ConfigChoice { case grpo, drGRPO = "dr_grpo", rloo, ppo }
 public enum KLEstimator: String, ConfigChoice { case k1, k2, k3 }

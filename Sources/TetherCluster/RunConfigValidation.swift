@@ -34,6 +34,11 @@ extension RunConfig {
         try require(task.reward != .rewardModel || !task.rewardModelPath.isEmpty, "task.reward_model_path",
                     "required when task.reward is reward_model")
         try positive(task.maxPromptTokens, "task.max_prompt_tokens", max: L.positions)
+        for (value, key) in [(task.correctWeight, "correct_weight"), (task.formatWeight, "format_weight"), (task.lengthWeight, "length_weight")] {
+            try number(value, "task.\(key)", 0, L.coefficient)
+        }
+        try positive(task.lengthMaxChars, "task.length_max_chars", max: L.positions)
+        try integer(task.lengthRampChars, "task.length_ramp_chars", 1, task.lengthMaxChars)
 
         let a = algorithm
         try number(a.clipEpsLow, "algorithm.clip_eps_low", 0, 1, openAbove: true)

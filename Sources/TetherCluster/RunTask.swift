@@ -17,7 +17,9 @@ public struct RunTask: Sendable {
     public let name: String
     /// The policy checkpoint's tokenizer (`model.checkpoint`), else the built-in character vocabulary.
     public let tokenizer: Tokenizer
-    /// The exact-answer verifier: what accuracy is measured with, whatever the training reward.
+    /// The configured verifier reward (`task.extract`, `task.*_weight`: correct, format and length
+    /// components); accuracy is its `correct` component (`RewardBreakdown.isCorrect`), whatever the
+    /// training reward.
     public let verifier: any Verifier
     /// The training split's prompts.
     public let trainPrompts: [TaskPrompt]
@@ -40,49 +42,38 @@ public struct RunTask: Sendable {
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        if let g = try RunTask.generator(named: t.name) {
+        verifier = try t.rewardSpec().makeVerifier()
+        if let g = try RunTask.generator(named: t.name, answerFormat: t.extract) {
             generator = g
             // RL prompts from the splits `task.rl_prompts` names; never the held-out split.
             trainPrompts = try TaskDataset.prompts(g, split: .train, count: trainPromptCount, seed: seed)
                 + (t.rlPrompts == .trainAndSFT ? TaskDataset.prompts(g, split: .sft, count: trainPromptCount, seed: seed &+ 3) : [])
             heldOutPool = []
-            verifier = try TaskCatalog.verifier(forTask: g.name)
         } else {
             generator = nil
-            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField)
+            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField, tokenizer: self.tokenizer)
             // Held out by problem hash, the same rule as the built-in generators.
             trainPrompts = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
             heldOutPool = RunTask.distinct(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout })
-            verifier = IntegerAnswerVerifier(name: "jsonl")
         }
         guard !trainPrompts.isEmpty else {
             throw ConfigError.invalidValue(path: "task.name", reason: "task \(t.name) has no training prompts")
         }
     }
 
-    /// The generator behind a built-in `task.name`, nil for `jsonl`: `addition` (one- and
-    /// two-digit a+b), `arithmetic` / `sequence` at their default level, or with a level after a
-    /// colon (`arithmetic:1` is one-digit addition; `arithmetic-1` is accepted too).
-    public static func generator(named name: String) throws -> (any TaskGenerator)? {
-        switch name {
-        case "jsonl": return nil
-        case "addition": return try ArithmeticTask(minDigits: 1, maxDigits: 2, operators: ["+"])
-        default:
-            let separator = name.lastIndex(where: { $0 == ":" || $0 == "-" })
-            let base = separator.map { String(name[..<$0]) } ?? name
-            guard TaskCatalog.names.contains(base) else {
-                throw ConfigError.invalidValue(path: "task.name", reason: "unknown task '\(name)'; expected one of \(builtinNames.joined(separator: ", ")) (a level may follow a colon: arithmetic:2)")
-            }
-            guard let separator else { return try TaskCatalog.generator(named: base) }
-            guard let level = Int(name[name.index(after: separator)...]) else {
-                throw ConfigError.invalidValue(path: "task.name", reason: "\(name): the level after '\(name[separator])' must be an integer")
-            }
-            return try TaskCatalog.generator(named: base, level: level)
+    /// The generator behind a built-in `task.name` (`TaskCatalog.generator(spec:)`: `arithmetic:1`,
+    /// `arithmetic:2`, `arithmetic:mixed`, `arithmetic:word`, `sequence`, …; `arithmetic-1` is
+    /// accepted too), nil for `jsonl`; its chat prompts ask for `answerFormat`.
+    public static func generator(named name: String, answerFormat: AnswerFormat = RunConfig.defaults.task.extract) throws -> (any TaskGenerator)? {
+        guard name != "jsonl" else { return nil }
+        do { return try TaskCatalog.generator(spec: name, answerFormat: answerFormat) } catch let e as TaskError {
+            throw ConfigError.invalidValue(path: "task.name", reason: "\(e); expected one of \(builtinNames.joined(separator: ", ")) (a level may follow a colon: arithmetic:2, arithmetic:mixed, arithmetic:word)")
         }
     }
 
     /// Up to `count` distinct held-out problems, each once: fewer when the split has fewer (one-digit
-    /// addition has 23), so an accuracy is never weighted by silently repeated problems.
+    /// addition: its 100 pairs, in the held-out phrasing), so an accuracy is never weighted by
+    /// silently repeated problems.
     public func heldOutPrompts(count: Int) throws -> [TaskPrompt] {
         guard let generator else { return Array(heldOutPool.prefix(count)) }
         return Array(RunTask.distinct(try TaskDataset.prompts(generator, split: .heldout, count: count, seed: seed &+ 1)).prefix(count))
@@ -104,11 +95,11 @@ public struct RunTask: Sendable {
         return trainPrompts[RunTask.permutation(n, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)[index]]
     }
 
-    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, a user turn
-    /// through the chat template for an instruct checkpoint: `Tokenizer.taskPromptIds`), keeping
+    /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, the chat
+    /// messages through the template for an instruct checkpoint: `TaskPrompt.promptIds`), keeping
     /// the last `maxPromptTokens` tokens (the SFT format without the completion).
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
-        let tokens = try tokenizer.taskPromptIds(prompt.prompt)
+        let tokens = try prompt.promptIds(tokenizer)
         return Array(tokens.suffix(maxPromptTokens))
     }
 
@@ -118,7 +109,7 @@ public struct RunTask: Sendable {
     }
 
     /// Accuracy of `model` on `prompts` as every driver measures it: prompts framed by
-    /// `promptTokens`, completions scored by the exact-answer verifier (`PolicyEvaluator`).
+    /// `promptTokens`, completions correct by the verifier's `correct` component (`PolicyEvaluator`).
     public func evaluate(model: LlamaModel, prompts: [TaskPrompt], samples: Int = 1, temperature: Float = 0,
                          maxNewTokens: Int, seed: UInt64 = 0) throws -> PolicyEvaluation {
         try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: { _ in verifier },

@@ -1,6 +1,7 @@
-/// Exact-match reward for an integer answer (1 if the completion's integer equals the prompt's
-/// `answer`, else 0), read by `IntegerAnswer`'s rules. Serves both the arithmetic task (`12+35=` →
-/// `47`) and integer-sequence continuation (`1 2 4 8 ?` → `16`): only the name differs.
+/// Exact-match reward for an integer answer (1 if the completion's integer, found where `format`
+/// puts it, equals the prompt's `answer`, else 0), read by `IntegerAnswer`'s rules. Serves every
+/// built-in task (`12+35=` → `47`, `1 2 4 8 ?` → `16`, word problems) and user datasets; in a
+/// configured reward (`RewardSpec`) it is the `correct` component.
 public struct IntegerAnswerVerifier: Verifier {
     public let name: String
     public let format: AnswerFormat
@@ -12,6 +13,8 @@ public struct IntegerAnswerVerifier: Verifier {
 
     public static let arithmetic = IntegerAnswerVerifier(name: "arithmetic")
     public static let sequence = IntegerAnswerVerifier(name: "sequence")
+    /// The correctness component of a configured reward.
+    public static func correct(_ format: AnswerFormat) -> IntegerAnswerVerifier { IntegerAnswerVerifier(name: "correct", format: format) }
 
     public func score(completion: String, for prompt: TaskPrompt) throws -> RewardBreakdown {
         guard let expected = IntegerAnswer.canonical(prompt.answer) else {
@@ -22,46 +25,29 @@ public struct IntegerAnswerVerifier: Verifier {
     }
 }
 
-/// 1 when the completion has exactly the task's answer format, else 0 (DeepSeek-R1's format
-/// reward, Guo et al. 2025). Spaces and newlines around the parts are allowed; nothing else is.
-///
-/// - `.bare`: the whole completion (up to `<eos>`) is one integer, `-?[0-9]+`.
-/// - `.tagged`: `<think>…</think><answer>N</answer>` with N an integer and no tag inside the think block.
+/// 1 when the completion gives its answer in exactly the requested form, else 0
+/// (`AnswerFormat.isWellFormed`; DeepSeek-R1's format reward, Guo et al. 2025). Scored apart from
+/// correctness so a run can see a policy learning the form without the answer — the reward hacking
+/// a format bonus invites.
 public struct FormatVerifier: Verifier {
-    public let name = "format"
+    public let name: String
     public let format: AnswerFormat
 
-    public init(format: AnswerFormat = .bare) { self.format = format }
+    public init(name: String = "format", format: AnswerFormat = .bare) {
+        self.name = name
+        self.format = format
+    }
 
     public func score(completion: String, for prompt: TaskPrompt) throws -> RewardBreakdown {
         RewardBreakdown(name, Self.matches(completion, format: format) ? 1 : 0)
     }
 
-    public static func matches(_ completion: String, format: AnswerFormat) -> Bool {
-        var text = Substring(completion)
-        if let eos = text.range(of: "<eos>") { text = text[..<eos.lowerBound] }
-        let ws: (Character) -> Bool = { $0 == " " || $0 == "\n" }
-        func trim(_ s: Substring) -> String { String(s.drop(while: ws).reversed().drop(while: ws).reversed()) }
-        switch format {
-        case .bare:
-            return IntegerAnswer.canonical(trim(text)) != nil
-        case .tagged:
-            var rest = Substring(trim(text))
-            guard rest.hasPrefix("<think>") else { return false }
-            rest = rest.dropFirst("<think>".count)
-            guard let endThink = rest.range(of: "</think>") else { return false }
-            let thought = rest[..<endThink.lowerBound]
-            if thought.contains("<think>") || thought.contains("<answer>") { return false }
-            rest = rest[endThink.upperBound...].drop(while: ws)
-            guard rest.hasPrefix("<answer>"), rest.hasSuffix("</answer>"), rest.count >= "<answer></answer>".count else { return false }
-            let inner = rest.dropFirst("<answer>".count).dropLast("</answer>".count)
-            return IntegerAnswer.canonical(trim(inner)) != nil
-        }
-    }
+    public static func matches(_ completion: String, format: AnswerFormat) -> Bool { format.isWellFormed(completion) }
 }
 
 /// DAPO's soft overlong punishment (Yu et al. 2025, eq. 13), over the completion's length L in
-/// characters (one character is one token in the 64-symbol vocabulary):
+/// characters (one character is one token in the 64-symbol vocabulary; about four per token of a
+/// byte-level BPE vocabulary):
 ///
 ///     R = 0                              if L ≤ L_max − L_cache
 ///     R = ((L_max − L_cache) − L)/L_cache if L_max − L_cache < L ≤ L_max
@@ -69,19 +55,18 @@ public struct FormatVerifier: Verifier {
 ///
 /// A ramp instead of a cliff, so a slightly long completion is not punished like a runaway one.
 public struct LengthPenaltyVerifier: Verifier {
-    public let name = "length"
+    public let name: String
     public let maxLength: Int
     public let cacheLength: Int
 
-    public init(maxLength: Int = 32, cacheLength: Int = 16) {
+    public init(name: String = "length", maxLength: Int = 32, cacheLength: Int = 16) {
+        self.name = name
         self.maxLength = maxLength
         self.cacheLength = max(1, min(cacheLength, maxLength))
     }
 
     public func score(completion: String, for prompt: TaskPrompt) throws -> RewardBreakdown {
-        var text = Substring(completion)
-        if let eos = text.range(of: "<eos>") { text = text[..<eos.lowerBound] }
-        return RewardBreakdown(name, penalty(length: text.count))
+        RewardBreakdown(name, penalty(length: AnswerFormat.generated(completion).count))
     }
 
     public func penalty(length: Int) -> Float {

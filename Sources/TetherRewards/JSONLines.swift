@@ -22,8 +22,10 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
 /// JSON Lines (https://jsonlines.org): one JSON object per line, blank lines skipped.
 public enum JSONLines {
     /// Decodes JSONL text; `file` is only used in errors.
-    public static func decode<T: Decodable>(_ type: T.Type, text: String, file: String) throws -> [T] {
+    public static func decode<T: Decodable>(_ type: T.Type, text: String, file: String,
+                                            userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws -> [T] {
         let decoder = JSONDecoder()
+        decoder.userInfo = userInfo
         var out: [T] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
@@ -41,7 +43,7 @@ public enum JSONLines {
     static func describe(_ e: DecodingError) -> String {
         switch e {
         case .keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
-        case .typeMismatch(let t, let ctx): return "field \"\(path(ctx))\" is not a \(t)"
+        case .typeMismatch(let t, let ctx): return ctx.codingPath.isEmpty ? "not a JSON object" : "field \"\(path(ctx))\" is not a \(t)"
         case .valueNotFound(let t, let ctx): return "field \"\(path(ctx))\" is null, expected a \(t)"
         case .dataCorrupted(let ctx):
             return ctx.codingPath.isEmpty ? "not a valid JSON object" : "field \"\(path(ctx))\": \(ctx.debugDescription)"
@@ -64,49 +66,28 @@ extension JSONLines {
     /// Reads `path` as records of `T` whose string `fields` must stay inside the policy's
     /// vocabulary (a character the tokenizer cannot encode is reported with its file and line).
     public static func readChecked<T: Decodable>(_ type: T.Type, path: String, fields: (T) -> [(String, String)]) throws -> [T] {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw DatasetError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
-        }
-        let records = try decode(T.self, text: text, file: path)
-        guard !records.isEmpty else { throw DatasetError.empty(file: path) }
-        let lineNumbers = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-            .filter { $0.element.contains(where: { !$0.isWhitespace }) }.map { $0.offset + 1 }
-        for (r, line) in zip(records, lineNumbers) {
+        try read(T.self, path: path) { r, line in
             for (field, value) in fields(r) {
                 if let c = TaskAlphabet.firstInvalidCharacter(in: value) {
                     throw DatasetError.outOfVocabulary(file: path, line: line, field: field, character: c)
                 }
             }
         }
-        return records
     }
-}
 
-extension TaskPrompt {
-    /// Reads a prompts file, the one reader of `tether train`, the cluster and `tether eval`: one
-    /// object per line with a string `promptField` and an `answerField` (string or number); `id`
-    /// and `task` are kept when present (`tether tasks export` writes them), else `jsonl/<line>` and
-    /// `jsonl`. The text is not checked against a vocabulary here: the policy's tokenizer decides.
-    public static func load(path: String, promptField: String = "prompt", answerField: String = "answer") throws -> [TaskPrompt] {
+    /// Reads `path` as records of `T`, at least one, calling `check` with each record and its 1-based line.
+    public static func read<T: Decodable>(_ type: T.Type, path: String, userInfo: [CodingUserInfoKey: any Sendable] = [:],
+                                          check: (T, Int) throws -> Void = { _, _ in }) throws -> [T] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw DatasetError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
         }
-        var out: [TaskPrompt] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where line.contains(where: { !$0.isWhitespace }) {
-            func malformed(_ detail: String) -> DatasetError { .malformedLine(file: path, line: i + 1, detail: detail) }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw malformed("not a valid JSON object") }
-            guard let value = object[promptField] else { throw malformed("missing field \"\(promptField)\"") }
-            guard let prompt = value as? String else { throw malformed("field \"\(promptField)\" is not a String") }
-            guard let answerValue = object[answerField] else { throw malformed("missing field \"\(answerField)\"") }
-            guard let answer = (answerValue as? String) ?? (answerValue as? NSNumber).map({ "\($0)" }) else {
-                throw malformed("field \"\(answerField)\" is neither a string nor a number")
-            }
-            out.append(TaskPrompt(id: object["id"] as? String ?? "jsonl/\(i)", task: object["task"] as? String ?? "jsonl", prompt: prompt, answer: answer))
-        }
-        guard !out.isEmpty else { throw DatasetError.empty(file: path) }
-        return out
+        let records = try decode(T.self, text: text, file: path, userInfo: userInfo)
+        guard !records.isEmpty else { throw DatasetError.empty(file: path) }
+        let lineNumbers = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            .filter { $0.element.contains(where: { !$0.isWhitespace }) }.map { $0.offset + 1 }
+        for (r, line) in zip(records, lineNumbers) { try check(r, line) }
+        return records
     }
 }
 

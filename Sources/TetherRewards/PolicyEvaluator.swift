@@ -39,9 +39,9 @@ public enum PolicyEvaluator {
 
     /// Samples `samples` completions per prompt (greedy when `temperature` is 0) and scores each
     /// with the prompt's verifier (`checkedScore`: a non-finite reward is an error). A completion is
-    /// correct when its reward is 1 (the exact-answer verifiers give 1 or 0). `promptTokens` frames
-    /// a prompt as training does (default: `Tokenizer.taskPromptIds`, the chat template when the
-    /// checkpoint has one).
+    /// correct when the breakdown says so (`RewardBreakdown.isCorrect`: its `correct` component, else
+    /// a reward of at least 1). `promptTokens` frames a prompt as training does (default:
+    /// `TaskPrompt.promptIds`, the chat messages through the template when the checkpoint has one).
     public static func evaluate(model: LlamaModel, tokenizer: Tokenizer, prompts: [TaskPrompt],
                                 verifier: (TaskPrompt) throws -> any Verifier, samples: Int = 1, temperature: Float = 0,
                                 maxNewTokens: Int = 8, seed: UInt64 = 0, batchSize: Int = 64,
@@ -54,7 +54,7 @@ public enum PolicyEvaluator {
             let chunk = Array(prompts[start..<min(prompts.count, start + max(1, batchSize / k))])
             var flat: [[Int]] = []
             for p in chunk {
-                let tokens = try promptTokens?(p) ?? tokenizer.taskPromptIds(p.prompt)
+                let tokens = try promptTokens?(p) ?? p.promptIds(tokenizer)
                 for _ in 0..<k { flat.append(tokens) }
             }
             let completions = try model.generate(prompts: flat, maxNewTokens: maxNewTokens, sampling: sampling,
@@ -65,7 +65,7 @@ public enum PolicyEvaluator {
                 for c in completions[i * k ..< (i + 1) * k] {
                     let b = try v.checkedScore(completion: try text(of: c.tokens, tokenizer: tokenizer), for: p)
                     reward += Double(b.reward)
-                    if b.reward >= 1 - 1e-6 { right += 1 }
+                    if b.isCorrect { right += 1 }
                 }
                 correct += right
                 if right > 0 { solved += 1 }

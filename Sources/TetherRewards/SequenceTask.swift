@@ -1,6 +1,6 @@
 import TetherKernels
 
-/// Integer-sequence continuation: prompt `1 2 4 8 ?`, answer `16`.
+/// Integer-sequence continuation: prompt `1 2 4 8 ?` (the chat question `1, 2, 4, 8`), answer `16`.
 ///
 /// Each problem shows `shownTerms` terms of a sequence from one family. A draw whose shown terms
 /// also fit another family with a different next term (e.g. `2 4 ?` is both +2 and ×2) is
@@ -12,6 +12,7 @@ public struct SequenceTask: TaskGenerator {
     public var shownTerms: Int
     /// When true, arithmetic progressions may decrease and go below zero.
     public var allowNegative: Bool
+    public var phrasing: TaskPhrasing { .sequence }
 
     public init(families: [SequenceFamily] = SequenceFamily.allCases, shownTerms: Int = 4, allowNegative: Bool = false, answerFormat: AnswerFormat = .bare) throws {
         guard !families.isEmpty else { throw TaskError.invalidSetting("sequence needs at least one family") }
@@ -25,8 +26,9 @@ public struct SequenceTask: TaskGenerator {
     /// 1: arithmetic progressions · 2: + geometric (the default) · 3: all five families
     /// · 4: all families, decreasing progressions, only three terms shown.
     ///
-    /// Calibration (as for `ArithmeticTask.level`: hidden 64, 2 layers, 1000 SFT steps): level 1
-    /// reaches 51 % on held-out prompts, level 2 28 %, level 3 12 %.
+    /// Calibration (as for `ArithmeticTask.level`: hidden 64, 2 layers, 1000 SFT steps, measured
+    /// when progressions stepped by at most 20): level 1 reaches 51 % on held-out prompts, level 2
+    /// 28 %, level 3 12 %. Steps go to 30 so that level 2 holds out more than 500 distinct problems.
     public static func level(_ level: Int, answerFormat: AnswerFormat = .bare) throws -> SequenceTask {
         switch level {
         case 1: return try SequenceTask(families: [.arithmetic], answerFormat: answerFormat)
@@ -46,13 +48,14 @@ public struct SequenceTask: TaskGenerator {
             if let other = f.continuation(of: shown), other != next { return nil }
         }
         return Problem(
-            prompt: shown.map(String.init).joined(separator: " ") + " ?", answer: String(next), reasoning: family.rule(of: shown))
+            prompt: shown.map(String.init).joined(separator: " ") + " ?", question: shown.map(String.init).joined(separator: ", "),
+            answer: String(next), reasoning: family.rule(of: shown))
     }
 }
 
 /// The sequence families, each as a generator and as a recogniser of its own shown terms.
 public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
-    /// a, a+d, a+2d, …
+    /// a, a+d, a+2d, … with a ∈ 0…99, d ∈ 1…30
     case arithmetic
     /// a, a·q, a·q², … with q ∈ {2, 3, 4}
     case geometric
@@ -77,7 +80,7 @@ public enum SequenceFamily: String, CaseIterable, Codable, Sendable {
         switch self {
         case .arithmetic:
             let start = rng.int(in: 0 ... 99)
-            var step = rng.int(in: 1 ... 20)
+            var step = rng.int(in: 1 ... 30)
             if allowNegative && rng.int(in: 0 ... 1) == 1 { step = -step }
             return (0 ..< count).map { start + $0 * step }
         case .geometric:

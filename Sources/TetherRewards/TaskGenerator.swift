@@ -6,15 +6,46 @@ public protocol TaskGenerator: Sendable {
     /// The task name written into each prompt record; it also names the verifier that scores it.
     var name: String { get }
     var answerFormat: AnswerFormat { get }
+    /// The wordings of its chat prompts.
+    var phrasing: TaskPhrasing { get }
+    /// True when the problem space is too small to hold problems out (one-digit addition has 100):
+    /// the held-out split is then every problem, asked only in the held-out phrasing, and the
+    /// problems' held-out hash bucket trains instead. A checkpoint without a chat template sees no
+    /// phrasing, so for it such a held-out split measures seen problems.
+    var heldOutByWording: Bool { get }
     /// One problem, or nil when this draw is rejected (e.g. an ambiguous sequence).
     func draw(_ rng: inout SplitMix64) -> Problem?
 }
 
-/// A problem in canonical form, plus the reasoning a `.tagged` completion shows.
+extension TaskGenerator {
+    public var heldOutByWording: Bool { false }
+
+    /// The split `problem` belongs to (for a task held out by wording: train or sft, never heldout).
+    public func split(of problem: Problem) -> DatasetSplit {
+        let split = DatasetSplit.of(task: name, prompt: problem.prompt)
+        return heldOutByWording && split == .heldout ? .train : split
+    }
+
+    /// Whether `problem` may be drawn for `split`.
+    func admits(_ problem: Problem, to split: DatasetSplit) -> Bool {
+        heldOutByWording && split == .heldout ? true : self.split(of: problem) == split
+    }
+}
+
+/// A problem in canonical form (`prompt`, hashed by the split), the question a chat prompt asks
+/// (`question`, put into a phrasing), the answer, and the reasoning a `.tagged` completion shows.
 public struct Problem: Equatable, Hashable, Sendable {
     public var prompt: String
+    public var question: String
     public var answer: String
     public var reasoning: String
+
+    public init(prompt: String, question: String? = nil, answer: String, reasoning: String) {
+        self.prompt = prompt
+        self.question = question ?? prompt
+        self.answer = answer
+        self.reasoning = reasoning
+    }
 }
 
 /// A task string or setting that cannot be used.
@@ -37,7 +68,7 @@ public enum TaskError: Error, Equatable, CustomStringConvertible {
 public enum TaskDataset {
     /// `count` problems of `split`, distinct while the split has enough distinct problems (a tiny
     /// problem space, e.g. 1-digit addition, then repeats problems rather than fail). Draws that
-    /// belong to the other split are skipped.
+    /// belong to another split are skipped.
     public static func problems(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [Problem] {
         guard count >= 0 else { throw TaskError.invalidSetting("n must be ≥ 0, got \(count)") }
         var rng = SplitMix64(seed: seed ^ DatasetSplit.fnv1a64(task.name + "/" + split.rawValue))
@@ -51,7 +82,7 @@ public enum TaskDataset {
             if out.isEmpty && draws > 50_000 {
                 throw TaskError.splitExhausted(task: task.name, split: split, found: 0, requested: count)
             }
-            guard let p = task.draw(&rng), DatasetSplit.of(task: task.name, prompt: p.prompt) == split else { continue }
+            guard let p = task.draw(&rng), task.admits(p, to: split) else { continue }
             if seen.insert(p.prompt).inserted {
                 out.append(p)
                 sinceNew = 0
@@ -64,10 +95,12 @@ public enum TaskDataset {
         return out
     }
 
-    /// Prompt records `{"id","task","prompt","answer"}`; ids are `task/split/index`.
+    /// Prompt records `{"id","task","prompt","answer","messages"}`; ids are `task/split/index`; the
+    /// chat message asks the question in the split's phrasing with the task's answer-format instruction.
     public static func prompts(_ task: any TaskGenerator, split: DatasetSplit, count: Int, seed: UInt64) throws -> [TaskPrompt] {
         try problems(task, split: split, count: count, seed: seed).enumerated().map { i, p in
-            TaskPrompt(id: "\(task.name)/\(split.rawValue)/\(i)", task: task.name, prompt: p.prompt, answer: p.answer)
+            TaskPrompt(id: "\(task.name)/\(split.rawValue)/\(i)", task: task.name, prompt: p.prompt, answer: p.answer,
+                       messages: task.phrasing.messages(for: p, split: split, seed: seed, format: task.answerFormat))
         }
     }
 

@@ -36,6 +36,11 @@ public struct RewardBreakdown: Equatable, Sendable {
     }
 
     public subscript(name: String) -> Float? { components.first { $0.name == name }?.value }
+
+    /// Whether the sample counts as correct: its `correct` component when it has one (a weighted
+    /// reward can exceed 1 by its format bonus or fall below it by a length penalty), else a
+    /// reward of at least 1 (what the single exact-answer verifiers give a right answer).
+    public var isCorrect: Bool { (self["correct"] ?? reward) >= 1 - 1e-6 }
 }
 
 /// A reward that must not enter training, or a reward config that cannot be built.

@@ -21,81 +21,48 @@ public struct WeightedVerifier: Verifier {
     }
 }
 
-/// A reward described by configuration: verifier names with weights, e.g.
-/// `[("arithmetic", 1.0), ("format", 0.1)]` or the string `"arithmetic:1,format:0.1"`.
+/// The reward a run is configured with (`task.reward_weights`, `task.extract`, `task.length_*` in
+/// the config): R = w_correct·correct + w_format·format + w_length·length, where
 ///
-/// Built-in names: `arithmetic`, `sequence` (exact integer answer), `format` (the answer format
-/// of `options.format`), `length` (DAPO's overlong penalty with `options.maxLength`/`cacheLength`).
+/// - `correct` ∈ {0, 1}: the answer, read as `format` says, equals the reference (`IntegerAnswerVerifier`);
+/// - `format` ∈ {0, 1}: the answer is given in exactly the requested form (`FormatVerifier`);
+/// - `length` ∈ [−1, 0]: DAPO's soft overlong penalty over the completion's characters (`LengthPenaltyVerifier`).
+///
+/// All three components are scored for every sample, also at weight 0, so the metrics can always
+/// separate "learned the format" from "learned the answer".
 public struct RewardSpec: Equatable, Sendable {
-    public struct Term: Equatable, Sendable {
-        public var name: String
-        public var weight: Float
+    public static let componentNames = ["correct", "format", "length"]
 
-        public init(name: String, weight: Float) {
-            self.name = name
-            self.weight = weight
+    public var correct: Float
+    public var format: Float
+    public var length: Float
+    public var answerFormat: AnswerFormat
+    /// L_max and L_cache of the length penalty, in characters.
+    public var lengthMaxChars: Int
+    public var lengthRampChars: Int
+
+    public init(correct: Float = 1, format: Float = 0, length: Float = 0, answerFormat: AnswerFormat = .lastInteger,
+                lengthMaxChars: Int = 256, lengthRampChars: Int = 128) throws {
+        for (name, w) in [("correct", correct), ("format", format), ("length", length)] {
+            guard w.isFinite, w >= 0 else { throw RewardError.invalidSpec("weight of '\(name)' is \(w); weights must be finite and ≥ 0") }
         }
-    }
-
-    /// Settings shared by the built-in verifiers.
-    public struct Options: Equatable, Sendable {
-        public var format: AnswerFormat
-        public var maxLength: Int
-        public var cacheLength: Int
-
-        public init(format: AnswerFormat = .bare, maxLength: Int = 32, cacheLength: Int = 16) {
-            self.format = format
-            self.maxLength = maxLength
-            self.cacheLength = cacheLength
+        guard lengthMaxChars >= 1, (1 ... lengthMaxChars).contains(lengthRampChars) else {
+            throw RewardError.invalidSpec("length penalty needs 1 ≤ ramp ≤ max characters, got ramp \(lengthRampChars), max \(lengthMaxChars)")
         }
+        self.correct = correct
+        self.format = format
+        self.length = length
+        self.answerFormat = answerFormat
+        self.lengthMaxChars = lengthMaxChars
+        self.lengthRampChars = lengthRampChars
     }
 
-    public static let builtinNames = ["arithmetic", "sequence", "format", "length"]
-
-    public var terms: [Term]
-
-    public init(_ terms: [(String, Float)]) throws {
-        guard !terms.isEmpty else { throw RewardError.invalidSpec("no verifiers given") }
-        for (name, w) in terms {
-            guard Self.builtinNames.contains(name) else { throw RewardError.unknownVerifier(name: name, known: Self.builtinNames) }
-            guard w.isFinite else { throw RewardError.invalidSpec("weight of '\(name)' is \(w); weights must be finite") }
-        }
-        self.terms = terms.map { Term(name: $0.0, weight: $0.1) }
+    /// The verifier this spec describes; its breakdown's components are named `correct`, `format`, `length`.
+    public func makeVerifier() -> WeightedVerifier {
+        WeightedVerifier([
+            (IntegerAnswerVerifier.correct(answerFormat), correct),
+            (FormatVerifier(format: answerFormat), format),
+            (LengthPenaltyVerifier(maxLength: lengthMaxChars, cacheLength: lengthRampChars), length),
+        ])
     }
-
-    /// Parses `name:weight` pairs separated by commas; a name without weight has weight 1.
-    public init(parsing text: String) throws {
-        var pairs: [(String, Float)] = []
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
-            switch parts.count {
-            case 1: pairs.append((parts[0], 1))
-            case 2:
-                guard let w = Float(parts[1]) else {
-                    throw RewardError.invalidSpec("weight '\(parts[1])' of '\(parts[0])' is not a number")
-                }
-                pairs.append((parts[0], w))
-            default: throw RewardError.invalidSpec("'\(item)' is not name:weight")
-            }
-        }
-        try self.init(pairs)
-    }
-
-    /// The verifier this spec describes.
-    public func makeVerifier(options: Options = Options()) -> WeightedVerifier {
-        WeightedVerifier(terms.map { t in
-            let v: any Verifier
-            switch t.name {
-            case "arithmetic": v = IntegerAnswerVerifier(name: "arithmetic", format: options.format)
-            case "sequence": v = IntegerAnswerVerifier(name: "sequence", format: options.format)
-            case "format": v = FormatVerifier(format: options.format)
-            default: v = LengthPenaltyVerifier(maxLength: options.maxLength, cacheLength: options.cacheLength)
-            }
-            return (v, t.weight)
-        })
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }

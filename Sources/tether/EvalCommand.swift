@@ -55,17 +55,17 @@ struct EvalCommand: AsyncParsableCommand {
 
     @OptionGroup var blas: BLASThreadOption
 
-    /// How `--data` completions are read. `last-integer` is `IntegerAnswer`'s integer rule (today the
-    /// integer the completion starts with); `tagged` reads it inside `<answer>…</answer>`.
+    /// How `--data` completions are read (`AnswerFormat`: where the answer is, what counts as it).
     enum Extraction: String, ExpressibleByArgument, CaseIterable {
-        case boxed, tagged
+        case boxed, tagged, bare
         case lastInteger = "last-integer"
 
-        func verifier() throws -> any Verifier {
+        var format: AnswerFormat {
             switch self {
-            case .lastInteger: return IntegerAnswerVerifier(name: "answer", format: .bare)
-            case .tagged: return IntegerAnswerVerifier(name: "answer", format: .tagged)
-            case .boxed: throw ValidationError("--extract boxed is not available in this build; use last-integer or tagged")
+            case .boxed: return .boxed
+            case .tagged: return .tagged
+            case .bare: return .bare
+            case .lastInteger: return .lastInteger
             }
         }
     }
@@ -98,8 +98,8 @@ struct EvalCommand: AsyncParsableCommand {
             result = try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: temperature,
                                        maxNewTokens: maxNewTokens ?? c.rollout.maxNewTokens, seed: seed)
         } else {
-            let verifier = try extract.verifier()
-            let prompts = try TaskPrompt.load(path: data!)
+            let verifier = IntegerAnswerVerifier.correct(extract.format)
+            let prompts = try TaskPrompt.load(path: data!, tokenizer: ckpt.tokenizer)
             result = try PolicyEvaluator.evaluate(
                 model: model, tokenizer: ckpt.tokenizer, prompts: Array(prompts.prefix(n ?? prompts.count)), verifier: { _ in verifier },
                 samples: samples, temperature: temperature, maxNewTokens: maxNewTokens ?? 8, seed: seed)

@@ -14,24 +14,27 @@ struct TasksCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print N problems of one split as JSONL: {\"id\",\"task\",\"prompt\",\"answer\"}, or {\"prompt\",\"completion\"} with --sft.",
+            abstract: "Print N problems of one split as JSONL: {\"id\",\"task\",\"prompt\",\"answer\",\"messages\"}, or {\"prompt\",\"completion\"} with --sft.",
             discussion: """
                 Problems are split by a hash of the problem into train (RL prompts, 30%), sft (50%) and heldout (20%), \
                 disjoint for every n and seed. The same seed gives the same lines. --sft prints SFT examples from the sft \
-                split unless --split says otherwise (never heldout). --config FILE instead of --task prints the run \
+                split unless --split says otherwise (never heldout). Each prompt also carries its chat message: the question \
+                in one of the task's phrasings (heldout: a phrasing training never uses) and the --format instruction. \
+                One-digit addition has only 100 problems: its heldout split is all of them, in the held-out phrasing. \
+                --config FILE instead of --task prints the run \
                 config's task exactly as `tether train` and the cluster draw it (task.name, run.seed, task.rl_prompts; \
                 train: the RL prompts, heldout: the distinct held-out problems), so an SFT warm start or an \
                 evaluation sees the run's prompt format and splits.
                 """)
 
-        @Option(help: "Task: \(TaskCatalog.names.joined(separator: ", ")).") var task: String?
+        @Option(help: "Task: \(TaskCatalog.names.joined(separator: ", ")), or addition; a level may follow a colon (arithmetic:mixed).") var task: String?
         @Option(help: "Run configuration YAML: export its task instead of --task.") var config: String?
         @Option(name: .customLong("set"), help: "Override one config key (repeatable; with --config).") var overrides: [String] = []
         @Option(help: "train, heldout or sft (default: train for prompts, sft with --sft).") var split: String?
         @Option(name: .customLong("n"), help: "Number of lines.") var count: Int
         @Option(help: "Random seed.") var seed: UInt64 = 0
-        @Option(help: "Difficulty level (arithmetic 1...5, default 3; sequence 1...4, default 2).") var level: Int?
-        @Option(help: "Answer format: bare (the integer) or tagged (<think>…</think><answer>…</answer>).") var format: String = "bare"
+        @Option(help: "Difficulty level (arithmetic \(TaskCatalog.arithmeticLevels.joined(separator: ", ")), default 3; sequence 1...4, default 2).") var level: String?
+        @Option(help: "Answer format, which the chat prompts ask for: \(AnswerFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var format: String = "bare"
         @Flag(help: "Print SFT examples (prompt and correct completion) instead of RL prompts.") var sft = false
 
         func run() throws {
@@ -40,7 +43,7 @@ struct TasksCommand: ParsableCommand {
                 throw ValidationError("--split must be train, heldout or sft, got '\(splitName)'")
             }
             guard let format = AnswerFormat(rawValue: format) else {
-                throw ValidationError("--format must be bare or tagged, got '\(self.format)'")
+                throw ValidationError("--format must be one of \(AnswerFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(self.format)'")
             }
             guard count >= 0 else { throw ValidationError("--n must be ≥ 0") }
             guard (task == nil) != (config == nil) else { throw ValidationError("give either --task NAME or --config FILE.yaml") }
@@ -60,7 +63,7 @@ struct TasksCommand: ParsableCommand {
                 }
                 lines = prompts.map { sft ? SFTExample(prompt: $0.prompt, completion: $0.answer).jsonLine : $0.jsonLine }
             } else {
-                let generator = try TaskCatalog.generator(named: task!, level: level, answerFormat: format)
+                let generator = try TaskCatalog.generator(spec: level.map { "\(task!):\($0)" } ?? task!, answerFormat: format)
                 lines = sft
                     ? try TaskDataset.sft(generator, split: split, count: count, seed: seed).map(\.jsonLine)
                     : try TaskDataset.prompts(generator, split: split, count: count, seed: seed).map(\.jsonLine)

@@ -134,25 +134,31 @@ struct TrainCommand: AsyncParsableCommand {
         while trainer.step < c.run.steps {
             let size = c.rollout.promptsPerBatch
             let prompts = (0..<size).map { task.prompt(for: trainer.step * size + $0) }
-            let rlPrompts = try prompts.map { RLPrompt(tokens: try tokenizer.taskPromptIds($0.prompt)) }
+            let rlPrompts = try prompts.map { RLPrompt(tokens: try $0.promptIds(tokenizer)) }
             for (p, r) in zip(prompts, rlPrompts) where r.tokens.count > c.task.maxPromptTokens {
                 throw ValidationError("prompt '\(p.id)' is \(r.tokens.count) tokens, more than task.max_prompt_tokens \(c.task.maxPromptTokens)")
             }
             let stepStart = Date()
+            var components = RewardTally()
             let m = try trainer.step(prompts: rlPrompts) { i, tokens in
                 let p = prompts[i]
                 let text = try PolicyEvaluator.text(of: tokens, tokenizer: tokenizer)
                 let exact = try task.verifier.checkedScore(completion: text, for: p)
                 // Accuracy is always the exact answer's, also when a reward model gives the reward.
                 let b = try rewardModel?.checkedScore(completion: text, for: p) ?? exact
-                return RLScore(reward: b.reward, correct: exact.reward >= 1)
+                components.add(exact)
+                return RLScore(reward: b.reward, correct: exact.isCorrect)
             }
             trainSeconds += Date().timeIntervalSince(stepStart)
-            try metrics.write(MetricsRecord(step: m.step, scalars: Self.scalars(m, learnerTokens: m.sampledTokens)))
+            var record = MetricsRecord(step: m.step, scalars: Self.scalars(m, learnerTokens: m.sampledTokens))
+            record.addRewardComponents(components)
+            try metrics.write(record)
             let done = m.step - firstStep, total = c.run.steps - firstStep
             let eta = trainSeconds / Double(done) * Double(total - done)
             var text = String(format: "step %d/%d  reward %.3f±%.3f", m.step, c.run.steps, m.rewardMean, m.rewardStd)
-            if let a = m.accuracy { text += String(format: "  acc %.3f", a) }
+            if record.scalars[MetricsRecord.Key.correctRate] != nil {
+                text += "  " + TetherCluster.ProgressLine.rewardShares(record.scalars).joined(separator: "  ")
+            } else if let a = m.accuracy { text += String(format: "  acc %.3f", a) }
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
                            m.rolloutTokensPerSecond) + "  ETA " + TerminalStatusLine.duration(eta)

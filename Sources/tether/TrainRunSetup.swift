@@ -36,7 +36,7 @@ enum TrainRunSetup {
     /// and `tether launch` both call this, so a newcomer's first command works from nothing.
     static func ensureBaseCheckpoint(_ c: RunConfig, sftSteps: Int, log: (String) -> Void) throws {
         guard !c.model.checkpoint.isEmpty, !FileManager.default.fileExists(atPath: c.model.checkpoint) else { return }
-        guard let g = try RunTask.generator(named: c.task.name) else {
+        guard let g = try RunTask.generator(named: c.task.name, answerFormat: c.task.extract) else {
             throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist and task jsonl has no built-in SFT set to make it")
         }
         try makeBaseCheckpoint(c, generator: g, sftSteps: sftSteps, log: log)

@@ -57,7 +57,8 @@ final class TrainCommandTests: XCTestCase {
         let records = try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         let steps = records.filter { $0["reward/mean"] != nil }
         XCTAssertEqual(steps.count, 2)
-        for key in ["reward/mean", "reward/std", "accuracy", "kl", "entropy", "clip_fraction", "ess", "response_length", "actor/tokens_per_s"] {
+        for key in ["reward/mean", "reward/std", "accuracy", "kl", "entropy", "clip_fraction", "ess", "response_length", "actor/tokens_per_s",
+                    "correct_rate", "format_rate", "length_penalty"] {
             XCTAssertNotNil(steps[0][key], "metrics.jsonl lacks \(key): \(steps[0].keys.sorted())")
         }
         XCTAssertEqual(records.filter { $0["eval/accuracy"] != nil }.count, 2, "held-out accuracy before and at the checkpoint")
@@ -83,16 +84,17 @@ final class TrainCommandTests: XCTestCase {
         let againJSON = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any], again.stdout)
         XCTAssertEqual(againJSON["n"] as? Int, 8)
         XCTAssertEqual(try XCTUnwrap(againJSON["accuracy"] as? Double), loggedAccuracy, accuracy: 1e-12)
-        // One-digit addition has 23 held-out sums: --n 200 evaluates each once, and says so.
+        // One-digit addition's held-out split is its 100 sums (in the held-out phrasing): --n 200
+        // evaluates each once, and says so.
         let distinct = try tether(["eval", "--config", "run/config.yaml", "--set", "task.name=arithmetic:1", "--checkpoint", "run",
                                    "--n", "200", "--threads", "1"], in: dir)
         XCTAssertEqual(distinct.status, 0, distinct.stderr)
-        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(distinct.stdout.utf8)) as? [String: Any])?["n"] as? Int, 23, distinct.stdout)
-        XCTAssertTrue(distinct.stderr.contains("23 distinct held-out problems"), distinct.stderr)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(distinct.stdout.utf8)) as? [String: Any])?["n"] as? Int, 100, distinct.stdout)
+        XCTAssertTrue(distinct.stderr.contains("100 distinct held-out problems"), distinct.stderr)
         let exported = try tether(["tasks", "export", "--config", "run/config.yaml", "--set", "task.name=arithmetic:1",
                                    "--split", "heldout", "--n", "200"], in: dir)
         XCTAssertEqual(exported.status, 0, exported.stderr)
-        XCTAssertEqual(exported.stdout.split(separator: "\n").count, 23)
+        XCTAssertEqual(exported.stdout.split(separator: "\n").count, 100)
 
         // A model key that disagrees with the base: an error naming both values.
         let mismatch = try tether(["train", "--resume", "run", "--set", "model.hidden_size=96", "--threads", "1"], in: dir)

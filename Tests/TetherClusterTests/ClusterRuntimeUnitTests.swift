@@ -34,7 +34,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         config.task.name = "arithmetic:3"
         XCTAssertNotEqual(try RunTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
         XCTAssertNil(try RunTask.generator(named: "jsonl"))
-        for bad in ["arithmetc", "arithmetic:x", "sequence:"] {
+        for bad in ["arithmetc", "arithmetic:x", "sequence:", "sequence:word"] {
             XCTAssertThrowsError(try RunTask.generator(named: bad), bad) { error in
                 guard case .invalidValue(let path, let reason)? = error as? ConfigError else { return XCTFail("\(bad): \(error)") }
                 XCTAssertEqual(path, "task.name")
@@ -74,15 +74,22 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     /// the same hash, so no held-out line is trained on.
     func testHeldOutSplitIsDistinctDisjointAndTheSameForEveryDriver() throws {
         var config = RunConfig()
-        config.task.name = "arithmetic:1"
+        config.task.name = "arithmetic:2"
         let task = try RunTask(config: config)
         let heldOut = try task.heldOutPrompts(count: 200)
         XCTAssertEqual(heldOut.count, Set(heldOut.map(\.prompt)).count, "each problem once")
-        XCTAssertEqual(heldOut.count, 23, "one-digit addition has 23 held-out sums")
+        XCTAssertEqual(heldOut.count, 200)
         XCTAssertTrue(heldOut.allSatisfy { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout })
         XCTAssertTrue(Set(heldOut.map(\.prompt)).isDisjoint(with: task.trainPrompts.map(\.prompt)))
         XCTAssertEqual(try RunTask(config: config).heldOutPrompts(count: 200), heldOut, "deterministic from the config")
         XCTAssertEqual(try task.heldOutPrompts(count: 5), Array(heldOut.prefix(5)))
+        // One-digit addition is held out by wording: all 100 sums, each once, in a phrasing no
+        // training prompt uses.
+        config.task.name = "arithmetic:1"
+        let small = try RunTask(config: config)
+        let smallHeldOut = try small.heldOutPrompts(count: 200)
+        XCTAssertEqual(smallHeldOut.count, 100, "one-digit addition has 100 sums")
+        XCTAssertTrue(Set(smallHeldOut.compactMap(\.messages)).isDisjoint(with: small.trainPrompts.compactMap(\.messages)))
 
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tether-task-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: file) }
@@ -104,7 +111,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
-        config.task.name = "arithmetic:1"
+        config.task.name = "arithmetic:3"
         config.task.rlPrompts = .train
         let trainOnly = try RunTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT

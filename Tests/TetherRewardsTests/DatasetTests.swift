@@ -48,6 +48,12 @@ final class DatasetTests: XCTestCase {
             guard case .malformedLine(_, 1, let detail) = e as? DatasetError else { return XCTFail("\(e)") }
             XCTAssertTrue(detail.contains("answer"), detail)
         }
+        let upper = try write("upper.jsonl", good + "\n" + #"{"id":"x","task":"arithmetic","prompt":"What is 1+1?","answer":"2"}"#)
+        // Prompts must tokenize for the policy: the toy's vocabulary has no capitals, a chat one does.
+        XCTAssertThrowsError(try TaskPrompt.load(path: upper, tokenizer: .standard)) { e in
+            guard case .malformedLine(upper, 2, let detail)? = e as? DatasetError else { return XCTFail("\(e)") }
+            XCTAssertTrue(detail.contains("\"W\""), detail)
+        }
         // Other field names, a numeric answer, no id or task: the user-dataset contract.
         let user = try write("user.jsonl", #"{"question":"What is 1+1?","solution":2}"#)
         XCTAssertEqual(try TaskPrompt.load(path: user, promptField: "question", answerField: "solution"),
@@ -55,11 +61,54 @@ final class DatasetTests: XCTestCase {
         XCTAssertThrowsError(try TaskPrompt.load(path: user)) {
             XCTAssertEqual($0 as? DatasetError, .malformedLine(file: user, line: 1, detail: "missing field \"prompt\""))
         }
+        XCTAssertEqual(try TaskPrompt.load(path: upper).count, 2)
         XCTAssertThrowsError(try TaskPrompt.load(path: dir.appendingPathComponent("nope.jsonl").path)) {
             guard case .unreadable = $0 as? DatasetError else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(try SFTExample.load(path: try write("empty.jsonl", "\n \n"))) {
             guard case .empty = $0 as? DatasetError else { return XCTFail("\($0)") }
+        }
+    }
+
+    /// The user-dataset contract: `prompt` as text or messages (or a `messages` field), an integer
+    /// `answer` as number or string, configurable field names, optional `id`/`task`; every
+    /// violation names its line.
+    func testPromptDatasetContract() throws {
+        let path = try write("user.jsonl", [
+            #"{"question":"What is 2+2?","solution":4}"#,
+            "",
+            #"{"question":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 3+3?"}],"solution":"-6","id":"q2"}"#,
+            #"{"messages":[{"role":"user","content":"And 1+1?"}],"solution":" 02 ","task":"mine"}"#,
+        ].joined(separator: "\n"))
+        let prompts = try PromptDataset(promptField: "question", answerField: "solution").load(path: path)
+        XCTAssertEqual(prompts.map(\.id), ["jsonl/0", "q2", "jsonl/2"])
+        XCTAssertEqual(prompts.map(\.task), ["jsonl", "jsonl", "mine"])
+        XCTAssertEqual(prompts.map(\.answer), ["4", "-6", "2"])
+        XCTAssertEqual(prompts.map(\.prompt), ["What is 2+2?", "What is 3+3?", "And 1+1?"])
+        XCTAssertNil(prompts[0].messages)
+        XCTAssertEqual(prompts[1].messages, [.system("Be brief."), .user("What is 3+3?")])
+        XCTAssertEqual(prompts[2].messages, [.user("And 1+1?")])
+        // A record written back out reads the same.
+        let again = try write("again.jsonl", prompts.map(\.jsonLine).joined(separator: "\n"))
+        XCTAssertEqual(try TaskPrompt.load(path: again), prompts)
+
+        let bad: [(String, String)] = [
+            (#"{"prompt":"What is 1+1?"}"#, "missing field \"answer\""),
+            (#"{"prompt":"What is 1+1?","answer":"two"}"#, "not an integer"),
+            (#"{"prompt":"What is 1+1?","answer":1.5}"#, "must be an integer"),
+            (#"{"prompt":"What is 1+1?","answer":true}"#, "must be an integer"),
+            (#"{"answer":2}"#, "missing field \"prompt\""),
+            (#"{"prompt":7,"answer":2}"#, "list of"),
+            (#"{"prompt":[{"role":"system","content":"x"}],"answer":2}"#, "no user message"),
+            (#"["prompt","answer"]"#, "not"),
+        ]
+        for (line, message) in bad {
+            let file = try write("bad.jsonl", #"{"prompt":"What is 1+1?","answer":2}"# + "\n\n" + line + "\n")
+            XCTAssertThrowsError(try TaskPrompt.load(path: file), line) { e in
+                guard case .malformedLine(file, 3, let detail)? = e as? DatasetError else { return XCTFail("\(line): \(e)") }
+                XCTAssertTrue(detail.contains(message), "\(line): \(detail)")
+                XCTAssertTrue("\(e)".hasPrefix("\(file):3:"), "\(e)")
+            }
         }
     }
 }

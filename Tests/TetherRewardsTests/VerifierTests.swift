@@ -47,7 +47,8 @@ final class VerifierTests: XCTestCase {
         for c in ["<think>12+35</think><answer>47</answer>", " <think></think>\n<answer> -5 </answer>\n", "<think>a</think><answer>1</answer><eos>x"] {
             XCTAssertEqual(try reward(tagged, c), 1, c.debugDescription)
         }
-        for c in ["<answer>47</answer>", "<think>x</think>", "<think>x<answer>1</answer>", "<think>x</think><answer>47</answer> more",
+        XCTAssertEqual(try reward(tagged, "<answer>47</answer>"), 1, "the think block is optional")
+        for c in ["<think>x</think>", "<think>x<answer>1</answer>", "<think>x</think><answer>47</answer> more",
                   "<think>x</think><answer>forty</answer>", "<think>x</think><answer></answer>", "47", "<think><think></think><answer>1</answer>"] {
             XCTAssertEqual(try reward(tagged, c), 0, c.debugDescription)
         }
@@ -65,25 +66,19 @@ final class VerifierTests: XCTestCase {
     }
 
     func testWeightedCombinationFromSpec() throws {
-        let spec = try RewardSpec([("arithmetic", 1.0), ("format", 0.1)])
+        let spec = try RewardSpec(correct: 1, format: 0.1, answerFormat: .bare)
         let v = spec.makeVerifier()
         // "47" : 1·1 + 0.1·1 = 1.1.  "47 cats": 1·1 + 0.1·0 = 1.  "46": 0 + 0.1 = 0.1.
         let b = try v.checkedScore(completion: "47", for: p)
         XCTAssertEqual(b.reward, 1.1, accuracy: 1e-6)
-        XCTAssertEqual(b.components, [RewardComponent(name: "arithmetic", value: 1, weight: 1), RewardComponent(name: "format", value: 1, weight: 0.1)])
+        XCTAssertEqual(b.components, [RewardComponent(name: "correct", value: 1, weight: 1), RewardComponent(name: "format", value: 1, weight: 0.1),
+                                      RewardComponent(name: "length", value: 0, weight: 0)])
         XCTAssertEqual(try reward(v, "47 cats"), 1, accuracy: 1e-6)
         XCTAssertEqual(try reward(v, "46"), 0.1, accuracy: 1e-6)
         XCTAssertEqual(b["format"], 1)
-
-        let parsed = try RewardSpec(parsing: "arithmetic:1, format:0.1,length:0.5")
-        XCTAssertEqual(parsed.terms.map(\.name), ["arithmetic", "format", "length"])
-        XCTAssertEqual(parsed.terms.map(\.weight), [1, 0.1, 0.5])
-        XCTAssertEqual(try RewardSpec(parsing: "sequence").terms, [RewardSpec.Term(name: "sequence", weight: 1)])
-        XCTAssertThrowsError(try RewardSpec(parsing: "arithmetc:1")) {
-            XCTAssertEqual($0 as? RewardError, .unknownVerifier(name: "arithmetc", known: RewardSpec.builtinNames))
-        }
-        XCTAssertThrowsError(try RewardSpec(parsing: "format:high")) { XCTAssertTrue("\($0)".contains("high")) }
-        XCTAssertThrowsError(try RewardSpec([("format", .nan)]))
+        XCTAssertThrowsError(try RewardSpec(format: .nan))
+        XCTAssertThrowsError(try RewardSpec(format: -0.1))
+        XCTAssertThrowsError(try RewardSpec(lengthMaxChars: 10, lengthRampChars: 11))
     }
 
     /// A verifier that misbehaves, standing in for a broken reward model.
@@ -113,5 +108,43 @@ final class VerifierTests: XCTestCase {
     func testNonIntegerReferenceAnswerIsAnError() {
         let bad = TaskPrompt(id: "q7", task: "arithmetic", prompt: "1+1=", answer: "two")
         XCTAssertThrowsError(try IntegerAnswerVerifier.arithmetic.checkedScore(completion: "2", for: bad)) { XCTAssertTrue("\($0)".contains("q7")) }
+    }
+
+    /// The configured reward: every component is scored at any weight, the reward is their weighted
+    /// sum, correctness is the `correct` component's, and the tally separates format from correctness.
+    func testRewardComponentsWeightsAndTally() throws {
+        let q = TaskPrompt(id: "q", task: "arithmetic", prompt: "3+4=", answer: "7")
+        let spec = try RewardSpec(correct: 1, format: 0.25, length: 0.5, answerFormat: .boxed, lengthMaxChars: 40, lengthRampChars: 20)
+        let v = spec.makeVerifier()
+        let long = "I think it is 7 " + String(repeating: "x", count: 14) + " \\boxed{7}"  // 40 characters: the ramp's end
+        XCTAssertEqual(long.count, 40)
+        let cases: [(String, [Float])] = [
+            ("\\boxed{7}", [1, 1, 0]),                 // right and well formed
+            ("The answer is 7.", [0, 0, 0]),           // right number, not boxed: not correct under `boxed`
+            ("\\boxed{8}", [0, 1, 0]),                 // the form without the answer (format hacking)
+            ("\\boxed{7} \\boxed{7}", [1, 0, 0]),      // right, but two boxes
+            (long, [1, 1, -1]),                        // L = L_max: penalty −1
+            (String(repeating: " ", count: 25) + "\\boxed{7}", [1, 1, -0.7]),  // L = 34: (20 − 34)/20
+        ]
+        var tally = RewardTally()
+        for (text, expected) in cases {
+            let b = try v.checkedScore(completion: text, for: q)
+            XCTAssertEqual(b.components.map(\.name), ["correct", "format", "length"])
+            let values = b.components.map(\.value)
+            XCTAssertEqual(values[0], expected[0], text); XCTAssertEqual(values[1], expected[1], text)
+            XCTAssertEqual(values[2], expected[2], accuracy: 1e-6, text)
+            XCTAssertEqual(b.reward, values[0] + 0.25 * values[1] + 0.5 * values[2], accuracy: 1e-6, text)
+            XCTAssertEqual(b.isCorrect, values[0] == 1, text)
+            tally.add(b)
+        }
+        XCTAssertEqual(tally.samples, cases.count)
+        XCTAssertEqual(try XCTUnwrap(tally.mean("correct")), 4.0 / 6, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(tally.mean("format")), 4.0 / 6, accuracy: 1e-9)
+        XCTAssertNil(tally.mean("missing"))
+        // A right answer whose length penalty pulls the reward under 1 still counts as correct.
+        let heavy = try RewardSpec(length: 1, answerFormat: .lastInteger, lengthMaxChars: 4, lengthRampChars: 2).makeVerifier()
+        let b = try heavy.checkedScore(completion: "so 7", for: q)
+        XCTAssertLessThan(b.reward, 1)
+        XCTAssertTrue(b.isCorrect)
     }
 }

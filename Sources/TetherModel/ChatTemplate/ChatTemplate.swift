@@ -1,5 +1,5 @@
 /// One turn of a conversation, as `transformers` chat templates receive it: `{"role", "content"}`.
-public struct ChatMessage: Codable, Equatable, Sendable {
+public struct ChatMessage: Codable, Hashable, Sendable {
     public var role: String
     public var content: String
 
