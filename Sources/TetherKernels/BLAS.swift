@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Row-major single-precision GEMM through OpenBLAS: `C = alpha · op(A) · op(B) + beta · C`.
 ///
@@ -28,6 +29,30 @@ public enum BLAS {
               b: weight, ldb: inFeatures, beta: beta, c: y, ldc: outFeatures)
     }
 
+    /// `linearForward` with the output features split into `workers` contiguous column blocks,
+    /// one single-threaded sgemm each, side by side. For the few rows of a decoding step this
+    /// replaces OpenBLAS's own threading, whose idle worker spins (sched_yield) through every
+    /// non-GEMM stretch of the step. Call it inside `BLASThreads.lend`, so that each call runs on
+    /// one thread.
+    public static func linearForward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        rows: Int, inFeatures: Int, outFeatures: Int, beta: Float = 0, workers: Int
+    ) {
+        // Blocks of at least 64 columns, 16-aligned so each block's packing starts on a kernel tile.
+        let w = Swift.max(1, Swift.min(workers, outFeatures / 64))
+        if w == 1 {
+            linearForward(x: x, weight: weight, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
+            return
+        }
+        // Each worker reads the shared input and weights and writes its own columns of y.
+        nonisolated(unsafe) let (x, weight, y) = (x, weight, y)
+        DispatchQueue.concurrentPerform(iterations: w) { t in
+            let lo = outFeatures * t / w / 16 * 16, hi = t == w - 1 ? outFeatures : outFeatures * (t + 1) / w / 16 * 16
+            sgemm(transB: true, m: rows, n: hi - lo, k: inFeatures, a: x, lda: inFeatures,
+                  b: weight + lo * inFeatures, ldb: inFeatures, beta: beta, c: y + lo, ldc: outFeatures)
+        }
+    }
+
     /// Backward of `linearForward`: `dW += dyᵀ · x` and `dx (+)= dy · W` (`accumulateInput` picks
     /// whether `dx` is overwritten or added to, for residual branches).
     public static func linearBackward(
@@ -48,4 +73,14 @@ public enum BLAS {
 public enum BLASThreads {
     public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var current: Int { Int(openblas_get_num_threads()) }
+
+    /// Runs `body` with the budget lent out: BLAS set to one thread (restored after) and `body`
+    /// given the budget, to run that many single-threaded BLAS calls or kernels side by side.
+    public static func lend<R>(_ body: (Int) throws -> R) rethrows -> R {
+        let budget = current
+        if budget <= 1 { return try body(1) }
+        set(1)
+        defer { set(budget) }
+        return try body(budget)
+    }
 }

@@ -49,6 +49,25 @@ extension VectorOps {
         return s
     }
 
+    /// out[j] ← e^((x[j] − shift)·scale) for j < n; returns Σ_j out[j]: the numerator of a
+    /// temperature-scaled softmax (scale = 1/T, shift = max x) and its normaliser in one pass,
+    /// leaving the logits untouched.
+    @inline(__always)
+    public static func expShifted(_ x: UnsafePointer<Float>, _ n: Int, shift: Float, scale: Float, out: UnsafeMutablePointer<Float>) -> Float {
+        let vs = SIMD8<Float>(repeating: shift), vk = SIMD8<Float>(repeating: scale)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = exp((load(x + i) - vs) * vk)
+            store(e, out + i)
+            acc += e
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { let e = expf((x[i] - shift) * scale); out[i] = e; s += e; i += 1 }
+        return s
+    }
+
     /// Σ_j e^(x[j] − shift) without writing (a log-sum-exp).
     @inline(__always)
     public static func sumExpShifted(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> Float {
@@ -79,5 +98,40 @@ extension VectorOps {
         var s = acc.sum(), w = accW.sum()
         while i < n { let y = x[i] - shift, e = expf(y); s += e; w += e * y; i += 1 }
         return (s, w)
+    }
+}
+
+extension VectorOps {
+    /// The first j with Σ_{i ≤ j} w[i] > target, for non-negative weights: inverse-CDF sampling
+    /// on an unnormalised distribution (target = u·Σw, u uniform in [0, 1)). Blocks of 64 and then
+    /// 8 weights whose sum stays at or below what is left are skipped whole, so a draw costs one
+    /// 8-wide read of the weights before the chosen one instead of a scalar add per token. If
+    /// rounding leaves the running sum at or below target at the end, the last positive weight's
+    /// index is returned (never a zero-probability token).
+    public static func inverseCDF(_ w: UnsafePointer<Float>, _ n: Int, target: Float) -> Int {
+        var cum: Float = 0
+        var i = 0
+        while i + 64 <= n {
+            let a = (load(w + i) + load(w + i + 8)) + (load(w + i + 16) + load(w + i + 24))
+            let b = (load(w + i + 32) + load(w + i + 40)) + (load(w + i + 48) + load(w + i + 56))
+            let s = (a + b).sum()
+            if cum + s > target { break }
+            cum += s
+            i += 64
+        }
+        while i + 8 <= n {
+            let s = load(w + i).sum()
+            if cum + s > target { break }
+            cum += s
+            i += 8
+        }
+        while i < n {
+            cum += w[i]
+            if cum > target { return i }
+            i += 1
+        }
+        var j = n - 1
+        while j > 0 && !(w[j] > 0) { j -= 1 }
+        return j
     }
 }

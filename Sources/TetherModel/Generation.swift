@@ -1,3 +1,4 @@
+import Dispatch
 import TetherKernels
 
 /// Why a completion ended.
@@ -72,8 +73,20 @@ extension LlamaModel {
             logitRow[i] = uniqueIndex[src]!
         }
 
-        var rngs = (0..<n).map { SeededRandom(seed: seed, stream: UInt64($0)) }
-        var sampler = TokenSampler(vocabSize: V)
+        // Per-sequence random streams and per-worker sampler scratch, in buffers the sampling
+        // workers index directly (row k of a step touches only rngs[live[k]] and drawn[k]).
+        let rngs = UnsafeMutableBufferPointer<SeededRandom>.allocate(capacity: n)
+        _ = rngs.initialize(from: (0..<n).map { SeededRandom(seed: seed, stream: UInt64($0)) })
+        let workers = max(1, BLASThreads.current)
+        let samplers = UnsafeMutableBufferPointer<TokenSampler>.allocate(capacity: workers)
+        _ = samplers.initialize(from: (0..<workers).map { _ in TokenSampler(vocabSize: V) })
+        let drawn = UnsafeMutableBufferPointer<SampledToken>.allocate(capacity: n)
+        defer {
+            rngs.deallocate()
+            samplers.deinitialize()
+            samplers.deallocate()
+            drawn.deallocate()
+        }
         var completions = (0..<n).map { i in
             Completion(tokens: [], logProbs: [], rawLogProbs: [], finishReason: .length)
         }
@@ -90,19 +103,36 @@ extension LlamaModel {
             next.removeAll(keepingCapacity: true)
             let decoded = UnsafePointer(decodeWorkspace(rows: live.count, outputs: live.count).logits.pointer)
             prefillLogits.withUnsafeBufferPointer { pre in
-                for (row, i) in live.enumerated() {
-                    let z = fromPrefill ? pre.baseAddress! + logitRow[i] * V : decoded + row * V
-                    let s = sampler.sample(logits: z, parameters: sampling, rng: &rngs[i])
-                    completions[i].tokens.append(s.token)
-                    completions[i].logProbs.append(s.logProb)
-                    completions[i].rawLogProbs.append(s.rawLogProb)
-                    if stopTokens.contains(s.token) {
-                        completions[i].finishReason = .eos
-                    } else if completions[i].tokens.count >= maxNewTokens[i] {
-                        completions[i].finishReason = .length
-                    } else {
-                        next.append(i)
+                live.withUnsafeBufferPointer { liveRows in
+                    logitRow.withUnsafeBufferPointer { prefillRow in
+                        // Rows are independent (own stream, own output slot): between two forwards
+                        // BLAS is idle, so they are split over the budget's threads.
+                        nonisolated(unsafe) let (prefillBase, liveBase, rowBase, decodedBase) =
+                            (pre.baseAddress!, liveRows.baseAddress!, prefillRow.baseAddress!, decoded)
+                        nonisolated(unsafe) let (rngBuffer, samplerBuffer, drawnBuffer) = (rngs, samplers, drawn)
+                        let rows = live.count, chunks = rows >= 8 ? min(workers, rows) : 1, fromPrefill = fromPrefill
+                        @Sendable func sampleChunk(_ chunk: Int) {
+                            for k in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
+                                let i = liveBase[k]
+                                let z = fromPrefill ? prefillBase + rowBase[i] * V : decodedBase + k * V
+                                drawnBuffer[k] = samplerBuffer[chunk].sample(logits: z, parameters: sampling, rng: &rngBuffer[i])
+                            }
+                        }
+                        if chunks == 1 { sampleChunk(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: sampleChunk) }
                     }
+                }
+            }
+            for (row, i) in live.enumerated() {
+                let s = drawn[row]
+                completions[i].tokens.append(s.token)
+                completions[i].logProbs.append(s.logProb)
+                completions[i].rawLogProbs.append(s.rawLogProb)
+                if stopTokens.contains(s.token) {
+                    completions[i].finishReason = .eos
+                } else if completions[i].tokens.count >= maxNewTokens[i] {
+                    completions[i].finishReason = .length
+                } else {
+                    next.append(i)
                 }
             }
             fromPrefill = false

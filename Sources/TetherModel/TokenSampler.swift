@@ -53,10 +53,15 @@ public struct TokenSampler {
     }
 
     /// Samples from one row of `vocabSize` logits with one uniform draw from `rng`.
+    ///
+    /// Untruncated sampling (`topK` 0, `topP` 1), what a GRPO rollout does, reads the row three
+    /// times with 8-wide loops: its max, e^((z − max)/T) into scratch with the sum, and the
+    /// inverse CDF over the scratch (`VectorOps.inverseCDF`); log q(token) is then
+    /// (z − max)/T − log Σ, and at T = 1 it is also the raw log-prob.
     public mutating func sample(logits z: UnsafePointer<Float>, parameters p: SamplingParameters, rng: inout SeededRandom) -> SampledToken {
         let V = vocabSize
-        let rawLSE = Softmax.logSumExp(z, V)
         if p.temperature <= 0 {
+            let rawLSE = Softmax.logSumExp(z, V)
             var best = 0
             for j in 1..<V where z[j] > z[best] { best = j }
             return SampledToken(token: best, logProb: 0, rawLogProb: z[best] - rawLSE)
@@ -64,21 +69,20 @@ public struct TokenSampler {
         let u = rng.nextUnitFloat()
         let invT = 1 / p.temperature
         let k = p.topK > 0 ? min(p.topK, V) : V
+        if k == V && p.topP >= 1 {
+            return scaled.withUnsafeMutableBufferPointer { eBuf in
+                let m = VectorOps.max(z, V)
+                let total = VectorOps.expShifted(z, V, shift: m, scale: invT, out: eBuf.baseAddress!)
+                let chosen = VectorOps.inverseCDF(eBuf.baseAddress!, V, target: u * total)
+                let logProb = (z[chosen] - m) * invT - logf(total)
+                let rawLogProb = invT == 1 ? logProb : z[chosen] - m - logf(VectorOps.sumExpShifted(z, V, shift: m))
+                return SampledToken(token: chosen, logProb: logProb, rawLogProb: rawLogProb)
+            }
+        }
+        let rawLSE = Softmax.logSumExp(z, V)
         return scaled.withUnsafeMutableBufferPointer { sBuf in
             let s = sBuf.baseAddress!
             for j in 0..<V { s[j] = z[j] * invT }
-            if k == V && p.topP >= 1 {
-                // Untruncated: inverse CDF in id order.
-                let lse = Softmax.logSumExp(s, V)
-                let target = u
-                var cum: Float = 0
-                var chosen = V - 1
-                for j in 0..<V {
-                    cum += expf(s[j] - lse)
-                    if target < cum { chosen = j; break }
-                }
-                return SampledToken(token: chosen, logProb: s[chosen] - lse, rawLogProb: z[chosen] - rawLSE)
-            }
             return order.withUnsafeMutableBufferPointer { oBuf in
                 for j in 0..<V { oBuf[j] = Int32(j) }
                 oBuf.sort { a, b in s[Int(a)] > s[Int(b)] || (s[Int(a)] == s[Int(b)] && a < b) }

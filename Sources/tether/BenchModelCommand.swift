@@ -46,8 +46,10 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(help: "Time only the learner step, on random completions (no sampling).") var learnerOnly = false
     @Flag(help: "Learner: run each group's prompt once in the policy forward/backward and the reference forward (exact).")
     var learnerSharesPrompts = false
+    @Flag(help: "Time only the rollout (no learner step: its memory and time).") var rolloutOnly = false
 
     func validate() throws {
+        guard !(learnerOnly && rolloutOnly) else { throw ValidationError("--learner-only and --rollout-only exclude each other") }
         guard steps >= 1, prompts >= 1, group >= 2, promptLength >= 1, newTokens >= 1 else {
             throw ValidationError("--steps, --prompts, --prompt-length and --new-tokens must be ≥ 1 and --group ≥ 2")
         }
@@ -109,14 +111,14 @@ struct BenchModelCommand: ParsableCommand {
         }
 
         let (warm, warmLP) = try rollout()
-        _ = try learnerStep(warm, warmLP)
+        if !rolloutOnly { _ = try learnerStep(warm, warmLP) }
         var rolloutTime = 0.0, learnerTime = 0.0
         var loss: Float = 0
         for _ in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let (batch, lps) = try rollout()
             let t1 = DispatchTime.now().uptimeNanoseconds
-            loss = try learnerStep(batch, lps)
+            if !rolloutOnly { loss = try learnerStep(batch, lps) }
             let t2 = DispatchTime.now().uptimeNanoseconds
             rolloutTime += Double(t1 - t0) / 1e9
             learnerTime += Double(t2 - t1) / 1e9
@@ -150,8 +152,8 @@ struct BenchModelCommand: ParsableCommand {
             let fields: [String] = [
                 "\"peer\": \"tether\"", "\"params\": \(policy.layout.totalCount)",
                 "\"rollout_tokens_per_s\": \(learnerOnly ? "null" : String(round1(rolloutTPS)))",
-                "\"learner_tokens_per_s\": \(round1(learnerTPS))",
-                "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(round1(learnerGF))",
+                "\"learner_tokens_per_s\": \(rolloutOnly ? "null" : String(round1(learnerTPS)))",
+                "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(rolloutOnly ? "null" : String(round1(learnerGF)))",
                 "\"share_prompts\": \(sharePrompts)", "\"learner_shares_prompts\": \(learnerSharesPrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
                 "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)", "\"learner_only\": \(learnerOnly)",
                 "\"peak_rss_mb\": \(peakRSS.map { String(round1(Double($0) / 1_048_576)) } ?? "null")",

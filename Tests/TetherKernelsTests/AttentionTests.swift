@@ -114,4 +114,41 @@ final class AttentionTests: XCTestCase {
             for (i, row) in rowsUsed.enumerated() { for c in 0..<h { XCTAssertEqual(out[i * h + c], full[row * h + c], accuracy: 1e-5, "workers \(workers)") } }
         }
     }
+
+    /// SmolLM2's head layout (9 query heads over 3 KV heads, D = 64, where the weighted sum runs
+    /// in 64-float register blocks) and D = 72 (one block plus the axpy tail), rows of one slot at
+    /// several positions and of other slots, against a Double reference, on 1 and 2 workers.
+    func testCachedAttentionAtSmolLM2HeadLayoutMatchesReference() {
+        for D in [64, 72] {
+            let heads = 9, kvHeads = 3, capacity = 13, slotsCount = 3, kvDim = kvHeads * D, qd = heads * D
+            var r = Rand(UInt64(D))
+            let keys = r.array(slotsCount * capacity * kvDim), values = r.array(slotsCount * capacity * kvDim)
+            let slots: [Int32] = [2, 0, 1, 2, 2, 0, 1, 1, 0, 2]
+            let positions: [Int32] = [12, 0, 5, 3, 1, 7, 12, 4, 11, 6]
+            let rows = slots.count, ldq = qd + 5
+            let q = r.array(rows * ldq)
+            for workers in [1, 2] {
+                var out = [Float](repeating: .nan, count: rows * qd), scratch = [Float](repeating: 0, count: workers * capacity)
+                CachedAttention.forward(q: q, ldq: ldq, rows: rows, slots: slots, positions: positions, keys: keys, values: values,
+                                        capacity: capacity, heads: heads, kvHeads: kvHeads, headDim: D,
+                                        out: &out, ldo: qd, scratch: &scratch, workers: workers)
+                for row in 0..<rows {
+                    let base = Int(slots[row]) * capacity * kvDim, n = Int(positions[row]) + 1
+                    for head in 0..<heads {
+                        let g = head / (heads / kvHeads)
+                        var scores = (0..<n).map { j in
+                            (0..<D).reduce(0.0) { $0 + Double(q[row * ldq + head * D + $1]) * Double(keys[base + j * kvDim + g * D + $1]) } / Double(D).squareRoot()
+                        }
+                        let m = scores.max()!
+                        scores = scores.map { exp($0 - m) }
+                        let z = scores.reduce(0, +)
+                        for d in 0..<D {
+                            let expected = (0..<n).reduce(0.0) { $0 + scores[$1] / z * Double(values[base + $1 * kvDim + g * D + d]) }
+                            XCTAssertEqual(Double(out[row * qd + head * D + d]), expected, accuracy: 1e-5, "D \(D) workers \(workers) row \(row) head \(head)")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

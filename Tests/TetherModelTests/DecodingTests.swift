@@ -19,6 +19,50 @@ final class DecodingTests: XCTestCase {
         for (c, label) in [(qwen2, "qwen2"), (qwen3, "qwen3"), (llama, "llama"), (mistral, "mistral")] { try checkKVCache(c, label) }
     }
 
+    /// SmolLM2-135M's attention layout (hidden 576, 9 query heads over 3 KV heads, head_dim 64,
+    /// intermediate 1536, tied embeddings) on 2 layers and a 256-token vocabulary.
+    static let smolLM2Layout = LlamaConfig(vocabSize: 256, hiddenSize: 576, numHiddenLayers: 2, numAttentionHeads: 9, numKeyValueHeads: 3,
+                                           intermediateSize: 1536, ropeTheta: 100_000, tieWordEmbeddings: true, maxPositionEmbeddings: 64)
+
+    func testKVCacheMatchesFullForwardAtSmolLM2HeadLayout() throws { try checkKVCache(Self.smolLM2Layout, "smollm2 layout") }
+
+    /// Batched sampling at the real head layout with more than 8 live rows (attention and sampling
+    /// split over threads, GEMMs split by columns), shared and distinct prompts and ragged stops:
+    /// each drawn token's log-prob equals the full forward's on the finished sequence, a sequence
+    /// stops right after its stop token and the remaining ones carry on as when sampled alone.
+    func testBatchedSamplingAtSmolLM2HeadLayoutMatchesFullForwardWithRaggedStops() throws {
+        let model = try LlamaModel(config: Self.smolLM2Layout, seed: 3, std: 0.08)
+        let base = [[5, 17, 200, 3], [9, 9, 9, 40, 41, 42, 43], [100], [7, 8]]
+        let prompts = (0..<12).map { base[$0 % base.count] }
+        let limits = (0..<12).map { 6 + ($0 % 5) }
+        let free = try model.generate(prompts: prompts, maxNewTokens: limits, sampling: SamplingParameters(temperature: 1, eosTokenId: -1), seed: 17)
+        var counts: [Int: Int] = [:]
+        for c in free { for t in c.tokens.dropLast() { counts[t, default: 0] += 1 } }
+        let stop = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }!.key
+        let stopped = try model.generate(prompts: prompts, maxNewTokens: limits, sampling: SamplingParameters(temperature: 1, eosTokenId: stop), seed: 17)
+        XCTAssertTrue(stopped.contains { $0.finishReason == .eos }, "some sequence stops early")
+        XCTAssertTrue(stopped.contains { $0.finishReason == .length }, "some sequence runs to its limit")
+        for (i, (f, s)) in zip(free, stopped).enumerated() {
+            if let k = f.tokens.firstIndex(of: stop) {
+                XCTAssertEqual(s.tokens, Array(f.tokens[...k]), "sequence \(i)")
+                XCTAssertEqual(s.finishReason, .eos)
+            } else {
+                XCTAssertEqual(s.tokens, f.tokens, "sequence \(i)")
+                XCTAssertEqual(s.finishReason, .length)
+            }
+            let scored = try model.sequenceLogProbs(TokenBatch(sequences: [prompts[i] + s.tokens]))
+            for k in s.tokens.indices {
+                XCTAssertEqual(s.rawLogProbs[k], scored.logProbs[prompts[i].count - 1 + k], accuracy: 1e-4, "sequence \(i) token \(k)")
+                XCTAssertEqual(s.logProbs[k], s.rawLogProbs[k], "temperature 1 samples the raw distribution")
+            }
+        }
+        // Sequence 5 alone (at index 5 of its batch, for its random stream) draws the same tokens.
+        var alonePrompts = Array(repeating: [1], count: 6)
+        alonePrompts[5] = prompts[5]
+        let alone = try model.generate(prompts: alonePrompts, maxNewTokens: limits[5], sampling: SamplingParameters(temperature: 1, eosTokenId: stop), seed: 17)
+        XCTAssertEqual(alone[5].tokens, stopped[5].tokens)
+    }
+
     func checkKVCache(_ config: LlamaConfig, _ label: String) throws {
         let model = try LlamaModel(config: config, seed: 5, std: 0.1)
         var rng = SeededRandom(seed: 2)

@@ -69,4 +69,33 @@ final class SamplingTests: XCTestCase {
         let both = draw(SamplingParameters(temperature: 1, topK: 2, topP: 0.6), seed: 5, count: 500)
         XCTAssertEqual(Set(both.map(\.token)), [1, 5])
     }
+
+    /// At vocabulary sizes with 64- and 8-wide blocks and a scalar tail, every untruncated draw is
+    /// the inverse CDF of the exact (Double) softmax at the sampler's uniform: the drawn token's
+    /// cumulative interval contains u (to rounding), and its log-probs are the exact temperature-scaled
+    /// and raw log-softmax. Peaked and flat rows, temperatures 1 and 0.6.
+    func testUntruncatedDrawIsTheInverseCDFOfTheExactSoftmax() {
+        var gen = SeededRandom(seed: 21)
+        for V in [8, 1003, 49152] {
+            var sampler = TokenSampler(vocabSize: V)
+            for (rowIndex, spread) in [Float(0.5), 3, 8].enumerated() {
+                let z = (0..<V).map { _ in Float(gen.nextNormal()) * spread }
+                for temperature: Float in [1, 0.6] {
+                    let scaled = logSoftmax(z.map { $0 / temperature }), raw = logSoftmax(z)
+                    var cdf = [Double](repeating: 0, count: V + 1)
+                    for j in 0..<V { cdf[j + 1] = cdf[j] + exp(scaled[j]) }
+                    var rng = SeededRandom(seed: UInt64(V * 10 + rowIndex))
+                    for _ in 0..<(V > 2000 ? 60 : 300) {
+                        var probe = rng
+                        let u = Double(probe.nextUnitFloat())
+                        let d = z.withUnsafeBufferPointer { sampler.sample(logits: $0.baseAddress!, parameters: SamplingParameters(temperature: temperature), rng: &rng) }
+                        XCTAssertLessThanOrEqual(cdf[d.token] - 1e-5, u, "V \(V) T \(temperature): token \(d.token) starts after u")
+                        XCTAssertLessThan(u, cdf[d.token + 1] + 1e-5, "V \(V) T \(temperature): token \(d.token) ends before u")
+                        XCTAssertEqual(Double(d.logProb), scaled[d.token], accuracy: 1e-4)
+                        XCTAssertEqual(Double(d.rawLogProb), raw[d.token], accuracy: 1e-4)
+                    }
+                }
+            }
+        }
+    }
 }
