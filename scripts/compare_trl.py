@@ -11,7 +11,7 @@ additions, "What is 3 + 4? Answer with just the number.", random.Random(0)): TRL
 loss and steps. Seconds per step are each trainer's own per-step timing (TRL's `step_time`,
 Tether's rollout + update seconds in metrics.jsonl): model loading and checkpoint writing are out.
 """
-import argparse, json, os, random, statistics, subprocess, sys
+import argparse, json, os, random, shutil, statistics, subprocess, sys
 
 
 def trl_prompts(steps, prompts):
@@ -74,6 +74,17 @@ def run_logged(argv, log):
     return p
 
 
+def run_trl(a, trl_json):
+    p = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
+                    "--prompts", str(a.prompts), "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens),
+                    "--lr", str(a.lr), "--beta", str(a.beta), "--out", os.path.join(a.out, "trl")],
+                   os.path.join(a.out, "trl.log"))
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    trl = json.loads(lines[-1]) if p.returncode == 0 and lines else {"unavailable": f"exit {p.returncode}, see trl.log"}
+    with open(trl_json, "w") as f:
+        json.dump(trl, f)
+
+
 def run(a):
     os.makedirs(a.out, exist_ok=True)
     dataset = os.path.join(a.out, "prompts.jsonl")
@@ -83,16 +94,13 @@ def run(a):
     with open(config, "w") as f:
         f.write(tether_config(a, dataset))
 
-    p = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
-                    "--prompts", str(a.prompts), "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens),
-                    "--lr", str(a.lr), "--beta", str(a.beta), "--out", os.path.join(a.out, "trl")],
-                   os.path.join(a.out, "trl.log"))
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    trl = json.loads(lines[-1]) if p.returncode == 0 and lines else {"unavailable": f"exit {p.returncode}, see trl.log"}
-    with open(os.path.join(a.out, "trl.json"), "w") as f:
-        json.dump(trl, f)
-
+    trl_json = os.path.join(a.out, "trl.json")
+    if a.reuse_trl and os.path.exists(trl_json):
+        print(f"== reusing TRL's run in {trl_json}", file=sys.stderr)
+    else:
+        run_trl(a, trl_json)
     run_dir = os.path.join(a.out, "tether")
+    shutil.rmtree(run_dir, ignore_errors=True)
     p = run_logged([a.tether, "train", "--config", config, "--out", run_dir, "--eval-prompts", "0"],
                    os.path.join(a.out, "tether.log"))
     if p.returncode != 0:
@@ -165,6 +173,7 @@ def main():
     r.add_argument("--max-new-tokens", type=int, default=24)
     r.add_argument("--lr", type=float, default=1e-5)
     r.add_argument("--beta", type=float, default=0.04)
+    r.add_argument("--reuse-trl", action="store_true", help="keep DIR/trl.json from an earlier run (same settings) instead of running TRL")
     t = sub.add_parser("table", help="print the table of a finished comparison directory")
     t.add_argument("dir")
     a = ap.parse_args()
