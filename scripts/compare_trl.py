@@ -11,7 +11,7 @@ additions, "What is 3 + 4? Answer with just the number.", random.Random(0)): TRL
 loss and steps. Seconds per step are each trainer's own per-step timing (TRL's `step_time`,
 Tether's rollout + update seconds in metrics.jsonl): model loading and checkpoint writing are out.
 """
-import argparse, json, os, random, shutil, statistics, subprocess, sys
+import argparse, ast, json, os, random, shutil, statistics, subprocess, sys
 
 
 def trl_prompts(steps, prompts):
@@ -74,13 +74,26 @@ def run_logged(argv, log):
     return p
 
 
+def parse_trl(stdout, returncode):
+    """trl_grpo.py's JSON line, or what an interrupted run logged before it stopped."""
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    if returncode == 0 and lines:
+        trl = json.loads(lines[-1])
+    else:
+        # Interrupted (e.g. SIGINT on a busy machine): the Trainer's per-step log lines remain
+        # (`{'loss': '0.01', 'reward': '0.14', 'step_time': '151.2', ...}`, floats as strings).
+        steps = [ast.literal_eval(l) for l in lines if l.startswith("{'")]
+        steps = [{"reward": float(d["reward"]), "step_time": float(d["step_time"])} for d in steps if "reward" in d and "step_time" in d]
+        trl = {"steps_log": steps, "unavailable": f"exit {returncode} after {len(steps)} steps, see trl.log"}
+    return trl
+
+
 def run_trl(a, trl_json):
     p = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
                     "--prompts", str(a.prompts), "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens),
                     "--lr", str(a.lr), "--beta", str(a.beta), "--out", os.path.join(a.out, "trl")],
                    os.path.join(a.out, "trl.log"))
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    trl = json.loads(lines[-1]) if p.returncode == 0 and lines else {"unavailable": f"exit {p.returncode}, see trl.log"}
+    trl = parse_trl(p.stdout, p.returncode)
     with open(trl_json, "w") as f:
         json.dump(trl, f)
 
@@ -144,7 +157,7 @@ def table(out_dir):
     rows.append(f"{'mean':>4}  {fmt(trl_mean):>8} {fmt(mean_of([t.get('reward') for t in trl_log]), '.3f'):>11}  "
                 f"{fmt(tether_mean):>8} {fmt(mean_of([m[2] for m in tether]), '.3f'):>14}")
     if "unavailable" in trl:
-        rows.append(f"TRL: unavailable ({trl['unavailable']})")
+        rows.append(f"TRL: incomplete ({trl['unavailable']})")
     if not tether:
         rows.append("Tether: no steps in metrics.jsonl (see tether.log)")
     if trl_mean and tether_mean:

