@@ -67,11 +67,12 @@ run:
 
 
 def run_logged(argv, log):
+    """Runs argv with stdout and stderr in `log`, unbuffered, so an interrupted run keeps what it printed."""
     print("== " + " ".join(argv) + f"   (log: {log})", file=sys.stderr, flush=True)
     with open(log, "w") as f:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=f, text=True)
-        f.write(p.stdout)
-    return p
+        p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with open(log, errors="replace") as f:
+        return p.returncode, f.read()
 
 
 def parse_trl(stdout, returncode):
@@ -80,7 +81,7 @@ def parse_trl(stdout, returncode):
     if returncode == 0 and lines:
         trl = json.loads(lines[-1])
     else:
-        # Interrupted (e.g. SIGINT on a busy machine): the Trainer's per-step log lines remain
+        # Interrupted (killed on a busy machine): the Trainer's per-step log lines remain
         # (`{'loss': '0.01', 'reward': '0.14', 'step_time': '151.2', ...}`, floats as strings).
         steps = [ast.literal_eval(l) for l in lines if l.startswith("{'")]
         steps = [{"reward": float(d["reward"]), "step_time": float(d["step_time"])} for d in steps if "reward" in d and "step_time" in d]
@@ -89,11 +90,11 @@ def parse_trl(stdout, returncode):
 
 
 def run_trl(a, trl_json):
-    p = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
+    returncode, output = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
                     "--prompts", str(a.prompts), "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens),
                     "--lr", str(a.lr), "--beta", str(a.beta), "--out", os.path.join(a.out, "trl")],
                    os.path.join(a.out, "trl.log"))
-    trl = parse_trl(p.stdout, p.returncode)
+    trl = parse_trl(output, returncode)
     with open(trl_json, "w") as f:
         json.dump(trl, f)
 
@@ -114,10 +115,10 @@ def run(a):
         run_trl(a, trl_json)
     run_dir = os.path.join(a.out, "tether")
     shutil.rmtree(run_dir, ignore_errors=True)
-    p = run_logged([a.tether, "train", "--config", config, "--out", run_dir, "--eval-prompts", "0"],
-                   os.path.join(a.out, "tether.log"))
-    if p.returncode != 0:
-        print(f"tether train failed (exit {p.returncode}); see {a.out}/tether.log", file=sys.stderr)
+    returncode, _ = run_logged([a.tether, "train", "--config", config, "--out", run_dir, "--eval-prompts", "0"],
+                               os.path.join(a.out, "tether.log"))
+    if returncode != 0:
+        print(f"tether train failed (exit {returncode}); see {a.out}/tether.log", file=sys.stderr)
     print(table(a.out))
 
 
