@@ -1,4 +1,5 @@
 import Foundation
+import TetherTestSupport
 import XCTest
 
 /// The Python drivers of scripts/bench-real and scripts/compare-trl, on stand-ins. bench_real.py
@@ -30,8 +31,7 @@ final class PeerBenchmarkScriptTests: XCTestCase {
     }
 
     func runDriver(_ arguments: [String], script: String = PeerBenchmarkScriptTests.script) throws -> String {
-        try PeerPython.run("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
-                           [script] + arguments, timeout: 60)
+        try PeerPython.runFile([script] + arguments, timeout: 60)
     }
 
     func testAlternatesRoundsAndPrintsMediansRatiosAndTheUnavailablePeer() throws {
