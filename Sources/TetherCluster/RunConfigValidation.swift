@@ -87,6 +87,7 @@ extension RunConfig {
         try number(l.adamEps, "learner.adam_eps", 0, 1, openBelow: true)
         try number(l.weightDecay, "learner.weight_decay", 0, 1)
         try number(l.gradClipNorm, "learner.grad_clip_norm", 0, 1e6, openBelow: true)
+        try positive(l.microBatchTokens, "learner.micro_batch_tokens")
         // Compared after conversion to Float, the type the loss uses: the bounds must be finite there.
         let floatMax = Double(Float.greatestFiniteMagnitude)
         try number(l.maxAbsReward, "learner.max_abs_reward", 0, floatMax, openBelow: true)
@@ -124,6 +125,15 @@ extension RunConfig {
         try require(!run.outDir.isEmpty, "run.out_dir", "must not be empty")
         try require(!run.name.isEmpty && !run.name.contains("/"), "run.name", "must be a non-empty file name")
         try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
+    }
+
+    /// The cluster learner's further requirements: it trains no value model, so PPO (GAE over a
+    /// critic) is refused here rather than run as something else; `tether train` runs PPO.
+    public func validateForCluster() throws {
+        try validate()
+        guard algorithm.name != .ppo else {
+            throw ConfigError.invalidValue(path: "algorithm.name", reason: "ppo needs a value model, which the cluster learner does not train: use grpo, dr_grpo or rloo (tether train runs ppo)")
+        }
     }
 
     /// Threads all processes of this config would use on one machine (DESIGN.md: BLAS threads are

@@ -10,6 +10,11 @@ extension LlamaModel {
         return a
     }
 
+    /// Frees the activations the last training forward kept. A model used only for forwards whose
+    /// backward never follows (a frozen reference) calls this so that its activations do not sit
+    /// beside the policy's for the rest of the step.
+    public func releaseActivations() { training = nil }
+
     /// The training forward over `a.tokens` (`[batch, seqLen]`) up to the final norm, keeping every
     /// activation. The LM head is not applied here: `lmHeadForward` runs it fused with the loss
     /// inputs, a block of rows at a time.
