@@ -346,7 +346,7 @@ public final class LearnerLoop {
             guard case .admitGroup(let a) = d else { continue }
             let key = GroupKey(ticket: a.ticket, prompt: a.promptID)
             payloads[key] = g
-            if let group = try? trainingBatch(of: g, group: 0) { referenceScorer?.submit(key, group: group) }
+            if let group = try? RolloutBatch(trajectories: g, group: 0, verifierRewards: false) { referenceScorer?.submit(key, group: group) }
         }
         try perform(directives, now: now)
     }

@@ -23,26 +23,13 @@ extension LearnerLoop {
             guard let g = payloads.removeValue(forKey: key) else {
                 throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
             }
-            var part = try trainingBatch(of: g, group: gi)
+            var part = try RolloutBatch(trajectories: g, group: gi, verifierRewards: config.task.reward == .verifier)
             if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
             for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
             parts.append(part)
         }
         return StepWork(groups: groups, batch: try RolloutBatch(concatenating: parts), batchLags: batchLags,
                         version: controller.version, started: Date())
-    }
-
-    /// A group's samples as the update takes them (`group` indexes the group within its batch). A
-    /// sample's version is the oldest that sampled any of its tokens. With a verifier's reward a
-    /// sample counts as correct when its reward is 1 (a verifier's reward for a right answer).
-    func trainingBatch(of g: TrajectoryGroup, group: Int) throws -> RolloutBatch {
-        let prompt = g.promptTokens.map { Int($0) }
-        let verifier = config.task.reward == .verifier
-        return try RolloutBatch(
-            promptTokens: g.samples.map { _ in prompt }, completionTokens: g.samples.map { $0.completionTokens.map { Int($0) } },
-            behaviourLogProbs: g.samples.flatMap(\.behaviourLogProbs), rewards: g.samples.map { Float($0.reward) },
-            groupIDs: g.samples.map { _ in group }, policyVersions: g.samples.map { Int(clamping: $0.tokenVersions.min() ?? 0) },
-            correct: g.samples.map { verifier ? $0.reward >= 1 - 1e-6 : nil })
     }
 
     /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
@@ -125,6 +112,21 @@ extension LearnerLoop {
             do { try metrics.sync() } catch { logger.error("\(error)") }
         }
         stepWindow = StepWindow()
+    }
+}
+
+extension RolloutBatch {
+    /// A trajectory group as the update takes it (`group` indexes the group within its batch): the
+    /// learner's one conversion from the wire. A sample's version is the oldest that sampled any of
+    /// its tokens. With a verifier's reward a sample counts as correct when its reward is 1 (what a
+    /// verifier gives a right answer); a reward model's samples have no notion of correct.
+    public init(trajectories g: TrajectoryGroup, group: Int, verifierRewards: Bool) throws {
+        let prompt = g.promptTokens.map { Int($0) }
+        try self.init(
+            promptTokens: g.samples.map { _ in prompt }, completionTokens: g.samples.map { $0.completionTokens.map { Int($0) } },
+            behaviourLogProbs: g.samples.flatMap(\.behaviourLogProbs), rewards: g.samples.map { Float($0.reward) },
+            groupIDs: g.samples.map { _ in group }, policyVersions: g.samples.map { Int(clamping: $0.tokenVersions.min() ?? 0) },
+            correct: g.samples.map { verifierRewards ? $0.reward >= 1 - 1e-6 : nil })
     }
 }
 
