@@ -103,8 +103,8 @@ extension LearnerLoop {
             // A failed checkpoint (full disk) costs only resumability: training goes on in memory,
             // the previous checkpoint stays intact, and the next checkpoint step tries again.
             do {
-                try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                            controller: controller, config: config)
+                try RunCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                        controller: controller, config: config, tokenizer: task.tokenizer)
             } catch {
                 checkpointFailures += 1
                 logger.error("checkpoint step-\(controller.version) failed, training continues and retries at step \(controller.version + max(1, config.checkpoint.everySteps)): \(error)")

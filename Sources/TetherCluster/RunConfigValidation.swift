@@ -26,18 +26,7 @@ extension RunConfig {
         typealias L = ConfigLimits
 
         let m = model
-        for (value, key, upper) in [(m.vocabSize, "vocab_size", L.vocabulary), (m.hiddenSize, "hidden_size", L.width),
-                                    (m.numHiddenLayers, "num_hidden_layers", L.layers), (m.numAttentionHeads, "num_attention_heads", L.layers),
-                                    (m.numKeyValueHeads, "num_key_value_heads", L.layers), (m.intermediateSize, "intermediate_size", L.width * 8),
-                                    (m.maxPositionEmbeddings, "max_position_embeddings", L.positions)] {
-            try positive(value, "model.\(key)", max: upper)
-        }
-        try require(m.hiddenSize % m.numAttentionHeads == 0, "model.hidden_size",
-                    "\(m.hiddenSize) is not divisible by model.num_attention_heads \(m.numAttentionHeads)")
-        try require(m.numAttentionHeads % m.numKeyValueHeads == 0, "model.num_key_value_heads",
-                    "model.num_attention_heads \(m.numAttentionHeads) is not a multiple of \(m.numKeyValueHeads)")
-        try number(m.ropeTheta, "model.rope_theta", 0, 1e12, openBelow: true)
-        try number(m.rmsNormEps, "model.rms_norm_eps", 0, 1, openBelow: true)
+        _ = try m.architecture()
         try number(m.initStd, "model.init_std", 0, 10)
 
         try require(!task.name.isEmpty, "task.name", "must name a built-in task or 'jsonl'")
@@ -66,8 +55,6 @@ extension RunConfig {
         try require(r.promptsPerBatch % a.minibatches == 0, "algorithm.minibatches",
                     "must divide rollout.prompts_per_batch \(r.promptsPerBatch)")
         try positive(r.maxNewTokens, "rollout.max_new_tokens", max: L.positions)
-        try require(task.maxPromptTokens + r.maxNewTokens <= m.maxPositionEmbeddings, "rollout.max_new_tokens",
-                    "task.max_prompt_tokens + max_new_tokens = \(task.maxPromptTokens + r.maxNewTokens) exceeds model.max_position_embeddings \(m.maxPositionEmbeddings)")
         try number(r.temperature, "rollout.temperature", 0, 1000, openBelow: true)
         try number(r.topP, "rollout.top_p", 0, 1, openBelow: true)
         try integer(r.topK, "rollout.top_k", 0, L.vocabulary)
@@ -127,10 +114,13 @@ extension RunConfig {
         try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
     }
 
-    /// The cluster learner's further requirements: it trains no value model, so PPO (GAE over a
-    /// critic) is refused here rather than run as something else; `tether train` runs PPO.
+    /// What the cluster cannot run, refused before any process starts: a reward model (the actors
+    /// score with the task's verifier) and PPO (the learner trains no value model); `tether train`
+    /// runs both.
     public func validateForCluster() throws {
-        try validate()
+        guard task.reward != .rewardModel else {
+            throw ConfigError.invalidValue(path: "task.reward", reason: "reward_model is supported by `tether train` only; the cluster's actors score with the task's verifier (task.reward: verifier)")
+        }
         guard algorithm.name != .ppo else {
             throw ConfigError.invalidValue(path: "algorithm.name", reason: "ppo needs a value model, which the cluster learner does not train: use grpo, dr_grpo or rloo (tether train runs ppo)")
         }
@@ -148,8 +138,6 @@ enum ConfigLimits {
     static let count = 1 << 30
     static let steps = 1 << 40
     static let vocabulary = 1 << 22
-    static let width = 1 << 16
-    static let layers = 1024
     static let positions = 1 << 20
     static let threads = 1024
     static let queue = 1 << 24
