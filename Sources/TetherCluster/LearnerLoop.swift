@@ -11,7 +11,7 @@ import TetherWire
 /// ZeroMQ never blocks here. Every iteration it drains the control and trajectory inboxes, feeds
 /// the controller events (joins, heartbeats, ticket requests, arrivals, ticks) and performs the
 /// directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
-/// batch is trained (`LearnerPolicyUpdate`) on the step thread (`BackgroundStep`) while this loop
+/// batch is trained (`PolicyUpdate`) on the step thread (`BackgroundStep`) while this loop
 /// keeps serving, then the new version is broadcast (`WeightBroadcaster`), a metrics line is
 /// written and, every `checkpoint.every_steps`, a checkpoint. Liveness, the start gate and restart
 /// detection are the controller's too: this shell keeps only routes and the weights versions the
@@ -31,7 +31,7 @@ public final class LearnerLoop {
     let run: RunDirectory
     let task: RunTask
     let model: LlamaModel
-    let update: LearnerPolicyUpdate
+    let update: PolicyUpdate
     var controller: StalenessController
     let incarnation: UInt32
     let context: WireContext
@@ -76,9 +76,6 @@ public final class LearnerLoop {
         self.config = config
         self.options = options
         self.logger = logger
-        guard config.algorithm.name != .ppo else {
-            throw ClusterError.processFailed("algorithm.name ppo needs a value model, which the cluster learner does not train yet: use grpo, dr_grpo or rloo")
-        }
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
         let runTask = try RunTask(config: config)
@@ -105,9 +102,11 @@ public final class LearnerLoop {
         if !options.resume { try runDir.writeResolvedConfig(config) }
         let reference = config.algorithm.klBeta > 0
             ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
-        let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
+        let policyUpdate = try PolicyUpdate(policy: policy, reference: reference, options: config.rlOptions(eosTokenId: nil, synchronous: false))
         update = policyUpdate
-        referenceScorer = try reference.flatMap { config.algorithm.klBeta > 0 ? try ReferenceScorer(reference: $0) : nil }
+        referenceScorer = try reference.flatMap {
+            policyUpdate.needsReference ? try ReferenceScorer(reference: $0, microBatchTokens: config.learner.microBatchTokens) : nil
+        }
         var staleness: StalenessController
         if let r = restored {
             if let o = r.checkpoint.optimizerState {
@@ -309,7 +308,7 @@ public final class LearnerLoop {
             guard case .admitGroup(let a) = d else { continue }
             let key = GroupKey(ticket: a.ticket, prompt: a.promptID)
             payloads[key] = g
-            referenceScorer?.submit(key, samples: Self.trainingSamples(of: g, group: 0))
+            if let group = try? RolloutBatch(trajectories: g, group: 0, verifierRewards: false) { referenceScorer?.submit(key, group: group) }
         }
         try perform(directives, now: now)
     }

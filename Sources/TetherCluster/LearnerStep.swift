@@ -4,43 +4,32 @@ import TetherRL
 import TetherWire
 
 extension LearnerLoop {
-    /// What the loop thread hands to the step thread, and gets back with the update's statistics.
+    /// What the loop thread hands to the step thread, and gets back with the update's metrics.
     struct StepWork {
         var groups: [AdmittedGroup]
-        var samples: [LearnerPolicyUpdate.Sample]
+        var batch: RolloutBatch
         var batchLags: [Int]
         var version: Int
         var started: Date
-        var stats = PolicyUpdateStatistics()
+        var stats = PolicyUpdateMetrics()
     }
 
-    /// Gathers the announced batch's payloads into training samples (loop thread).
+    /// Converts the announced batch's payloads into the update's batch, once (loop thread).
     func prepareStep(_ groups: [AdmittedGroup]) throws -> StepWork {
-        var samples: [LearnerPolicyUpdate.Sample] = []
+        var parts: [RolloutBatch] = []
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
         for (gi, admitted) in groups.enumerated() {
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             guard let g = payloads.removeValue(forKey: key) else {
                 throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
             }
-            let reference = referenceScorer?.take(key)
-            for (si, var sample) in Self.trainingSamples(of: g, group: gi).enumerated() {
-                let lag = admitted.sampleLags[si]
-                batchLags[min(max(lag, 0), batchLags.count - 1)] += 1
-                sample.referenceLogProbs = reference?[si]
-                samples.append(sample)
-            }
+            var part = try RolloutBatch(trajectories: g, group: gi, verifierRewards: config.task.reward == .verifier)
+            if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
+            for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
+            parts.append(part)
         }
-        return StepWork(groups: groups, samples: samples, batchLags: batchLags, version: controller.version, started: Date())
-    }
-
-    /// A group's samples as the update takes them (`group` indexes the group within its batch).
-    static func trainingSamples(of g: TrajectoryGroup, group: Int) -> [LearnerPolicyUpdate.Sample] {
-        let prompt = g.promptTokens.map { Int($0) }
-        return g.samples.map { s in
-            .init(prompt: prompt, completion: s.completionTokens.map { Int($0) }, behaviourLogProbs: s.behaviourLogProbs,
-                  reward: Float(s.reward), group: group, version: Int(s.tokenVersions.min() ?? 0))
-        }
+        return StepWork(groups: groups, batch: try RolloutBatch(concatenating: parts), batchLags: batchLags,
+                        version: controller.version, started: Date())
     }
 
     /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
@@ -48,7 +37,7 @@ extension LearnerLoop {
         var work = try prepareStep(groups)
         let update = self.update
         step.start(name: "tether.learner.step") {
-            do { work.stats = try update.train(work.samples) } catch var e as NonFiniteUpdate {
+            do { work.stats = try update.step(work.batch) } catch var e as NonFiniteUpdate {
                 e.version = work.version + 1
                 throw e
             }
@@ -58,7 +47,7 @@ extension LearnerLoop {
 
     /// After the step thread finished: advances the version, broadcasts it, and records the step.
     func finishStep(_ work: StepWork) throws {
-        let (groups, samples, batchLags, version, stats) = (work.groups, work.samples, work.batchLags, work.version, work.stats)
+        let (groups, batchLags, version, stats) = (work.groups, work.batchLags, work.version, work.stats)
         try perform(controller.batchTrained(version: version, now: nowSeconds()), now: nowSeconds())
         let v = controller.version
         let broadcast = v % max(1, config.learner.broadcastEverySteps) == 0 || v >= config.run.steps
@@ -69,23 +58,12 @@ extension LearnerLoop {
         var record = MetricsRecord(step: controller.version)
         record.addStaleness(controller.statistics)
         typealias K = MetricsRecord.Key
-        record.scalars[K.rewardMean] = stats.rewardMean
-        record.scalars[K.rewardStd] = stats.rewardStd
-        record.scalars[K.accuracy] = stats.accuracy
-        record.addRewardComponents(task.rewardTally(samples.map { (groups[$0.group].promptID, $0.completion) }))
-        record.scalars[K.kl] = stats.kl
-        record.scalars[K.entropy] = stats.entropy
-        record.scalars[K.clipFraction] = stats.clipFraction
-        record.scalars[K.effectiveSampleSize] = stats.effectiveSampleFraction
-        record.scalars["loss"] = stats.loss
-        record.scalars["grad_norm"] = stats.gradNorm
+        record.addUpdate(stats)
+        record.addRewardComponents(task.rewardTally(zip(work.batch.groupIDs, work.batch.completionTokens).map { (groups[$0].promptID, $1) }))
         record.scalars[K.actorTokensPerSecond] = Double(stepWindow.receivedCompletionTokens) / elapsed
-        record.scalars[K.learnerTokensPerSecond] = Double(stats.tokens) / max(1e-9, stats.seconds)
         record.scalars[K.learnerIdleFraction] = max(0, 1 - stepWindow.busySeconds / elapsed)
-        record.scalars["samples_per_s"] = Double(samples.count) / elapsed
+        record.scalars["samples_per_s"] = Double(stats.sequences) / elapsed
         record.scalars["step_seconds"] = elapsed
-        record.scalars["learner/train_seconds"] = stats.seconds
-        record.scalars["learner/reference_precomputed_fraction"] = Double(stats.precomputedReferenceSamples) / Double(max(1, samples.count))
         record.scalars["weights/publish_seconds"] = publishSeconds
         if let l = broadcaster.latestLatency {
             record.scalars[K.weightBroadcastLatency] = l.seconds
@@ -135,6 +113,21 @@ extension LearnerLoop {
             do { try metrics.sync() } catch { logger.error("\(error)") }
         }
         stepWindow = StepWindow()
+    }
+}
+
+extension RolloutBatch {
+    /// A trajectory group as the update takes it (`group` indexes the group within its batch): the
+    /// learner's one conversion from the wire. A sample's version is the oldest that sampled any of
+    /// its tokens. With a verifier's reward a sample counts as correct when its reward is 1 (what a
+    /// verifier gives a right answer); a reward model's samples have no notion of correct.
+    public init(trajectories g: TrajectoryGroup, group: Int, verifierRewards: Bool) throws {
+        let prompt = g.promptTokens.map { Int($0) }
+        try self.init(
+            promptTokens: g.samples.map { _ in prompt }, completionTokens: g.samples.map { $0.completionTokens.map { Int($0) } },
+            behaviourLogProbs: g.samples.flatMap(\.behaviourLogProbs), rewards: g.samples.map { Float($0.reward) },
+            groupIDs: g.samples.map { _ in group }, policyVersions: g.samples.map { Int(clamping: $0.tokenVersions.min() ?? 0) },
+            correct: g.samples.map { verifierRewards ? $0.reward >= 1 - 1e-6 : nil })
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherRL
 
 /// A JSON value for the structured part of a metrics record (histograms, counts by reason).
 public indirect enum JSONValue: Equatable, Sendable {
@@ -76,6 +77,29 @@ public struct MetricsRecord: Equatable, Sendable {
         extras["lag_histogram"] = .array(stats.sampleLagHistogram.map { .int($0) })
         extras["group_lag_histogram"] = .array(stats.groupLagHistogram.map { .int($0) })
         extras["dropped"] = .object(Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, .int(dropped[$0, default: 0])) }))
+    }
+
+    /// Adds what `PolicyUpdate.step` did, under the tags every driver writes (the cluster learner,
+    /// `tether train`): nil-valued quantities (no verifier, no reference, no critic) are left out.
+    public mutating func addUpdate(_ m: PolicyUpdateMetrics) {
+        scalars[Key.rewardMean] = m.rewardMean
+        scalars[Key.rewardStd] = m.rewardStd
+        if let a = m.accuracy { scalars[Key.accuracy] = a }
+        if let kl = m.kl { scalars[Key.kl] = kl }
+        scalars["approx_kl"] = m.approxKL
+        scalars[Key.entropy] = m.entropy
+        scalars[Key.clipFraction] = m.clipFraction
+        scalars[Key.effectiveSampleSize] = m.effectiveSampleFraction
+        scalars["response_length"] = m.responseLength
+        if let z = m.zeroAdvantageGroupFraction { scalars["zero_advantage_groups"] = z }
+        scalars["loss"] = m.loss
+        if let v = m.valueLoss { scalars["loss/value"] = v }
+        scalars["grad_norm"] = m.gradientNorm
+        scalars["learning_rate"] = m.learningRate
+        scalars["optimizer_steps"] = Double(m.optimizerSteps)
+        scalars[Key.learnerTokensPerSecond] = m.learnerTokensPerSecond
+        scalars["learner/train_seconds"] = m.seconds
+        scalars["learner/reference_precomputed_fraction"] = Double(m.precomputedReferenceSamples) / Double(max(1, m.sequences))
     }
 
     /// `{"step":…,"wall_time":…,<scalars>…,<extras>…}` on one line.

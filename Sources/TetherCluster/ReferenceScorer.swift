@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherRL
 
 /// Computes log π_ref of admitted groups on its own thread while they wait in the batch buffer, so
 /// the optimizer step only runs the policy's forward and backward.
@@ -18,19 +19,22 @@ public final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendabl
     // scorer thread.
     private let model: LlamaModel
     private let lock = NSCondition()
-    private var queue: [(key: Key, samples: [LearnerPolicyUpdate.Sample])] = []
+    private var queue: [(key: Key, group: RolloutBatch)] = []
     private var results: [Key: [[Float]]] = [:]
     private var inProgress: Set<Key> = []
     private var abandoned: Set<Key> = []
     private var stopped = false
-    /// Groups scored per forward: one GEMM over several groups runs closer to peak than one per group.
+    /// Groups scored per round: one GEMM over several groups runs closer to peak than one per group.
     private let groupsPerForward: Int
+    /// The forward's micro-batch budget (`learner.micro_batch_tokens`), as in the update itself.
+    private let microBatchTokens: Int
 
-    public init(reference: LlamaModel, groupsPerForward: Int = 8) throws {
+    public init(reference: LlamaModel, groupsPerForward: Int = 8, microBatchTokens: Int = RLTrainerOptions.defaultMicroBatchTokens) throws {
         let copy = try LlamaModel(config: reference.config)
         copy.copyParameters(from: reference)
         model = copy
         self.groupsPerForward = max(1, groupsPerForward)
+        self.microBatchTokens = max(1, microBatchTokens)
         let thread = Thread { [self] in serve() }
         thread.name = "tether.learner.reference"
         thread.stackSize = 16 << 20
@@ -38,9 +42,9 @@ public final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendabl
     }
 
     /// Queues a group for scoring.
-    public func submit(_ key: Key, samples: [LearnerPolicyUpdate.Sample]) {
+    public func submit(_ key: Key, group: RolloutBatch) {
         lock.lock()
-        queue.append((key, samples))
+        queue.append((key, group))
         lock.signal()
         lock.unlock()
     }
@@ -75,15 +79,17 @@ public final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendabl
             inProgress = Set(work.map(\.key))
             lock.unlock()
 
-            let scored = try? LearnerPolicyUpdate.completionLogProbs(work.flatMap(\.samples), model: model)
+            let batch = try? RolloutBatch(concatenating: work.map(\.group))
+            let scored = try? batch.map { try PolicyUpdate.completionLogProbs(of: model, $0, microBatchTokens: microBatchTokens) }
+            model.releaseActivations()
 
             lock.lock()
-            if let scored {
-                var k = 0
+            if let batch, let scored {
+                var s = 0
                 for item in work {
-                    let n = item.samples.count
-                    if !abandoned.contains(item.key) { results[item.key] = Array(scored[k ..< k + n]) }
-                    k += n
+                    let n = item.group.sequenceCount
+                    if !abandoned.contains(item.key) { results[item.key] = (s ..< s + n).map { Array(scored[batch.layout.range(of: $0)]) } }
+                    s += n
                 }
             }
             abandoned.subtract(inProgress)

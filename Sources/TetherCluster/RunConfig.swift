@@ -1,4 +1,5 @@
 import Foundation
+import TetherRL
 import TetherRewards
 
 /// Everything a run needs, one section per concern. Loaded from YAML by `RunConfig.load`, every key
@@ -146,26 +147,22 @@ public struct TaskSection: Codable, Equatable, Sendable {
     }
 }
 
-
-public enum AlgorithmName: String, ConfigChoice { case grpo, drGRPO = "dr_grpo", rloo, ppo }
-public enum KLEstimator: String, ConfigChoice { case k1, k2, k3 }
+// TetherRL's choices are read and written by their raw values, the config's names.
+extension RLAlgorithm: ConfigChoice {}
+extension KLEstimator: ConfigChoice {}
 /// How per-token losses become one number: DAPO's token mean, GRPO's per-sequence mean, or
 /// Dr. GRPO's sum over tokens divided by a constant (max_new_tokens).
-public enum LossAggregation: String, ConfigChoice {
-    case tokenMean = "token_mean"
-    case sequenceMean = "sequence_mean"
-    case constantNormalizer = "constant_normalizer"
-}
+extension LossAggregation.Name: ConfigChoice {}
 
 /// The RL objective.
 public struct AlgorithmSection: Codable, Equatable, Sendable {
-    public var name = AlgorithmName.grpo
+    public var name = RLAlgorithm.grpo
     public var clipEpsLow = 0.2
     public var clipEpsHigh = 0.2
     public var klBeta = 0.04
     public var klEstimator = KLEstimator.k3
     public var entropyCoef = 0.0
-    public var lossAggregation = LossAggregation.tokenMean
+    public var lossAggregation = LossAggregation.Name.tokenMean
     public var epochsPerBatch = 1
     public var minibatches = 1
     public var gamma = 1.0
@@ -253,6 +250,9 @@ public struct LearnerSection: Codable, Equatable, Sendable {
     /// Groups with a behaviour log-prob below this are rejected as `logprob_out_of_range`: e^-100 is
     /// far below any token a sampler picks, and a −1e30 would overflow the importance ratio.
     public var minLogprob = -100.0
+    /// Padded tokens (sequences × longest) per forward/backward of the update: bounds the
+    /// activations a step keeps, whatever the batch (`PolicyUpdate`).
+    public var microBatchTokens = RLTrainerOptions.defaultMicroBatchTokens
 
     enum CodingKeys: String, CodingKey {
         case blasThreads = "blas_threads"
@@ -269,6 +269,7 @@ public struct LearnerSection: Codable, Equatable, Sendable {
         case broadcastEverySteps = "broadcast_every_steps"
         case maxAbsReward = "max_abs_reward"
         case minLogprob = "min_logprob"
+        case microBatchTokens = "micro_batch_tokens"
     }
 }
 

@@ -79,6 +79,7 @@ extension RunConfig {
         try number(l.adamEps, "learner.adam_eps", 0, 1, openBelow: true)
         try number(l.weightDecay, "learner.weight_decay", 0, 1)
         try number(l.gradClipNorm, "learner.grad_clip_norm", 0, 1e6, openBelow: true)
+        try positive(l.microBatchTokens, "learner.micro_batch_tokens")
         // Compared after conversion to Float, the type the loss uses: the bounds must be finite there.
         let floatMax = Double(Float.greatestFiniteMagnitude)
         try number(l.maxAbsReward, "learner.max_abs_reward", 0, floatMax, openBelow: true)
@@ -118,10 +119,15 @@ extension RunConfig {
         try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
     }
 
-    /// What the cluster cannot run yet, refused before any process starts.
+    /// What the cluster cannot run, refused before any process starts: a reward model (the actors
+    /// score with the task's verifier) and PPO (the learner trains no value model); `tether train`
+    /// runs both.
     public func validateForCluster() throws {
         guard task.reward != .rewardModel else {
             throw ConfigError.invalidValue(path: "task.reward", reason: "reward_model is supported by `tether train` only; the cluster's actors score with the task's verifier (task.reward: verifier)")
+        }
+        guard algorithm.name != .ppo else {
+            throw ConfigError.invalidValue(path: "algorithm.name", reason: "ppo needs a value model, which the cluster learner does not train: use grpo, dr_grpo or rloo (tether train runs ppo)")
         }
     }
 

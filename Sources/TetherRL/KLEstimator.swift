@@ -7,7 +7,7 @@ import Foundation
 ///     k1 = −log r                  unbiased, high variance, can be negative
 ///     k2 = ½ (log r)²              biased, low variance
 ///     k3 = (r − 1) − log r         unbiased, low variance, always ≥ 0 (GRPO's choice, DeepSeekMath eq. 4)
-public enum KLEstimator: String, Sendable, Codable, CaseIterable {
+public enum KLEstimator: String, Sendable, CaseIterable {
     case k1, k2, k3
 
     /// The estimate and its derivative with respect to log π_θ(x) (the reference is frozen).

@@ -16,6 +16,24 @@ public enum LossAggregation: Equatable, Sendable {
     /// direction of the gradient is the same.
     case seqMeanTokenSumNorm(maxTokens: Int)
 
+    /// The run config's names for the aggregations (`algorithm.loss_aggregation`). The constant of
+    /// Dr. GRPO's normaliser is the generation budget, another key, so a name is not yet an
+    /// aggregation: `init(_:maxNewTokens:)` completes it.
+    public enum Name: String, Sendable, CaseIterable {
+        case tokenMean = "token_mean"
+        case sequenceMean = "sequence_mean"
+        case constantNormalizer = "constant_normalizer"
+    }
+
+    /// `constant_normalizer` divides by `maxNewTokens` (Dr. GRPO).
+    public init(_ name: Name, maxNewTokens: Int) {
+        switch name {
+        case .tokenMean: self = .tokenMean
+        case .sequenceMean: self = .seqMeanTokenMean
+        case .constantNormalizer: self = .seqMeanTokenSumNorm(maxTokens: maxNewTokens)
+        }
+    }
+
     public static let allNames = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
 
     /// Parses verl's names; `seq-mean-token-sum-norm` takes the constant from `maxTokens`.
@@ -51,5 +69,20 @@ public enum LossAggregation: Equatable, Sendable {
             for t in layout.range(of: s) { w[t] = a }
         }
         return w
+    }
+
+    /// The share of `whole`'s normaliser carried by `part`, a subset of its sequences: the loss of
+    /// `part` evaluated alone (normalised over `part`) times this share is exactly `part`'s terms of
+    /// the loss of `whole`, so the micro-batches of a minibatch sum to the minibatch's loss and
+    /// gradient. Token mean: N_part/N tokens; the per-sequence means: B_part/B non-empty sequences
+    /// (L_i and the constant are per sequence, the same in both).
+    public func share(of part: SequenceLayout, in whole: SequenceLayout) -> Double {
+        switch self {
+        case .tokenMean:
+            return whole.tokenCount == 0 ? 0 : Double(part.tokenCount) / Double(whole.tokenCount)
+        case .seqMeanTokenSum, .seqMeanTokenMean, .seqMeanTokenSumNorm:
+            let b = whole.lengths.filter { $0 > 0 }.count
+            return b == 0 ? 0 : Double(part.lengths.filter { $0 > 0 }.count) / Double(b)
+        }
     }
 }

@@ -103,6 +103,37 @@ public struct PolicyLossDiagnostics: Equatable, Sendable {
     }
 }
 
+extension PolicyLossDiagnostics {
+    /// The diagnostics of a minibatch from those of its micro-batches, each evaluated alone and
+    /// weighted by its `LossAggregation.share`: loss parts add up scaled by the shares, token
+    /// statistics are token-weighted means, and the effective sample size is recomputed from the
+    /// pooled Σw and Σw² (Kong 1992).
+    public static func merged(_ parts: [(diagnostics: PolicyLossDiagnostics, share: Double)]) -> PolicyLossDiagnostics {
+        let n = parts.reduce(0) { $0 + $1.diagnostics.tokenCount }
+        let nd = Double(max(n, 1))
+        func mean(_ f: (PolicyLossDiagnostics) -> Double) -> Double { parts.reduce(0) { $0 + f($1.diagnostics) * Double($1.diagnostics.tokenCount) } / nd }
+        func scaled(_ f: (PolicyLossDiagnostics) -> Double) -> Double { parts.reduce(0) { $0 + f($1.diagnostics) * $1.share } }
+        func optionalMean(_ f: (PolicyLossDiagnostics) -> Double?) -> Double? {
+            parts.contains { f($0.diagnostics) == nil } ? nil : mean { f($0)! }
+        }
+        var wSum = 0.0, w2Sum = 0.0
+        for (d, _) in parts where d.tokenCount > 0 {
+            let s = d.importanceWeightMean * Double(d.tokenCount)
+            wSum += s
+            if d.effectiveSampleSize > 0 { w2Sum += s * s / d.effectiveSampleSize }
+        }
+        let ess = w2Sum > 0 ? wSum * wSum / w2Sum : 0
+        let nonEmpty = parts.map(\.diagnostics).filter { $0.tokenCount > 0 }
+        return PolicyLossDiagnostics(
+            tokenCount: n, policyLoss: scaled(\.policyLoss), klLoss: scaled(\.klLoss), entropyLoss: scaled(\.entropyLoss),
+            clipFraction: mean(\.clipFraction), clipLowFraction: mean(\.clipLowFraction), clipHighFraction: mean(\.clipHighFraction),
+            approxKL: mean(\.approxKL), refKL: optionalMean(\.refKL), entropyMean: optionalMean(\.entropyMean),
+            importanceWeightMean: mean(\.importanceWeightMean), importanceWeightMin: nonEmpty.map(\.importanceWeightMin).min() ?? 0,
+            importanceWeightMax: nonEmpty.map(\.importanceWeightMax).max() ?? 0, effectiveSampleSize: ess,
+            effectiveSampleFraction: n == 0 ? 0 : ess / nd, cappedFraction: mean(\.cappedFraction))
+    }
+}
+
 /// The policy loss of PPO-family RL for language models over per-token arrays:
 ///
 ///     L = Σ_{i,t} a_{i,t} · ( ℓ^surr_{i,t} + β·KL_{i,t} − c·H_{i,t} )

@@ -1,5 +1,5 @@
 /// Which advantage estimator a run uses; the policy loss is shared.
-public enum RLAlgorithm: String, Sendable, Codable, CaseIterable {
+public enum RLAlgorithm: String, Sendable, CaseIterable {
     /// Group-normalised advantage (`GRPOAdvantage`).
     case grpo
     /// Mean-centred group advantage with constant-length aggregation (`DrGRPOAdvantage`).

@@ -1,8 +1,8 @@
 import TetherModel
 
-/// Settings of the single-process RL trainer (`RLTrainer`): what to sample, which objective, and
-/// how the optimizer walks over each batch. The CLI maps the cluster's `RunConfig` onto this, so a
-/// run configured for `tether train` means the same as one for the cluster.
+/// Settings of RL training: what to sample, which objective, and how the optimizer walks over each
+/// batch (`PolicyUpdate`). One function maps the YAML's `RunConfig` onto this for the cluster
+/// learner and `tether train` alike, so a config means the same to both.
 public struct RLTrainerOptions: Sendable, Equatable {
     public var algorithm: RLAlgorithmConfig
     /// G: completions sampled per prompt (a group).
@@ -18,11 +18,22 @@ public struct RLTrainerOptions: Sendable, Equatable {
     /// PPO: weight of the value loss, i.e. the critic's gradient scale.
     public var valueCoefficient: Float
     public var seed: UInt64
+    /// Padded tokens (sequences × longest) per forward/backward: bounds the activations the update
+    /// keeps, whatever the batch (`PolicyUpdate`).
+    public var microBatchTokens: Int
+    /// Run each group's shared prompt once in the policy and reference forwards (and the backward),
+    /// with every completion attending to it ("Prefix Grouper", 2025): the same log-probs and
+    /// gradients as the plain batch (`SharedPromptTests`) for a fraction of the prompt rows.
+    public var sharePrompts: Bool
+
+    /// 512 tokens keep a learner step at SmolLM2-135M's shape (64 × 256 tokens) under 4 GB.
+    public static let defaultMicroBatchTokens = 512
 
     public init(algorithm: RLAlgorithmConfig = .referenceGRPO, groupSize: Int = 8, maxNewTokens: Int = 8,
                 sampling: SamplingParameters = SamplingParameters(), epochsPerBatch: Int = 1, minibatches: Int = 1,
                 learningRate: Float = 1e-4, adamW: AdamWHyperparameters = AdamWHyperparameters(weightDecay: 0),
-                maxGradientNorm: Float = 1, valueCoefficient: Float = 0.5, seed: UInt64 = 0) {
+                maxGradientNorm: Float = 1, valueCoefficient: Float = 0.5, seed: UInt64 = 0,
+                microBatchTokens: Int = RLTrainerOptions.defaultMicroBatchTokens, sharePrompts: Bool = true) {
         self.algorithm = algorithm
         self.groupSize = groupSize
         self.maxNewTokens = maxNewTokens
@@ -34,6 +45,8 @@ public struct RLTrainerOptions: Sendable, Equatable {
         self.maxGradientNorm = maxGradientNorm
         self.valueCoefficient = valueCoefficient
         self.seed = seed
+        self.microBatchTokens = microBatchTokens
+        self.sharePrompts = sharePrompts
     }
 
     public func validate(promptsPerBatch: Int) throws {
@@ -48,6 +61,7 @@ public struct RLTrainerOptions: Sendable, Equatable {
             throw fail("minibatches \(minibatches) must divide the \(promptsPerBatch) prompts of a batch")
         }
         guard learningRate > 0, learningRate.isFinite else { throw fail("learning rate must be > 0, got \(learningRate)") }
+        guard microBatchTokens >= 1 else { throw fail("micro-batch tokens must be ≥ 1, got \(microBatchTokens)") }
     }
 }
 
@@ -66,31 +80,4 @@ public struct RLScore: Sendable, Equatable {
         self.reward = reward
         self.correct = correct
     }
-}
-
-/// What one trainer step did, for the metrics file and the progress line.
-public struct RLStepMetrics: Sendable {
-    public var step: Int
-    public var rewardMean: Double
-    public var rewardStd: Double
-    /// Fraction of completions the scorer marked correct (nil when it never says).
-    public var accuracy: Double?
-    /// Mean per-token KL(π_θ ‖ π_ref) (k3) before this step's update (nil without a reference).
-    public var kl: Double?
-    /// Mean per-token entropy of π_θ on the sampled tokens' positions.
-    public var entropy: Double
-    public var clipFraction: Double
-    /// Effective sample size fraction of the importance weights, (Σw)²/(nΣw²): 1 when on-policy.
-    public var effectiveSampleFraction: Double
-    public var responseLength: Double
-    /// Fraction of groups whose rewards were all equal (no GRPO signal).
-    public var zeroAdvantageGroupFraction: Double
-    public var loss: Double
-    public var valueLoss: Double?
-    public var gradientNorm: Double
-    public var learningRate: Float
-    public var sampledTokens: Int
-    public var rolloutSeconds: Double
-    public var updateSeconds: Double
-    public var rolloutTokensPerSecond: Double { Double(sampledTokens) / max(rolloutSeconds, 1e-9) }
 }

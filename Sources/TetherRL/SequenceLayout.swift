@@ -37,3 +37,13 @@ public struct SequenceLayout: Equatable, Sendable {
         return out
     }
 }
+
+extension SequenceLayout {
+    /// The tokens of sequences `indices` of a flat per-token array, in that order.
+    public func gather(_ flat: [Float], sequences indices: [Int]) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(indices.reduce(0) { $0 + lengths[$1] })
+        for s in indices { out += flat[range(of: s)] }
+        return out
+    }
+}

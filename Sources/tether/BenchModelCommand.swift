@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TetherKernels
 import TetherModel
+import TetherCluster
 import TetherRL
 
 /// `tether bench model`: DESIGN.md's reference workload, timed like `shared/peers/torch_reference.py`
@@ -44,102 +45,113 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Tokens per prompt.") var promptLength = 32
     @Option(help: "New tokens per sample.") var newTokens = 64
     @Flag(help: "Time only the learner step, on random completions (no sampling).") var learnerOnly = false
-    @Flag(help: "Learner: run each group's prompt once in the policy forward/backward and the reference forward (exact).")
-    var learnerSharesPrompts = false
+    @Option(help: "learner.micro_batch_tokens of the step (default: the config's).") var microBatchTokens: Int?
+    @Flag(inversion: .prefixedNo, help: "Learner: run each group's prompt once in the policy forward/backward and the reference forward (exact).")
+    var learnerSharesPrompts = true
     @Flag(help: "Time only the rollout (no learner step: its memory and time).") var rolloutOnly = false
 
     func validate() throws {
         guard !(learnerOnly && rolloutOnly) else { throw ValidationError("--learner-only and --rollout-only exclude each other") }
-        guard steps >= 1, prompts >= 1, group >= 2, promptLength >= 1, newTokens >= 1 else {
-            throw ValidationError("--steps, --prompts, --prompt-length and --new-tokens must be ≥ 1 and --group ≥ 2")
+        guard steps >= 1, prompts >= 1, group >= 2, promptLength >= 1, newTokens >= 1, (microBatchTokens ?? 1) >= 1 else {
+            throw ValidationError("--steps, --prompts, --prompt-length, --new-tokens and --micro-batch-tokens must be ≥ 1 and --group ≥ 2")
         }
     }
 
     func run() throws {
         BLASThreads.set(threads)
         let policy: LlamaModel
-        if let checkpoint { policy = try LlamaModel.load(from: checkpoint).model } else { policy = try LlamaModel(config: shape.config, seed: 0) }
+        var chat: ChatFormat?
+        if let checkpoint {
+            let loaded = try LlamaModel.load(from: checkpoint)
+            policy = loaded.model
+            if loaded.checkpoint.tokenizer.chatTemplate != nil { chat = try ChatFormat(tokenizer: loaded.checkpoint.tokenizer) }
+        } else {
+            policy = try LlamaModel(config: shape.config, seed: 0)
+        }
         let config = policy.config
         let reference = try LlamaModel(config: config)
         reference.copyParameters(from: policy)
         let completion = newTokens
-        let B = prompts * group, T = promptLength + completion
-        guard T <= config.maxPositionEmbeddings else {
-            throw ValidationError("prompt + new tokens = \(T) exceeds the model's \(config.maxPositionEmbeddings) positions")
-        }
-        let optimizer = AdamW(layout: policy.layout, hyperparameters: AdamWHyperparameters(weightDecay: 0.01), decayNorms: true)
+        let B = prompts * group
+        // The learner's step as the cluster learner configures it (GRPO, k3 KL β 0.04 to the
+        // reference, clip 0.2, grad clip 1.0, AdamW), through the same mapping.
+        var run = RunConfig.defaults
+        run.algorithm.name = .grpo
+        run.algorithm.klBeta = 0.04
+        run.algorithm.klEstimator = .k3
+        run.algorithm.clipEpsLow = 0.2
+        run.algorithm.clipEpsHigh = 0.2
+        run.learner.gradClipNorm = 1.0
+        if let microBatchTokens { run.learner.microBatchTokens = microBatchTokens }
+        var options = run.rlOptions(eosTokenId: nil, synchronous: false)
+        options.sharePrompts = learnerSharesPrompts
+        let update = try PolicyUpdate(policy: policy, reference: reference, options: options)
         var rng = SeededRandom(seed: 1)
 
-        func rollout() throws -> (TokenBatch, [Float]) {
-            if learnerOnly {
-                let unique = (0..<prompts).map { _ in (0..<promptLength).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
-                let seqs = (0..<B).map { b in unique[b / group] + (0..<completion).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
-                let uniform = -logf(Float(config.vocabSize))
-                return (TokenBatch(sequences: seqs), [Float](repeating: uniform, count: B * completion))
+        /// The distinct prompts of a rollout: with a chat template, one-digit additions through it
+        /// (as the transformers and vLLM peers ask them), else `promptLength` random tokens.
+        func distinctPrompts() throws -> [[Int]] {
+            try (0..<prompts).map { _ in
+                if let chat {
+                    return try chat.promptIds(user: "What is \(rng.next() % 10) + \(rng.next() % 10)? Answer with just the number.")
+                }
+                return (0..<promptLength).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
             }
-            let unique = (0..<prompts).map { _ in (0..<promptLength).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
-            let all = unique.flatMap { Array(repeating: $0, count: group) }
+        }
+
+        func rollout() throws -> RolloutBatch {
+            let groupIDs = (0..<B).map { $0 / group }
+            if learnerOnly {
+                func random(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+                let unique = (0..<prompts).map { _ in random(promptLength) }
+                let uniform = -logf(Float(config.vocabSize))
+                return try RolloutBatch(promptTokens: groupIDs.map { unique[$0] }, completionTokens: (0..<B).map { _ in random(completion) },
+                                        behaviourLogProbs: [Float](repeating: uniform, count: B * completion),
+                                        rewards: (0..<B).map { _ in rng.nextUnitFloat() }, groupIDs: groupIDs)
+            }
+            let all = try distinctPrompts().flatMap { Array(repeating: $0, count: group) }
             let out = try policy.generate(prompts: all, maxNewTokens: completion, sampling: SamplingParameters(temperature: 1),
                                           seed: rng.next(), sharePromptPrefixes: sharePrompts)
-            let batch = TokenBatch(sequences: zip(all, out).map { $0 + $1.tokens })
-            return (batch, out.flatMap(\.logProbs))
+            return try RolloutBatch(promptTokens: all, completionTokens: out.map(\.tokens), behaviourLogProbs: out.flatMap(\.rawLogProbs),
+                                    rewards: (0..<B).map { _ in rng.nextUnitFloat() }, groupIDs: groupIDs)
         }
 
-        func learnerStep(_ batch: TokenBatch, _ oldLogProbs: [Float]) throws -> Float {
-            let rewards = (0..<B).map { _ in rng.nextUnitFloat() }
-            let advantages = InlineGRPO.groupAdvantages(rewards, group: group)
-            policy.zeroGradients()
-            let lp: SequenceLogProbs, ref: SequenceLogProbs
-            if learnerSharesPrompts {
-                let rows = (0..<B).map { b in batch.tokens[(b * T)..<((b + 1) * T)].map(Int.init) }
-                let grouped = try GroupedTokenBatch(promptOfEach: rows.map { Array($0[..<promptLength]) },
-                                                    completions: rows.map { Array($0[promptLength...]) })
-                lp = try policy.sequenceLogProbs(grouped)
-                ref = try reference.tokenLogProbs(grouped)
-            } else {
-                lp = try policy.sequenceLogProbs(batch)
-                ref = try reference.tokenLogProbs(batch)
-            }
-            let (loss, dLogProbs) = InlineGRPO.loss(
-                logProbs: lp.logProbs, referenceLogProbs: ref.logProbs, oldLogProbs: oldLogProbs, advantages: advantages,
-                positions: lp.positions, firstCompletionPosition: promptLength - 1, completion: completion)
-            // The reference forward overwrote nothing of the policy: its activations live in its own model.
-            policy.backward(dLogProbs: dLogProbs)
-            GradientClipping.clipGlobalNorm(policy.gradients, maxNorm: 1)
-            optimizer.update(parameters: policy.parameters, gradients: policy.gradients, learningRate: 1e-4)
-            return loss
-        }
-
-        let (warm, warmLP) = try rollout()
-        if !rolloutOnly { _ = try learnerStep(warm, warmLP) }
+        let warm = try rollout()
+        if !rolloutOnly { _ = try update.step(warm) }
         var rolloutTime = 0.0, learnerTime = 0.0
-        var loss: Float = 0
+        var loss = 0.0, batchTokens = 0, promptTokens = 0
         for _ in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let (batch, lps) = try rollout()
+            let batch = try rollout()
             let t1 = DispatchTime.now().uptimeNanoseconds
-            if !rolloutOnly { loss = try learnerStep(batch, lps) }
+            if !rolloutOnly { loss = try update.step(batch).loss }
             let t2 = DispatchTime.now().uptimeNanoseconds
             rolloutTime += Double(t1 - t0) / 1e9
             learnerTime += Double(t2 - t1) / 1e9
+            let prompted = batch.promptTokens.reduce(0) { $0 + $1.count }
+            promptTokens = prompted / B
+            batchTokens = prompted + batch.layout.tokenCount
         }
+        let T = promptTokens + completion
         let peakRSS = Self.peakResidentBytes()
         let rolloutTPS = Double(B * completion * steps) / rolloutTime
-        let learnerTPS = Double(B * T * steps) / learnerTime
+        let learnerTPS = Double(batchTokens * steps) / learnerTime
 
         // FLOPs actually performed. Rollout: prefill rows + one row per decoded token (the last
         // sampled token is never fed), attention over the cached prefix; learner: policy forward,
-        // backward (2× forward) and reference forward over B·(T−1) rows, attention on full T−1 squares.
+        // backward (2× forward) and reference forward over B·(T−1) rows, attention on full T−1 squares
+        // (fewer rows when the learner shares prompts; micro-batches that split a group add some back).
+        let P = promptTokens
         let perToken = policy.matmulFlopsPerToken
         let h = Double(config.hiddenSize), layersD = Double(config.numHiddenLayers)
-        let prefillRows = Double((sharePrompts ? prompts : B) * promptLength)
+        let prefillRows = Double((sharePrompts ? prompts : B) * P)
         var rolloutFlops = (prefillRows + Double(B * (completion - 1))) * perToken
         var attnPositions = 0.0
-        for k in 0..<(completion - 1) { attnPositions += Double(promptLength + k + 1) }
-        rolloutFlops += layersD * 4 * h * (Double(B) * attnPositions + (prefillRows / Double(promptLength)) * Double(promptLength * (promptLength + 1) / 2))
+        for k in 0..<(completion - 1) { attnPositions += Double(P + k + 1) }
+        rolloutFlops += layersD * 4 * h * (Double(B) * attnPositions + (prefillRows / Double(P)) * Double(P * (P + 1) / 2))
         // Shared prompts: each group's prompt (less its last token) once, then B suffixes of
         // `completion` rows attending to prefix + own rows.
-        let prefix = Double(promptLength - 1), comp = Double(completion)
+        let prefix = Double(P - 1), comp = Double(completion)
         let rows = learnerSharesPrompts ? Double(prompts) * prefix + Double(B) * comp : Double(B * (T - 1))
         let attentionPairs = learnerSharesPrompts ? Double(prompts) * prefix * prefix + Double(B) * comp * (prefix + comp)
             : Double(B) * Double((T - 1) * (T - 1))
@@ -156,17 +168,18 @@ struct BenchModelCommand: ParsableCommand {
                 "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(rolloutOnly ? "null" : String(round1(learnerGF)))",
                 "\"share_prompts\": \(sharePrompts)", "\"learner_shares_prompts\": \(learnerSharesPrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
                 "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)", "\"learner_only\": \(learnerOnly)",
+                "\"micro_batch_tokens\": \(update.options.microBatchTokens)", "\"chat_prompts\": \(chat != nil && !learnerOnly)",
                 "\"peak_rss_mb\": \(peakRSS.map { String(round1(Double($0) / 1_048_576)) } ?? "null")",
             ]
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
             print("\(checkpoint ?? shape.rawValue): \(policy.layout.totalCount) parameters, \(threads) BLAS threads, \(steps) steps, "
-                  + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts), learner shares prompts: \(learnerSharesPrompts)")
+                  + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts)")
             if !learnerOnly {
                 print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout)")
             }
             print("learner  \(round1(learnerTPS)) tokens/s  (\(round1(learnerGF)) GFLOP/s, \(round1(learnerTime / Double(steps) * 1000)) ms per GRPO step)")
-            print("last GRPO loss \(loss)")
+            print("last GRPO loss \(loss), micro-batches of \(update.options.microBatchTokens) tokens")
             if let peakRSS { print("peak RSS \(round1(Double(peakRSS) / 1_048_576)) MB") }
         }
     }
@@ -179,42 +192,4 @@ struct BenchModelCommand: ParsableCommand {
     }
 
     func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
-}
-
-/// The peer's GRPO loss, inline (the real losses live in TetherRL): group-normalised advantages,
-/// clipped ratio ε = 0.2 against the sampling log-probs, k3 KL to the reference with β = 0.04, mean
-/// over every completion token. Returns the loss and dLoss/dlogp per position.
-enum InlineGRPO {
-    static func groupAdvantages(_ r: [Float], group: Int) -> [Float] {
-        var a = [Float](repeating: 0, count: r.count)
-        for g in stride(from: 0, to: r.count, by: group) {
-            let xs = r[g..<(g + group)]
-            let mean = xs.reduce(0, +) / Float(group)
-            let std = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(group - 1)).squareRoot()  // torch .std: unbiased
-            for i in g..<(g + group) { a[i] = (r[i] - mean) / (std + 1e-4) }
-        }
-        return a
-    }
-
-    static func loss(logProbs lp: [Float], referenceLogProbs rlp: [Float], oldLogProbs old: [Float], advantages: [Float],
-                     positions: Int, firstCompletionPosition: Int, completion: Int, epsilon: Float = 0.2, beta: Float = 0.04) -> (Float, [Float]) {
-        var d = [Float](repeating: 0, count: lp.count)
-        let n = Float(advantages.count * completion)
-        var total: Float = 0
-        for b in 0..<advantages.count {
-            let adv = advantages[b]
-            for k in 0..<completion {
-                let i = b * positions + firstCompletionPosition + k
-                let ratio = expf(lp[i] - old[b * completion + k])
-                let clipped = min(max(ratio, 1 - epsilon), 1 + epsilon)
-                let unclippedTerm = ratio * adv, clippedTerm = clipped * adv
-                let pg = -min(unclippedTerm, clippedTerm)
-                let dPG: Float = unclippedTerm <= clippedTerm ? -adv * ratio : 0
-                let diff = rlp[i] - lp[i], e = expf(diff)
-                total += pg + beta * (e - diff - 1)
-                d[i] = (dPG + beta * (1 - e)) / n
-            }
-        }
-        return (total / n, d)
-    }
 }

@@ -99,7 +99,7 @@ struct TrainCommand: AsyncParsableCommand {
             log("model.checkpoint is empty: starting from a random initialisation (RL from scratch rarely finds a reward)")
         }
         let reference = try runDir.referenceModel(config: c, policy: policy, tokenizer: tokenizer, resume: latest != nil)
-        let options = TrainRunSetup.options(c, eosTokenId: tokenizer.eosId)
+        let options = c.rlOptions(eosTokenId: tokenizer.eosId, synchronous: true)
         var critic: ScalarHeadModel?
         if options.algorithm.algorithm == .ppo {
             let saved = latest.map { $0.directory.appendingPathComponent(RunCheckpoint.criticDirectory).path }
@@ -150,26 +150,29 @@ struct TrainCommand: AsyncParsableCommand {
                 return RLScore(reward: b.reward, correct: exact.isCorrect)
             }
             trainSeconds += Date().timeIntervalSince(stepStart)
-            var record = MetricsRecord(step: m.step, scalars: Self.scalars(m, learnerTokens: m.sampledTokens))
+            var record = MetricsRecord(step: trainer.step, scalars: [MetricsRecord.Key.version: Double(trainer.step)])
+            record.addUpdate(m)
+            record.scalars[MetricsRecord.Key.actorTokensPerSecond] = m.rolloutTokensPerSecond
+            record.scalars["time/rollout_s"] = m.rolloutSeconds
             record.addRewardComponents(components)
             try metrics.write(record)
-            let done = m.step - firstStep, total = c.run.steps - firstStep
+            let done = trainer.step - firstStep, total = c.run.steps - firstStep
             let eta = trainSeconds / Double(done) * Double(total - done)
-            var text = String(format: "step %d/%d  reward %.3f±%.3f", m.step, c.run.steps, m.rewardMean, m.rewardStd)
+            var text = String(format: "step %d/%d  reward %.3f±%.3f", trainer.step, c.run.steps, m.rewardMean, m.rewardStd)
             if record.scalars[MetricsRecord.Key.correctRate] != nil {
                 text += "  " + TetherCluster.ProgressLine.rewardShares(record.scalars).joined(separator: "  ")
             } else if let a = m.accuracy { text += String(format: "  acc %.3f", a) }
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
                            m.rolloutTokensPerSecond) + "  ETA " + TerminalStatusLine.duration(eta)
-            line.update(step: m.step, text)
-            if m.step % c.checkpoint.everySteps == 0 || m.step == c.run.steps {
+            line.update(step: trainer.step, text)
+            if trainer.step % c.checkpoint.everySteps == 0 || trainer.step == c.run.steps {
                 let e = try heldOutAccuracy()
                 try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer, heldOut: e)
                 if let e {
-                    try metrics.write(MetricsRecord(step: m.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
+                    try metrics.write(MetricsRecord(step: trainer.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
                     line.finish()
-                    log(String(format: "held-out greedy accuracy at step %d: %.3f (RL wall time %.0f s)", m.step, e.accuracy, trainSeconds))
+                    log(String(format: "held-out greedy accuracy at step %d: %.3f (RL wall time %.0f s)", trainer.step, e.accuracy, trainSeconds))
                 }
                 try metrics.sync()
             }
@@ -177,23 +180,6 @@ struct TrainCommand: AsyncParsableCommand {
         line.finish()
         log(String(format: "done: %d steps in %.0f s (RL steps %.0f s)", trainer.step - firstStep,
                    Date().timeIntervalSince(start), trainSeconds) + "; checkpoints in \(runDir.checkpointsDirectory.path)")
-    }
-
-    static func scalars(_ m: RLStepMetrics, learnerTokens: Int) -> [String: Double] {
-        typealias K = MetricsRecord.Key
-        var s: [String: Double] = [
-            K.version: Double(m.step), K.rewardMean: m.rewardMean, K.rewardStd: m.rewardStd, K.entropy: m.entropy,
-            K.clipFraction: m.clipFraction, K.effectiveSampleSize: m.effectiveSampleFraction,
-            "response_length": m.responseLength, "zero_advantage_groups": m.zeroAdvantageGroupFraction,
-            "loss": m.loss, "grad_norm": m.gradientNorm, "learning_rate": Double(m.learningRate),
-            K.actorTokensPerSecond: m.rolloutTokensPerSecond,
-            K.learnerTokensPerSecond: Double(learnerTokens) / max(m.updateSeconds, 1e-9),
-            "time/rollout_s": m.rolloutSeconds, "time/update_s": m.updateSeconds,
-        ]
-        if let a = m.accuracy { s[K.accuracy] = a }
-        if let kl = m.kl { s[K.kl] = kl }
-        if let v = m.valueLoss { s["loss/value"] = v }
-        return s
     }
 
     /// checkpoints/step-N in `RunCheckpoint`'s layout: policy/ with the trainer and optimizer

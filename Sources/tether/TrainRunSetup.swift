@@ -5,33 +5,10 @@ import TetherModel
 import TetherRL
 import TetherRewards
 
-/// `RunConfig` → the single-process trainer's settings and models. The cluster and `tether train`
+/// `RunConfig` → the single-process trainer's base model (the RL options are `RunConfig.rlOptions`). The cluster and `tether train`
 /// read the same YAML; keys about processes and sockets (`actors`, `wire`, `learner.*_endpoint`,
 /// `staleness`) do not apply to one synchronous process, which is on-policy by construction.
 enum TrainRunSetup {
-    static func options(_ c: RunConfig, eosTokenId: Int?) -> RLTrainerOptions {
-        let a = c.algorithm
-        let algorithm = a.name.rl
-        let aggregation = a.lossAggregation.rl(maxNewTokens: c.rollout.maxNewTokens)
-        let estimator = a.klEstimator.rl
-        // GRPO-family: β·KL inside the loss (DeepSeekMath eq. 3); PPO: folded into the token
-        // rewards (InstructGPT eq. 2).
-        let kl = a.klBeta > 0 ? KLPenalty(beta: Float(a.klBeta), estimator: estimator, placement: algorithm == .ppo ? .reward : .loss) : nil
-        let config = RLAlgorithmConfig(
-            algorithm: algorithm, objective: .ppoClip(epsilonLow: Float(a.clipEpsLow), epsilonHigh: Float(a.clipEpsHigh)),
-            aggregation: aggregation, kl: kl, entropyCoefficient: Float(a.entropyCoef),
-            gamma: Float(a.gamma), lambda: Float(a.gaeLambda))
-        let l = c.learner, r = c.rollout
-        return RLTrainerOptions(
-            algorithm: config, groupSize: r.groupSize, maxNewTokens: r.maxNewTokens,
-            sampling: SamplingParameters(temperature: Float(r.temperature), topK: r.topK, topP: Float(r.topP), eosTokenId: eosTokenId),
-            epochsPerBatch: a.epochsPerBatch, minibatches: a.minibatches, learningRate: Float(l.learningRate),
-            adamW: AdamWHyperparameters(beta1: Float(l.adamBeta1), beta2: Float(l.adamBeta2), epsilon: Float(l.adamEps),
-                                        weightDecay: Float(l.weightDecay)),
-            maxGradientNorm: Float(l.gradClipNorm), valueCoefficient: Float(a.valueCoef),
-            seed: UInt64(truncatingIfNeeded: c.run.seed))
-    }
-
     /// Makes `model.checkpoint` when it is set but missing (see `makeBaseCheckpoint`); `tether train`
     /// and `tether launch` both call this, so a newcomer's first command works from nothing.
     static func ensureBaseCheckpoint(_ c: RunConfig, sftSteps: Int, log: (String) -> Void) throws {

@@ -1,7 +1,9 @@
 import Foundation
 import TetherCluster
 import TetherModel
+import TetherRL
 import TetherRewards
+import TetherWire
 import XCTest
 
 /// The runtime's pure pieces, without processes.
@@ -122,25 +124,37 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         XCTAssertGreaterThan(Set(widened.trainPrompts.map(\.prompt)).count, Set(trainOnly.trainPrompts.map(\.prompt)).count)
     }
 
+    static let tinyModel = LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32,
+                                       maxPositionEmbeddings: 32)
+
+    /// One group of the wire format, as an actor sends it.
+    static func trajectories(prompt: [Int], completions: [[Int]], behaviour: [[Float]], rewards: [Double], version: UInt64 = 0) -> TrajectoryGroup {
+        TrajectoryGroup(ticketId: 1, actorId: "a", promptId: "p", promptTokens: prompt.map { UInt32($0) }, samples: zip(completions, zip(behaviour, rewards)).map { c, br in
+            TrajectorySample(completionTokens: c.map { UInt32($0) }, behaviourLogProbs: br.0, tokenVersions: c.map { _ in version }, reward: br.1)
+        })
+    }
+
+    /// Per-sequence sums of a flat per-token array.
+    static func sums(_ flat: [Float], _ layout: SequenceLayout) -> [Double] {
+        (0..<layout.sequenceCount).map { s in layout.range(of: s).reduce(0.0) { $0 + Double(flat[$1]) } }
+    }
+
     /// One learner update moves probability toward the rewarded completion of a group and away
     /// from the others (GRPO's sign, the completion-token positions and the backward all agree).
     func testLearnerUpdateFavoursTheRewardedCompletion() throws {
         var config = RunConfig()
         config.learner.learningRate = 3e-3
         config.algorithm.klBeta = 0
-        let model = try LlamaModel(config: LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
-                                                       intermediateSize: 32, maxPositionEmbeddings: 32), seed: 7)
-        let update = LearnerPolicyUpdate(model: model, reference: nil, config: config)
-        let prompt = [1, 5, 9]
+        let model = try LlamaModel(config: Self.tinyModel, seed: 7)
+        let update = try PolicyUpdate(policy: model, reference: nil, options: config.rlOptions(eosTokenId: nil, synchronous: false))
         let completions = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]]
-        var samples = completions.enumerated().map { i, c in
-            LearnerPolicyUpdate.Sample(prompt: prompt, completion: c, behaviourLogProbs: [], reward: i == 0 ? 1 : 0, group: 0, version: 0)
-        }
-        let before = try update.completionLogProbs(samples)
-        for i in samples.indices { samples[i].behaviourLogProbs = before[i] }
-        for _ in 0..<3 { _ = try update.train(samples) }
-        let after = try update.completionLogProbs(samples)
-        let gain = zip(before, after).map { b, a in Double(a.reduce(0, +) - b.reduce(0, +)) }
+        var batch = try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 5, 9], completions: completions, behaviour: completions.map { $0.map { _ in 0 } },
+                                                                     rewards: [1, 0, 0, 0]), group: 0, verifierRewards: true)
+        let before = try update.completionLogProbs(of: model, batch)
+        batch.behaviourLogProbs = before
+        for _ in 0..<3 { _ = try update.step(batch) }
+        let after = try update.completionLogProbs(of: model, batch)
+        let gain = zip(Self.sums(before, batch.layout), Self.sums(after, batch.layout)).map { $1 - $0 }
         XCTAssertGreaterThan(gain[0], 0.05, "the rewarded completion did not become more likely: \(gain)")
         for i in 1..<gain.count { XCTAssertLessThan(gain[i], 0, "unrewarded completion \(i) became more likely: \(gain)") }
     }
@@ -152,17 +166,15 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         var config = RunConfig()
         config.learner.learningRate = 1e30
         config.algorithm.klBeta = 0
-        let model = try LlamaModel(config: LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
-                                                       intermediateSize: 32, maxPositionEmbeddings: 32), seed: 7)
-        let update = LearnerPolicyUpdate(model: model, reference: nil, config: config)
-        var samples = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]].enumerated().map { i, c in
-            LearnerPolicyUpdate.Sample(prompt: [1, 5, 9], completion: c, behaviourLogProbs: [], reward: i == 0 ? 1 : 0, group: 0, version: 0)
-        }
-        let before = try update.completionLogProbs(samples)
-        for i in samples.indices { samples[i].behaviourLogProbs = before[i] }
+        let model = try LlamaModel(config: Self.tinyModel, seed: 7)
+        let update = try PolicyUpdate(policy: model, reference: nil, options: config.rlOptions(eosTokenId: nil, synchronous: false))
+        let completions = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]]
+        var batch = try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 5, 9], completions: completions, behaviour: completions.map { $0.map { _ in 0 } },
+                                                                     rewards: [1, 0, 0, 0]), group: 0, verifierRewards: true)
+        batch.behaviourLogProbs = try update.completionLogProbs(of: model, batch)
         var failure: NonFiniteUpdate?
         for _ in 0..<5 where failure == nil {
-            do { _ = try update.train(samples) } catch let e as NonFiniteUpdate { failure = e }
+            do { _ = try update.step(batch) } catch let e as NonFiniteUpdate { failure = e }
         }
         var error = try XCTUnwrap(failure, "five updates at learning rate 1e30 stayed finite")
         error.version = 2
@@ -178,44 +190,102 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         var config = RunConfig()
         config.learner.learningRate = 1e-3
         config.algorithm.klBeta = 0.1
-        let shape = LlamaConfig(vocabSize: 16, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 32)
-        let reference = try LlamaModel(config: shape, seed: 3)
-        func policy() throws -> LlamaModel { try LlamaModel(config: shape, seed: 7) }
-        let groups: [[LearnerPolicyUpdate.Sample]] = (0..<5).map { g in
-            (0..<4).map { i in
-                LearnerPolicyUpdate.Sample(prompt: [1, 2 + g, 9], completion: [(3 + i + g) % 16, (i * 5) % 16, 2],
-                                           behaviourLogProbs: [-1.1, -0.7, -2.0], reward: i == g % 4 ? 1 : 0, group: g, version: 0)
-            }
+        let reference = try LlamaModel(config: Self.tinyModel, seed: 3)
+        func policy() throws -> LlamaModel { try LlamaModel(config: Self.tinyModel, seed: 7) }
+        let groups: [RolloutBatch] = try (0..<5).map { g in
+            let completions = (0..<4).map { i in [(3 + i + g) % 16, (i * 5) % 16, 2] }
+            return try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 2 + g, 9], completions: completions,
+                                                                    behaviour: completions.map { _ in [-1.1, -0.7, -2.0] },
+                                                                    rewards: (0..<4).map { $0 == g % 4 ? 1 : 0 }), group: g, verifierRewards: true)
         }
-        let scorer = try ReferenceScorer<Int>(reference: reference, groupsPerForward: 2)
+        let scorer = try ReferenceScorer<Int>(reference: reference, groupsPerForward: 2, microBatchTokens: 12)
         defer { scorer.stop() }
-        for (g, samples) in groups.enumerated() { scorer.submit(g, samples: samples) }
+        for (g, batch) in groups.enumerated() { scorer.submit(g, group: batch) }
         let deadline = Date().addingTimeInterval(30)
         while scorer.backlog > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         XCTAssertEqual(scorer.backlog, 0)
 
-        var precomputed: [LearnerPolicyUpdate.Sample] = []
-        for (g, samples) in groups.enumerated() {
+        var precomputed: [RolloutBatch] = []
+        for (g, batch) in groups.enumerated() {
             let ref = try XCTUnwrap(scorer.take(g), "group \(g) not scored")
             XCTAssertNil(scorer.take(g), "a group is handed out once")
             // Batched with another group here, alone there: equal up to GEMM blocking order.
-            for (x, y) in zip(ref.flatMap { $0 }, try LearnerPolicyUpdate.completionLogProbs(samples, model: reference).flatMap { $0 }) {
+            for (x, y) in zip(ref.flatMap { $0 }, try PolicyUpdate.completionLogProbs(of: reference, batch, microBatchTokens: 1000)) {
                 XCTAssertEqual(x, y, accuracy: 1e-5)
             }
-            precomputed += samples.enumerated().map { i, s in var s = s; s.referenceLogProbs = ref[i]; return s }
+            var fed = batch
+            fed.referenceLogProbs = ref
+            precomputed.append(fed)
         }
         XCTAssertNil(scorer.take(99))
 
         let a = try policy(), b = try policy()
-        let own = try LearnerPolicyUpdate(model: a, reference: reference, config: config).train(groups.flatMap { $0 })
-        let fed = try LearnerPolicyUpdate(model: b, reference: reference, config: config).train(precomputed)
+        let options = config.rlOptions(eosTokenId: nil, synchronous: false)
+        let own = try PolicyUpdate(policy: a, reference: reference, options: options).step(try RolloutBatch(concatenating: groups))
+        let fed = try PolicyUpdate(policy: b, reference: reference, options: options).step(try RolloutBatch(concatenating: precomputed))
         XCTAssertEqual(own.precomputedReferenceSamples, 0)
-        XCTAssertEqual(fed.precomputedReferenceSamples, precomputed.count)
+        XCTAssertEqual(fed.precomputedReferenceSamples, 20)
         XCTAssertEqual(own.loss, fed.loss, accuracy: 1e-6)
-        XCTAssertEqual(own.kl, fed.kl, accuracy: 1e-6)
-        XCTAssertGreaterThan(own.kl, 0)
-        XCTAssertEqual(own.gradNorm, fed.gradNorm, accuracy: 1e-5)
+        XCTAssertEqual(own.kl!, fed.kl!, accuracy: 1e-6)
+        XCTAssertGreaterThan(own.kl!, 0)
+        XCTAssertEqual(own.gradientNorm, fed.gradientNorm, accuracy: 1e-5)
+        XCTAssertEqual(own.accuracy!, 5.0 / 20.0, accuracy: 1e-12, "one rewarded sample per group counts as correct")
         XCTAssertGreaterThan(zip(a.parameters.buffer, try policy().parameters.buffer).map { abs($0 - $1) }.max()!, 1e-5, "the step moved nothing")
         XCTAssertLessThan(zip(a.parameters.buffer, b.parameters.buffer).map { abs($0 - $1) }.max()!, 1e-6)
+    }
+
+    /// The same rollout trained by `tether train`'s path (RLTrainer's sample → score → update) and
+    /// by the cluster's (trajectory groups off the wire → the learner's conversion → the update, with
+    /// the options the learner maps from the same config) gives bit-identical weights.
+    func testSingleProcessAndClusterPathsTrainIdentically() throws {
+        var config = RunConfig()
+        config.learner.learningRate = 1e-2
+        config.algorithm.klBeta = 0.05
+        config.algorithm.minibatches = 2
+        config.algorithm.epochsPerBatch = 2
+        config.rollout.groupSize = 4
+        config.rollout.maxNewTokens = 4
+        config.staleness.offPolicyCorrection = .none
+        config.learner.microBatchTokens = 20
+        let start = try LlamaModel(config: Self.tinyModel, seed: 11, std: 0.2)
+        func copy() throws -> LlamaModel { let m = try LlamaModel(config: Self.tinyModel); m.copyParameters(from: start); return m }
+
+        let trainer = try RLTrainer(policy: try copy(), reference: start, options: config.rlOptions(eosTokenId: 2, synchronous: true))
+        let prompts = [[1, 5], [1, 7, 3], [1, 9]].map { RLPrompt(tokens: $0) }
+        let scorer: RLScorer = { i, c in RLScore(reward: Float(c.filter { $0 == 6 + i }.count), correct: c.first == 6 + i) }
+        let batch = try trainer.rollout(prompts: prompts, scorer: scorer)
+        let single = try trainer.update.step(batch)
+
+        // The actor's view of the same samples: one wire group per prompt.
+        let groups = try (0..<prompts.count).map { g -> RolloutBatch in
+            let members = batch.groupIDs.indices.filter { batch.groupIDs[$0] == g }
+            let wire = Self.trajectories(prompt: prompts[g].tokens, completions: members.map { batch.completionTokens[$0] },
+                                         behaviour: members.map { Array(batch.behaviourLogProbs[batch.layout.range(of: $0)]) },
+                                         rewards: members.map { Double(batch.rewards[$0]) })
+            return try RolloutBatch(trajectories: wire, group: g, verifierRewards: false)
+        }
+        let learner = try copy()
+        let cluster = try PolicyUpdate(policy: learner, reference: start, options: config.rlOptions(eosTokenId: nil, synchronous: false))
+            .step(try RolloutBatch(concatenating: groups))
+
+        XCTAssertEqual(single.optimizerSteps, 4)
+        XCTAssertEqual(cluster.optimizerSteps, 4)
+        XCTAssertEqual(single.loss, cluster.loss)
+        XCTAssertEqual(single.gradientNorm, cluster.gradientNorm)
+        XCTAssertGreaterThan(zip(trainer.policy.parameters.buffer, start.parameters.buffer).map { abs($0 - $1) }.max()!, 1e-4, "the step moved nothing")
+        XCTAssertEqual(trainer.policy.parameters.toArray(), learner.parameters.toArray(), "the two paths trained different weights")
+    }
+
+    /// The cluster learner trains no value model: `algorithm.name: ppo` is a validation error
+    /// naming the key, not a silent switch to another estimator.
+    func testClusterRejectsPPOByValidation() throws {
+        var config = RunConfig()
+        config.algorithm.name = .ppo
+        XCTAssertNoThrow(try config.validate(), "tether train runs ppo")
+        XCTAssertThrowsError(try config.validateForCluster()) { error in
+            guard case ConfigError.invalidValue(let path, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, "algorithm.name")
+            XCTAssertTrue(reason.contains("value model"), reason)
+        }
     }
 }

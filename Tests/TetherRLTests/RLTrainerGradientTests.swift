@@ -7,7 +7,8 @@ import XCTest
 /// The full RL losses THROUGH THE MODEL against central finite differences: sampled rollouts,
 /// advantages, the clipped surrogate, the k3 KL to a reference, the entropy bonus (GRPO) and the
 /// critic's clipped value loss (PPO), all differentiated by the trainer's own
-/// `lossAndGradients` → `backward(dLogProbs:dEntropy:)` / `backward(dHiddenStates:)`.
+/// `PolicyUpdate.lossAndGradients` → `backward(dLogProbs:dEntropy:)` / `backward(dHiddenStates:)`, over
+/// micro-batches of a few sequences.
 final class RLTrainerGradientTests: XCTestCase {
     static let config = LlamaConfig(vocabSize: 11, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
                                     intermediateSize: 24, maxPositionEmbeddings: 24)
@@ -17,7 +18,7 @@ final class RLTrainerGradientTests: XCTestCase {
     /// inside the clip range, away from its kinks).
     func makeBatch(_ trainer: RLTrainer) throws -> RolloutBatch {
         let prompts = [RLPrompt(tokens: [1, 4, 7]), RLPrompt(tokens: [1, 9]), RLPrompt(tokens: [1, 3, 3, 5])]
-        let (sampled, _) = try trainer.rollout(prompts: prompts) { i, c in
+        let sampled = try trainer.rollout(prompts: prompts) { i, c in
             RLScore(reward: Float(c.count) * 0.25 + Float(c.first ?? 0) * 0.1 + Float(i))
         }
         var rng = SeededRandom(seed: 77)
@@ -40,22 +41,22 @@ final class RLTrainerGradientTests: XCTestCase {
         let reference = try LlamaModel(config: Self.config, seed: 4, std: 0.3)
         let algorithm = RLAlgorithmConfig(algorithm: .grpo, kl: KLPenalty(beta: 0.3, estimator: .k3), entropyCoefficient: 0.05)
         let options = RLTrainerOptions(algorithm: algorithm, groupSize: 4, maxNewTokens: 5,
-                                       sampling: SamplingParameters(temperature: 1, eosTokenId: 2), seed: 5)
+                                       sampling: SamplingParameters(temperature: 1, eosTokenId: 2), seed: 5, microBatchTokens: 16)
         let trainer = try RLTrainer(policy: policy, reference: reference, options: options)
         let batch = try makeBatch(trainer)
         XCTAssertGreaterThan(Set(batch.completionTokens.map(\.count)).count, 1, "want ragged completions")
-        let ref = try trainer.completionLogProbs(of: reference, batch)
+        let ref = try trainer.update.completionLogProbs(of: reference, batch)
         let prepared = try RLObjective.prepare(batch, config: algorithm, refLogProbs: ref)
         XCTAssertTrue(prepared.advantages.contains { abs($0) > 0.1 })
 
         policy.zeroGradients()
-        let out = try trainer.lossAndGradients(batch, prepared: prepared, refLogProbs: ref)
+        let out = try trainer.update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref)
         XCTAssertGreaterThan(out.policy.diagnostics.refKL ?? 0, 0.01, "the reference differs: KL must be exercised")
         XCTAssertEqual(out.policy.diagnostics.clipFraction, 0, "stay away from the clip's kinks")
         XCTAssertNotNil(out.dEntropy)
         let analytic = policy.gradients.toArray()
         let n = try checkGradients(of: ("policy", policy.parameters, analytic, policy.layout)) {
-            Double(try trainer.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, backward: false).totalLoss)
+            Double(try trainer.update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, backward: false).totalLoss)
         }
         XCTAssertEqual(n, 3 * policy.layout.entries.count)
     }
@@ -68,11 +69,12 @@ final class RLTrainerGradientTests: XCTestCase {
                                           entropyCoefficient: 0.02, lambda: 0.9, valueClip: 0.2)
         let coef: Float = 0.5
         let options = RLTrainerOptions(algorithm: algorithm, groupSize: 2, maxNewTokens: 5,
-                                       sampling: SamplingParameters(temperature: 1, eosTokenId: 2), valueCoefficient: coef, seed: 10)
+                                       sampling: SamplingParameters(temperature: 1, eosTokenId: 2), valueCoefficient: coef, seed: 10,
+                                       microBatchTokens: 16)
         let trainer = try RLTrainer(policy: policy, reference: reference, critic: critic, options: options)
         let batch = try makeBatch(trainer)
-        let ref = try trainer.completionLogProbs(of: reference, batch)
-        let values = try trainer.completionValues(of: critic, batch)
+        let ref = try trainer.update.completionLogProbs(of: reference, batch)
+        let values = try trainer.update.completionValues(of: critic, batch)
         // Values recorded at preparation sit off the current ones (as after an earlier minibatch),
         // by less than the value clip, so the loss is smooth where it is probed.
         var rng = SeededRandom(seed: 11)
@@ -81,11 +83,11 @@ final class RLTrainerGradientTests: XCTestCase {
 
         policy.zeroGradients()
         critic.zeroGradients()
-        let out = try trainer.lossAndGradients(batch, prepared: prepared, refLogProbs: ref)
+        let out = try trainer.update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref)
         XCTAssertNotNil(out.value)
         XCTAssertEqual(out.value!.clipFraction, 0)
         func total() throws -> Double {
-            let o = try trainer.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, backward: false)
+            let o = try trainer.update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, backward: false)
             return Double(o.policy.loss) + Double(coef) * Double(o.value!.loss)
         }
         var n = try checkGradients(of: ("policy", policy.parameters, policy.gradients.toArray(), policy.layout), loss: total)

@@ -27,9 +27,9 @@ final class RLTrainerTests: XCTestCase {
         return try RLTrainer(policy: policy, reference: reference, critic: criticModel, options: options)
     }
 
-    func runAndMeasure(_ trainer: RLTrainer, steps: Int) throws -> (first: Double, last: Double, metrics: [RLStepMetrics]) {
+    func runAndMeasure(_ trainer: RLTrainer, steps: Int) throws -> (first: Double, last: Double, metrics: [PolicyUpdateMetrics]) {
         let prompts = (0..<4).map { RLPrompt(tokens: [1, 3 + $0]) }
-        var history: [RLStepMetrics] = []
+        var history: [PolicyUpdateMetrics] = []
         for _ in 0..<steps {
             history.append(try trainer.step(prompts: prompts) { _, c in Self.reward(c) })
         }

@@ -1,0 +1,347 @@
+import Foundation
+import TetherKernels
+import TetherModel
+
+/// One learner update on a batch of trajectory groups, the only one in Tether: `RLTrainer`, the
+/// cluster learner and `tether bench model` all call `step`.
+///
+/// 1. π_ref of every completion token (DeepSeekMath eq. 3's KL term), once per batch: taken from
+///    the batch where an actor or `ReferenceScorer` precomputed it, the rest by a forward of the
+///    frozen reference. PPO's critic values V(s_t) likewise.
+/// 2. Advantages once for the whole batch (`RLObjective.prepare`: GRPO/Dr. GRPO/RLOO over whole
+///    groups, PPO's GAE), so every minibatch sees advantages normalised over complete groups.
+/// 3. π_prox, the weights before this update, only when the objective has one (AReaL's decoupled
+///    PPO, Fu et al. 2025 eq. 5) and the batch takes more than one optimizer step; with a single
+///    step π_prox is π_θ itself and its forward is the loss's own.
+/// 4. `epochsPerBatch` passes over `minibatches` minibatches split along groups; each is one AdamW
+///    step (Loshchilov & Hutter 2019) on the loss of `RLObjective.evaluate` (PPO's clipped
+///    surrogate, Schulman et al. 2017 eq. 7, or the configured off-policy objective), after
+///    global-norm clipping (Pascanu et al. 2013). A non-finite log-prob, loss, norm or weight stops
+///    the update with `NonFiniteUpdate`.
+///
+/// Memory is bounded by `microBatchTokens`: each minibatch runs forward and backward over
+/// micro-batches of whole sequences, accumulating gradients, each micro-batch's loss scaled by its
+/// share of the minibatch's normaliser (`LossAggregation.share`), so the sum is the unsplit
+/// minibatch's loss and gradient. The forwards without a backward (reference, proximal, critic
+/// values) run over the same micro-batches.
+public final class PolicyUpdate {
+    public let policy: LlamaModel
+    /// The frozen reference of the KL term (nil when β = 0).
+    public let reference: LlamaModel?
+    /// PPO's value model (nil for the group estimators).
+    public let critic: ScalarHeadModel?
+    public let optimizer: AdamW
+    public let criticOptimizer: AdamW?
+    private let criticHeadOptimizer: AdamW?
+    /// The update reads `algorithm`, `epochsPerBatch`, `minibatches`, `learningRate`, `adamW`,
+    /// `maxGradientNorm`, `valueCoefficient` and `microBatchTokens`.
+    public let options: RLTrainerOptions
+
+    public init(policy: LlamaModel, reference: LlamaModel?, critic: ScalarHeadModel? = nil, options: RLTrainerOptions) throws {
+        let needsReference = (options.algorithm.kl?.beta ?? 0) != 0
+        if options.algorithm.algorithm == .ppo && critic == nil { throw RLError.missingInput(name: "a critic", neededBy: "PPO") }
+        if let reference, reference.config != policy.config {
+            throw RLError.invalidArgument("the reference model's configuration differs from the policy's")
+        }
+        guard options.microBatchTokens >= 1 else { throw RLError.invalidArgument("micro-batch tokens must be ≥ 1, got \(options.microBatchTokens)") }
+        self.policy = policy
+        self.reference = needsReference ? reference : nil
+        self.critic = options.algorithm.algorithm == .ppo ? critic : nil
+        self.options = options
+        optimizer = AdamW(layout: policy.layout, hyperparameters: options.adamW)
+        if let c = self.critic {
+            criticOptimizer = AdamW(layout: c.backbone.layout, hyperparameters: options.adamW)
+            criticHeadOptimizer = AdamW(parameterCount: c.head.count, hyperparameters: options.adamW)
+        } else {
+            criticOptimizer = nil
+            criticHeadOptimizer = nil
+        }
+    }
+
+    /// Whether the loss has a KL term, i.e. needs π_ref of every token.
+    public var needsReference: Bool { (options.algorithm.kl?.beta ?? 0) != 0 }
+
+    // MARK: The step
+
+    public func step(_ batch: RolloutBatch) throws -> PolicyUpdateMetrics {
+        let start = Date()
+        let config = options.algorithm
+        var m = PolicyUpdateMetrics()
+        var refLogProbs: [Float]? = nil
+        if needsReference {
+            let missing = (0..<batch.sequenceCount).filter { batch.referenceLogProbs[$0] == nil }
+            m.precomputedReferenceSamples = batch.sequenceCount - missing.count
+            var perSequence = batch.referenceLogProbs
+            if !missing.isEmpty {
+                guard let reference else { throw RLError.missingInput(name: "a reference model", neededBy: "the KL penalty") }
+                let sub = try batch.sequences(missing)
+                let lp = try completionLogProbs(of: reference, sub)
+                reference.releaseActivations()  // the policy's forward comes next; both need not be resident
+                for (k, s) in missing.enumerated() { perSequence[s] = Array(lp[sub.layout.range(of: k)]) }
+            }
+            refLogProbs = perSequence.flatMap { $0! }
+        }
+        let values = try critic.map { try completionValues(of: $0, batch) }
+        let prepared = try RLObjective.prepare(batch, config: config, refLogProbs: refLogProbs, values: values)
+        let minibatches = Self.minibatches(of: batch, count: options.minibatches)
+        let stepCount = options.epochsPerBatch * minibatches.count
+        let proximal = config.objective.needsProximal && stepCount > 1 ? try completionLogProbs(of: policy, batch) : nil
+
+        var klSum = 0.0, approxKLSum = 0.0, entropySum = 0.0, clipSum = 0.0, essSum = 0.0
+        var lossSum = 0.0, valueLossSum = 0.0, normSum = 0.0
+        let lr = options.learningRate
+        for _ in 0..<options.epochsPerBatch {
+            for indices in minibatches {
+                let mb = try batch.sequences(indices)
+                policy.zeroGradients()
+                critic?.zeroGradients()
+                let out = try lossAndGradients(mb, prepared: prepared.sequences(indices, of: batch.layout),
+                                               refLogProbs: refLogProbs.map { batch.layout.gather($0, sequences: indices) },
+                                               proximalLogProbs: proximal.map { batch.layout.gather($0, sequences: indices) })
+                guard out.totalLoss.isFinite else { throw NonFiniteUpdate(quantity: "loss (\(out.totalLoss))", learningRate: lr) }
+                let norm = GradientClipping.clipGlobalNorm(policy.gradients, maxNorm: options.maxGradientNorm)
+                guard norm.isFinite else { throw NonFiniteUpdate(quantity: "gradient norm (\(norm))", learningRate: lr) }
+                optimizer.update(parameters: policy.parameters, gradients: policy.gradients, learningRate: lr)
+                if let bad = policy.parameters.buffer.firstIndex(where: { !$0.isFinite }) {
+                    throw NonFiniteUpdate(quantity: "weight \(bad) after the optimizer step (\(policy.parameters.buffer[bad]))", learningRate: lr)
+                }
+                if let critic, let co = criticOptimizer, let ho = criticHeadOptimizer {
+                    GradientClipping.clipGlobalNorm(critic.backbone.gradients, maxNorm: options.maxGradientNorm)
+                    GradientClipping.clipGlobalNorm(critic.headGradient, maxNorm: options.maxGradientNorm)
+                    co.update(parameters: critic.backbone.parameters, gradients: critic.backbone.gradients, learningRate: lr)
+                    ho.update(parameters: critic.head, gradients: critic.headGradient, learningRate: lr)
+                }
+                let d = out.policy.diagnostics
+                klSum += d.refKL ?? 0
+                approxKLSum += d.approxKL
+                entropySum += d.entropyMean ?? 0
+                clipSum += d.clipFraction
+                essSum += d.effectiveSampleFraction
+                lossSum += Double(out.policy.loss)
+                valueLossSum += Double(out.value?.loss ?? 0)
+                normSum += Double(norm)
+                m.optimizerSteps += 1
+            }
+        }
+        let n = Double(max(m.optimizerSteps, 1))
+        let rewards = batch.rewards.map(Double.init), count = Double(max(rewards.count, 1))
+        m.rewardMean = rewards.reduce(0, +) / count
+        m.rewardStd = (rewards.reduce(0) { $0 + ($1 - m.rewardMean) * ($1 - m.rewardMean) } / count).squareRoot()
+        let known = batch.correct.compactMap { $0 }
+        m.accuracy = known.isEmpty ? nil : Double(known.filter { $0 }.count) / Double(known.count)
+        m.kl = refLogProbs == nil ? nil : klSum / n
+        m.approxKL = approxKLSum / n
+        m.entropy = entropySum / n
+        m.clipFraction = clipSum / n
+        m.effectiveSampleFraction = essSum / n
+        m.loss = lossSum / n
+        m.valueLoss = critic == nil ? nil : valueLossSum / n
+        m.gradientNorm = normSum / n
+        m.learningRate = Double(lr)
+        m.sequences = batch.sequenceCount
+        m.completionTokens = batch.layout.tokenCount
+        m.tokens = batch.layout.tokenCount + batch.promptTokens.reduce(0) { $0 + $1.count }
+        m.responseLength = Double(batch.layout.tokenCount) / Double(max(batch.sequenceCount, 1))
+        m.zeroAdvantageGroupFraction = prepared.groups.map { Double($0.fracZeroStd) }
+        // The next step's reference forward must not find this step's activations still held.
+        policy.releaseActivations()
+        critic?.backbone.releaseActivations()
+        m.seconds = Date().timeIntervalSince(start)
+        return m
+    }
+
+    /// The sequence indices of each minibatch: the batch's distinct groups in ascending id order,
+    /// ⌈groups / count⌉ to a minibatch, so a group is never split and every minibatch but the last
+    /// is full (with `count` dividing the groups, as validation requires, all are equal).
+    public static func minibatches(of batch: RolloutBatch, count: Int) -> [[Int]] {
+        let groups = Array(Set(batch.groupIDs)).sorted()
+        let perMinibatch = max(1, (groups.count + max(count, 1) - 1) / max(count, 1))
+        return stride(from: 0, to: groups.count, by: perMinibatch).map { i in
+            let ids = Set(groups[i ..< min(groups.count, i + perMinibatch)])
+            return batch.groupIDs.indices.filter { ids.contains(batch.groupIDs[$0]) }
+        }
+    }
+
+    /// Micro-batches of a minibatch's sequences: consecutive sequences while the padded
+    /// `[sequences, longest]` token matrix stays within `tokens` (at least one sequence each).
+    /// Sequences without completion tokens carry no loss term and are left out.
+    public static func microBatches(of batch: RolloutBatch, tokens budget: Int) -> [[Int]] {
+        var out: [[Int]] = [], current: [Int] = [], longest = 0
+        for s in 0..<batch.sequenceCount where !batch.completionTokens[s].isEmpty {
+            let length = batch.promptTokens[s].count + batch.completionTokens[s].count
+            if !current.isEmpty && (current.count + 1) * max(longest, length) > budget {
+                out.append(current)
+                current = []
+                longest = 0
+            }
+            current.append(s)
+            longest = max(longest, length)
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
+    // MARK: Loss through the model
+
+    /// The loss of minibatch `batch` at the current weights with its gradient ADDED into
+    /// `policy.gradients` (and the critic's), summed over its micro-batches. Public so that tests
+    /// can check the gradient against finite differences of `totalLoss`.
+    public func lossAndGradients(_ batch: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?,
+                                 proximalLogProbs: [Float]? = nil, backward: Bool = true) throws -> RLLossOutput {
+        var parts: [(output: RLLossOutput, share: Double)] = []
+        for indices in Self.microBatches(of: batch, tokens: options.microBatchTokens) {
+            let micro = try batch.sequences(indices)
+            let share = options.algorithm.aggregation.share(of: micro.layout, in: batch.layout)
+            let output = try accumulate(micro, prepared: prepared.sequences(indices, of: batch.layout),
+                                        refLogProbs: refLogProbs.map { batch.layout.gather($0, sequences: indices) },
+                                        proximalLogProbs: proximalLogProbs.map { batch.layout.gather($0, sequences: indices) },
+                                        share: share, backward: backward)
+            parts.append((output, share))
+        }
+        return RLLossOutput(merging: parts)
+    }
+
+    /// The one place the policy runs forward and backward: one micro-batch's log-probs and
+    /// entropies (and the critic's values), its loss evaluated alone and scaled by `share`, and the
+    /// backward passes adding the scaled gradients in.
+    func accumulate(_ micro: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?, proximalLogProbs: [Float]?,
+                    share: Double, backward: Bool) throws -> RLLossOutput {
+        let map = TokenIndexMap(micro)
+        let lp = options.sharePrompts
+            ? try policy.sequenceLogProbs(GroupedTokenBatch(promptOfEach: micro.promptTokens, completions: micro.completionTokens), entropy: true)
+            : try policy.sequenceLogProbs(map.tokens, entropy: true)
+        let logProbs = map.gather(lp.logProbs, rowStride: lp.positions)
+        if let bad = logProbs.firstIndex(where: { !$0.isFinite }) {
+            throw NonFiniteUpdate(quantity: "log-prob \(bad) of the forward pass (\(logProbs[bad]))", learningRate: options.learningRate)
+        }
+        let entropy = map.gather(lp.entropy!, rowStride: lp.positions)
+        let values = try critic.map { map.gather(try $0.scores(map.tokens), rowStride: map.tokens.length) }
+        let proximal = proximalLogProbs ?? (options.algorithm.objective.needsProximal ? logProbs : nil)
+        let outputs = PolicyOutputs(logProbs: logProbs, entropy: entropy, refLogProbs: refLogProbs, proximalLogProbs: proximal, values: values)
+        let out = try RLObjective.evaluate(micro, prepared: prepared, outputs: outputs, config: options.algorithm).scaled(by: share)
+        guard backward else { return out }
+        policy.backward(dLogProbs: map.scatter(out.dLogProbs, rowStride: lp.positions, rows: lp.batch),
+                        dEntropy: out.dEntropy.map { map.scatter($0, rowStride: lp.positions, rows: lp.batch) })
+        if let critic, let v = out.value {
+            let scaled = v.dValues.map { $0 * options.valueCoefficient }
+            critic.backward(dScores: map.scatter(scaled, rowStride: map.tokens.length, rows: map.tokens.batch))
+        }
+        return out
+    }
+
+    /// log π(completion token) under `model` for every completion token of `batch`, flat.
+    public func completionLogProbs(of model: LlamaModel, _ batch: RolloutBatch) throws -> [Float] {
+        try Self.completionLogProbs(of: model, batch, microBatchTokens: options.microBatchTokens, sharePrompts: options.sharePrompts)
+    }
+
+    /// log π(completion token) under `model` for every completion token of `batch`, flat: the
+    /// forward-only pass (no activations kept), over micro-batches of at most `microBatchTokens`
+    /// padded tokens, each group's prompt run once when `sharePrompts`.
+    public static func completionLogProbs(of model: LlamaModel, _ batch: RolloutBatch, microBatchTokens: Int,
+                                          sharePrompts: Bool = true) throws -> [Float] {
+        try perMicroBatch(batch, tokens: microBatchTokens) { micro, map in
+            let lp = sharePrompts
+                ? try model.tokenLogProbs(GroupedTokenBatch(promptOfEach: micro.promptTokens, completions: micro.completionTokens))
+                : try model.tokenLogProbs(map.tokens)
+            return map.gather(lp.logProbs, rowStride: lp.positions)
+        }
+    }
+
+    /// V(s_t) of the state before each completion token, flat, over micro-batches.
+    public func completionValues(of critic: ScalarHeadModel, _ batch: RolloutBatch) throws -> [Float] {
+        try Self.perMicroBatch(batch, tokens: options.microBatchTokens) { _, map in
+            map.gather(try critic.scores(map.tokens), rowStride: map.tokens.length)
+        }
+    }
+
+    private static func perMicroBatch(_ batch: RolloutBatch, tokens: Int, _ body: (RolloutBatch, TokenIndexMap) throws -> [Float]) throws -> [Float] {
+        var out = [Float](repeating: 0, count: batch.layout.tokenCount)
+        for indices in microBatches(of: batch, tokens: tokens) {
+            let micro = try batch.sequences(indices)
+            let flat = try body(micro, TokenIndexMap(micro))
+            for (k, s) in indices.enumerated() {
+                out.replaceSubrange(batch.layout.range(of: s), with: flat[micro.layout.range(of: k)])
+            }
+        }
+        return out
+    }
+}
+
+/// Where each flat completion token of a batch sits in the padded `[batch, T]` token matrix of
+/// prompt + completion. Completion token k of sequence s is predicted at position P_s + k − 1
+/// (the log-prob row of `sequenceLogProbs`, and the hidden state a critic reads V from).
+struct TokenIndexMap {
+    let tokens: TokenBatch
+    let promptLengths: [Int]
+    let layout: SequenceLayout
+
+    init(_ batch: RolloutBatch) {
+        tokens = TokenBatch(sequences: zip(batch.promptTokens, batch.completionTokens).map { $0 + $1 })
+        promptLengths = batch.promptTokens.map(\.count)
+        layout = batch.layout
+    }
+
+    func gather(_ perPosition: [Float], rowStride: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: layout.tokenCount)
+        for s in 0..<layout.sequenceCount {
+            let base = s * rowStride + promptLengths[s] - 1
+            for (k, t) in layout.range(of: s).enumerated() { out[t] = perPosition[base + k] }
+        }
+        return out
+    }
+
+    func scatter(_ flat: [Float], rowStride: Int, rows: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows * rowStride)
+        for s in 0..<layout.sequenceCount {
+            let base = s * rowStride + promptLengths[s] - 1
+            for (k, t) in layout.range(of: s).enumerated() { out[base + k] = flat[t] }
+        }
+        return out
+    }
+}
+
+extension PreparedBatch {
+    /// The sequences `indices` of a batch laid out as `layout`, with their slices of every
+    /// per-token array.
+    func sequences(_ indices: [Int], of layout: SequenceLayout) throws -> PreparedBatch {
+        func tokens(_ a: [Float]) -> [Float] { layout.gather(a, sequences: indices) }
+        return PreparedBatch(layout: try SequenceLayout(lengths: indices.map { layout.lengths[$0] }), advantages: tokens(advantages),
+                             returns: returns.map(tokens), oldValues: oldValues.map(tokens),
+                             sequenceRewards: indices.map { sequenceRewards[$0] }, groups: groups)
+    }
+}
+
+extension RLLossOutput {
+    /// This output with its loss, gradients and loss diagnostics multiplied by `share`.
+    func scaled(by share: Double) -> RLLossOutput {
+        var out = self
+        let f = Float(share)
+        out.policy.loss *= f
+        out.policy.dLogProbs = policy.dLogProbs.map { $0 * f }
+        out.policy.dEntropy = policy.dEntropy?.map { $0 * f }
+        if var v = value {
+            v.loss *= f
+            v.dValues = v.dValues.map { $0 * f }
+            out.value = v
+        }
+        return out
+    }
+
+    /// A minibatch's output from its micro-batches' scaled outputs (in order, so the per-token
+    /// gradients concatenate to the minibatch's layout).
+    init(merging parts: [(output: RLLossOutput, share: Double)]) {
+        let diagnostics = PolicyLossDiagnostics.merged(parts.map { ($0.output.policy.diagnostics, $0.share) })
+        let policy = PolicyLossResult(
+            loss: parts.reduce(0) { $0 + $1.output.policy.loss }, dLogProbs: parts.flatMap(\.output.policy.dLogProbs),
+            dEntropy: parts.contains { $0.output.policy.dEntropy == nil } ? nil : parts.flatMap { $0.output.policy.dEntropy! },
+            diagnostics: diagnostics)
+        var value: ValueLoss.Result? = nil
+        if parts.allSatisfy({ $0.output.value != nil }), !parts.isEmpty {
+            let tokens = parts.map { Double($0.output.policy.diagnostics.tokenCount) }
+            value = ValueLoss.Result(
+                loss: parts.reduce(0) { $0 + $1.output.value!.loss }, dValues: parts.flatMap { $0.output.value!.dValues },
+                clipFraction: zip(parts, tokens).reduce(0) { $0 + $1.0.output.value!.clipFraction * $1.1 } / max(tokens.reduce(0, +), 1))
+        }
+        self.init(policy: policy, value: value)
+    }
+}
