@@ -12,15 +12,18 @@ public enum LearnerCheckpoint {
     public static let policyDirectory = "policy"
     public static let clusterStateFile = "cluster_state.json"
 
+    /// `tokenizer` is the policy's (`ClusterTask.tokenizer`), written beside the weights so the
+    /// policy directory loads on its own (`tether generate`, `transformers`).
     public static func write(run: RunDirectory, version: Int, model: LlamaModel, optimizer: AdamW,
-                      controller: StalenessController, config: RunConfig) throws {
+                      controller: StalenessController, config: RunConfig, tokenizer: Tokenizer = .standard) throws {
         // A committed step-N from an abandoned timeline (killed between the rename and the `latest`
         // update, or the same version checkpointed before a drain) is superseded by this one.
         let existing = run.checkpointDirectory(step: version)
         if FileManager.default.fileExists(atPath: existing.path) { try FileManager.default.removeItem(at: existing) }
         let staging = try run.beginCheckpoint(step: version)
         do {
-            try fill(staging: staging, version: version, model: model, optimizer: optimizer, controller: controller, config: config)
+            try fill(staging: staging, version: version, model: model, optimizer: optimizer, controller: controller, config: config,
+                     tokenizer: tokenizer)
             try run.commitCheckpoint(step: version, staging: staging)
         } catch {
             // A failed write (full disk) leaves no half checkpoint and gives back the space it took.
@@ -31,7 +34,7 @@ public enum LearnerCheckpoint {
     }
 
     private static func fill(staging: URL, version: Int, model: LlamaModel, optimizer: AdamW,
-                             controller: StalenessController, config: RunConfig) throws {
+                             controller: StalenessController, config: RunConfig, tokenizer: Tokenizer) throws {
         let l = config.learner
         let state = TrainerState(
             trainer: "tether-learner", step: version, totalSteps: config.run.steps, policyVersion: version,
@@ -39,7 +42,8 @@ public enum LearnerCheckpoint {
             optimizer: .init(learningRate: l.learningRate, beta1: l.adamBeta1, beta2: l.adamBeta2, epsilon: l.adamEps, weightDecay: l.weightDecay))
         let moments = OptimizerState(step: optimizer.step, firstMoment: Array(optimizer.firstMoment.buffer),
                                      secondMoment: Array(optimizer.secondMoment.buffer))
-        try model.save(to: staging.appendingPathComponent(policyDirectory).path, trainerState: state, optimizerState: moments)
+        try model.save(to: staging.appendingPathComponent(policyDirectory).path, tokenizer: tokenizer, trainerState: state,
+                       optimizerState: moments)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try AtomicFile.write(encoder.encode(controller.snapshot()), to: staging.appendingPathComponent(clusterStateFile))

@@ -54,6 +54,11 @@ public final class LearnerLoop {
     var pendingBatch: [AdmittedGroup]?
     /// The optimizer step in progress, off the loop thread (`BackgroundStep`).
     let step = BackgroundStep<StepWork>()
+    /// Held-out evaluation every `run.eval_every_steps` (nil: off). It runs on its own
+    /// `BackgroundStep`, never while an update runs: both use the policy's weights.
+    let evaluation: PeriodicEvaluation?
+    let evaluator = BackgroundStep<PeriodicEvaluation.Result>()
+    var lastEvaluatedVersion: Int?
     /// Reference log-probs of admitted groups, computed while they wait (nil without a KL term).
     let referenceScorer: ReferenceScorer<GroupKey>?
     var drained = false
@@ -98,8 +103,10 @@ public final class LearnerLoop {
             policy = try LlamaModel(config: try ClusterTask.modelConfig(config), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
         }
         model = policy
+        evaluation = PeriodicEvaluation(config: config, heldOut: try task.heldOutPrompts(count: config.run.evalPrompts))
         if !options.resume { try runDir.writeResolvedConfig(config) }
-        let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume)
+        let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume,
+                                                       tokenizer: task.tokenizer)
         let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
         update = policyUpdate
         referenceScorer = try reference.flatMap { config.algorithm.klBeta > 0 ? try ReferenceScorer(reference: $0) : nil }
@@ -138,14 +145,14 @@ public final class LearnerLoop {
 
     /// The frozen reference for the KL term: `model.reference_checkpoint`, else the initial policy,
     /// saved once in the run directory so a resumed learner uses the same one.
-    static func referenceModel(config: RunConfig, run: RunDirectory, policy: LlamaModel, resume: Bool) throws -> LlamaModel? {
+    static func referenceModel(config: RunConfig, run: RunDirectory, policy: LlamaModel, resume: Bool, tokenizer: Tokenizer) throws -> LlamaModel? {
         guard config.algorithm.klBeta > 0 else { return nil }
         if !config.model.referenceCheckpoint.isEmpty { return try LlamaModel.load(from: config.model.referenceCheckpoint).model }
         let saved = run.root.appendingPathComponent("reference").path
         if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
         let ref = try LlamaModel(config: policy.config)
         ref.copyParameters(from: policy)
-        if !resume { try ref.save(to: saved) }
+        if !resume { try ref.save(to: saved, tokenizer: tokenizer) }
         return ref
     }
 
@@ -157,6 +164,8 @@ public final class LearnerLoop {
         var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
         var heartbeatSequence: UInt64 = 0
         let startedAt = nowSeconds()
+        // The starting point of the learning curve, measured while the actors sample the first batches.
+        if controller.version == 0 { startEvaluation(version: 0) }
         while true {
             let now = nowSeconds()
             if !startGateOpen && (lastSeen.count >= config.actors.count || now - startedAt > startupGraceSeconds) {
@@ -173,7 +182,11 @@ public final class LearnerLoop {
                 if controller.version < config.run.steps { logger.info("stop requested: draining in-flight tickets") }
                 try perform(controller.drain(), now: now)
             }
-            if draining && !step.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
+            // A run stopped early (Ctrl-C, a time limit) still ends with an evaluation of its last version.
+            if draining, evaluation != nil, !step.isBusy, !evaluator.isBusy, pendingBatch == nil, lastEvaluatedVersion != controller.version {
+                startEvaluation(version: controller.version)
+            }
+            if draining && !step.isBusy && !evaluator.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
 
             var handled = 0
             while handled < 256, let m = control.receive(timeout: 0) { handled += 1; try handleControl(m, now: nowSeconds()) }
@@ -204,7 +217,11 @@ public final class LearnerLoop {
                 try finishStep(work)
                 continue
             }
-            if !step.isBusy, let batch = pendingBatch, !draining || controller.version < config.run.steps {
+            if let result = try evaluator.finished() {
+                try recordEvaluation(result)
+                continue
+            }
+            if !step.isBusy, !evaluator.isBusy, let batch = pendingBatch, !draining || controller.version < config.run.steps {
                 pendingBatch = nil
                 try startStep(batch)
                 continue
@@ -213,7 +230,7 @@ public final class LearnerLoop {
         }
         stopActors(reason: controller.version >= config.run.steps ? "run finished" : "learner stopping")
         try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                    controller: controller, config: config)
+                                    controller: controller, config: config, tokenizer: task.tokenizer)
         try metrics.sync()
         progress.finish()
         let s = controller.statistics

@@ -124,6 +124,9 @@ extension RunConfig {
         try require(!run.outDir.isEmpty, "run.out_dir", "must not be empty")
         try require(!run.name.isEmpty && !run.name.contains("/"), "run.name", "must be a non-empty file name")
         try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
+        try integer(run.evalEverySteps, "run.eval_every_steps", 0, L.steps)
+        try positive(run.evalPrompts, "run.eval_prompts", max: 1 << 20)
+        try integer(run.evalSamples, "run.eval_samples", 0, 4096)
     }
 
     /// Threads all processes of this config would use on one machine (DESIGN.md: BLAS threads are

@@ -24,9 +24,10 @@ struct TrainCommand: AsyncParsableCommand {
 
         The run directory (--out, else run.out_dir/run.name) receives config.yaml, metrics.jsonl, \
         tensorboard/ and checkpoints/step-N (weights, trainer_state.json, optimizer.safetensors; \
-        PPO's critic under critic/), written atomically every checkpoint.every_steps. Greedy \
-        accuracy on held-out prompts is measured before the first step, at each checkpoint and at \
-        the end. --resume RUN_DIR continues from its latest checkpoint.
+        PPO's critic under critic/), written atomically every checkpoint.every_steps. Held-out \
+        accuracy, greedy and sampled (run.eval_samples per problem at temperature 1), is measured \
+        before the first step, every run.eval_every_steps (0: at each checkpoint) and at the end. \
+        --resume RUN_DIR continues from its latest checkpoint.
         """)
 
     @Option(help: "Run configuration YAML (cluster/train-arithmetic.yaml, cluster/local.yaml).")
@@ -44,15 +45,15 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "SFT steps (of 32 examples) when the base checkpoint has to be created; deliberately short, so RL has headroom.")
     var baseSftSteps: Int = 60
 
-    @Option(help: "Held-out prompts for the accuracy evaluations (0 disables them).")
-    var evalPrompts: Int = 200
+    @Option(help: "Held-out prompts for the accuracy evaluations (default run.eval_prompts; 0 disables them).")
+    var evalPrompts: Int?
 
     @OptionGroup var blas: BLASThreadOption
 
     func validate() throws {
         guard config != nil || resume != nil else { throw ValidationError("give --config FILE.yaml (or --resume RUN_DIR)") }
         guard baseSftSteps >= 1 else { throw ValidationError("--base-sft-steps must be at least 1") }
-        guard evalPrompts >= 0 else { throw ValidationError("--eval-prompts must be ≥ 0") }
+        guard (evalPrompts ?? 0) >= 0 else { throw ValidationError("--eval-prompts must be ≥ 0") }
     }
 
     func run() async throws {
@@ -75,7 +76,7 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("\(e)")
         }
         let c = runConfig
-        let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts)
+        let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts ?? c.run.evalPrompts)
 
         // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
         let latest = resume != nil ? try runDir.latestCheckpoint() : nil
@@ -124,17 +125,18 @@ struct TrainCommand: AsyncParsableCommand {
         try trainer.restore(step: trainerState?.step ?? 0, optimizerState: optimizerState)
 
         let metrics = try MetricsWriter(runDirectory: runDir)
-        let maxNew = c.rollout.maxNewTokens
-        func heldOutAccuracy() throws -> PolicyEvaluation? {
-            guard !task.heldOut.isEmpty else { return nil }
-            return try PolicyEvaluator.evaluate(model: policy, tokenizer: tokenizer, prompts: task.heldOut, verifier: task.exactAnswer,
-                                                maxNewTokens: maxNew)
+        let evaluation = PeriodicEvaluation(config: c, heldOut: task.heldOut,
+                                            everySteps: c.run.evalEverySteps > 0 ? c.run.evalEverySteps : c.checkpoint.everySteps)
+        func heldOutAccuracy() throws -> PeriodicEvaluation.Result? {
+            try evaluation?.run(version: trainer.step, model: policy, tokenizer: tokenizer, verifier: task.exactAnswer)
         }
         let start = Date()
         var trainSeconds = 0.0
+        var lastEvaluation: PeriodicEvaluation.Result?
         if let e = try heldOutAccuracy() {
-            log(String(format: "held-out greedy accuracy at step %d: %.3f (%d prompts)", trainer.step, e.accuracy, e.n))
-            try metrics.write(MetricsRecord(step: trainer.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
+            lastEvaluation = e
+            log(e.summary)
+            try metrics.write(MetricsRecord(step: trainer.step, scalars: e.scalars))
         }
         log("\(c.algorithm.name.rawValue): \(c.run.steps) steps of \(c.rollout.promptsPerBatch) prompts × \(c.rollout.groupSize) samples, task \(c.task.name), run directory \(runDir.root.path)")
 
@@ -165,15 +167,16 @@ struct TrainCommand: AsyncParsableCommand {
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
                            m.rolloutTokensPerSecond) + "  ETA " + ProgressLine.duration(eta)
+            if let e = lastEvaluation { text += "  " + TetherCluster.ProgressLine.heldOut(e.scalars) }
             line.update(step: m.step, text)
+            if evaluation?.isDue(version: m.step, totalSteps: c.run.steps) == true, let e = try heldOutAccuracy() {
+                lastEvaluation = e
+                try metrics.write(MetricsRecord(step: m.step, scalars: e.scalars))
+                line.finish()
+                log(e.summary + String(format: ", RL wall time %.0f s", trainSeconds))
+            }
             if m.step % c.checkpoint.everySteps == 0 || m.step == c.run.steps {
-                let e = try heldOutAccuracy()
-                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer, heldOut: e)
-                if let e {
-                    try metrics.write(MetricsRecord(step: m.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
-                    line.finish()
-                    log(String(format: "held-out greedy accuracy at step %d: %.3f (RL wall time %.0f s)", m.step, e.accuracy, trainSeconds))
-                }
+                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer, heldOut: lastEvaluation.flatMap { $0.version == m.step ? $0.greedy : nil })
                 try metrics.sync()
             }
         }
