@@ -182,8 +182,9 @@ public final class LearnerLoop {
                 if controller.version < config.run.steps { logger.info("stop requested: draining in-flight tickets") }
                 try perform(controller.drain(), now: now)
             }
-            // A run stopped early (Ctrl-C, a time limit) still ends with an evaluation of its last version.
-            if draining, evaluation != nil, !step.isBusy, !evaluator.isBusy, pendingBatch == nil, lastEvaluatedVersion != controller.version {
+            // A run stopped early (Ctrl-C, a time limit) still ends with an evaluation of its last version
+            // (a batch still pending when the drain completes stays untrained, as without evaluation).
+            if draining, evaluation != nil, !step.isBusy, !evaluator.isBusy, lastEvaluatedVersion != controller.version {
                 startEvaluation(version: controller.version)
             }
             if draining && !step.isBusy && !evaluator.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
