@@ -35,12 +35,12 @@ let package = Package(
         .target(name: "TetherKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(
             name: "TetherModel",
-            dependencies: ["TetherKernels", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TetherKernels"],
             swiftSettings: optimize
         ),
         .target(
             name: "TetherRL",
-            dependencies: ["TetherModel", "TetherKernels", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TetherModel", "TetherKernels"],
             swiftSettings: optimize
         ),
         .target(
@@ -69,11 +69,20 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "TetherKernelsTests", dependencies: ["TetherKernels"]),
-        .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherKernels"]),
-        .testTarget(name: "TetherRLTests", dependencies: ["TetherRL", "TetherModel", "TetherKernels", "TetherRewards"]),
-        .testTarget(name: "TetherRewardsTests", dependencies: ["TetherRewards", "TetherModel"]),
-        .testTarget(name: "TetherWireTests", dependencies: ["TetherWire", "CTetherWire", "CZMQ"]),
-        .testTarget(name: "TetherClusterTests", dependencies: ["TetherCluster", "TetherWire", "TetherRL", "TetherRewards", "TetherModel"]),
+        // Test-only helpers every test target shares: finite-difference checks, seeded inputs, the
+        // peer Python and the `tether` binary run as a process.
+        .target(name: "TetherTestSupport", dependencies: ["TetherKernels"], path: "Tests/TetherTestSupport"),
+        .testTarget(name: "TetherKernelsTests", dependencies: ["TetherKernels", "TetherTestSupport"]),
+        .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherKernels", "TetherTestSupport"]),
+        .testTarget(name: "TetherRLTests", dependencies: ["TetherRL", "TetherModel", "TetherKernels", "TetherRewards", "TetherTestSupport"]),
+        .testTarget(name: "TetherRewardsTests", dependencies: ["TetherRewards", "TetherModel", "TetherTestSupport"]),
+        .testTarget(name: "TetherWireTests", dependencies: ["TetherWire", "CTetherWire", "TetherTestSupport"]),
+        .testTarget(
+            name: "TetherClusterTests",
+            dependencies: ["TetherCluster", "TetherWire", "TetherRL", "TetherRewards", "TetherModel", "TetherKernels", "TetherTestSupport",
+                           .product(name: "Yams", package: "Yams")]
+        ),
+        // The `tether` executable run as a process (`swift test` builds it with the other products).
+        .testTarget(name: "TetherCLITests", dependencies: ["TetherModel", "TetherTestSupport"]),
     ]
 )

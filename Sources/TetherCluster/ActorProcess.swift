@@ -21,7 +21,7 @@ public final class ActorProcess {
     let config: RunConfig
     let actorID: String
     let logger: Logger
-    let task: ClusterTask
+    let task: RunTask
     let model: LlamaModel
     let context: WireContext
     let control: WireSocket
@@ -41,8 +41,9 @@ public final class ActorProcess {
         self.config = config
         self.actorID = actorID
         self.logger = logger
-        task = try ClusterTask(config: config)
-        model = try LlamaModel(config: try ClusterTask.modelConfig(config))
+        try config.validateForCluster()
+        task = try RunTask(config: config)
+        model = try LlamaModel(config: try config.policyArchitecture())
         let ctx = try WireContext()
         context = ctx
         let security = try ClusterSecurity.actorSecurity(config: config, actorID: actorID)
@@ -218,7 +219,7 @@ public final class ActorProcess {
 
     /// Samples and pushes every prompt of a ticket. Weights older than the ticket's minimum version
     /// are first replaced (waiting for the broadcast or fetching), as the staleness budget requires.
-    private func sample(_ ticket: TetherWire.RolloutTicket, shouldStop: () -> Bool) throws {
+    private func sample(_ ticket: RolloutTicket, shouldStop: () -> Bool) throws {
         let minVersion = Int(ticket.policyVersion)
         let giveUp = nowSeconds() + 2 * config.actors.heartbeatTimeoutSeconds
         var lastAsk = 0.0

@@ -13,14 +13,15 @@ public struct VerifiedCheckpoint: Equatable, Sendable {
     public var step: Int
     public var parameters: Int
     public var optimizerStep: Int
-    public var issuedGroups: Int
-    public var trainedGroups: Int
+    /// The learner's ticket accounting; nil for a `tether train` run.
+    public var issuedGroups: Int?
+    public var trainedGroups: Int?
 }
 
-extension LearnerCheckpoint {
-    /// Loads every committed checkpoint of a run exactly as `tether learner --resume` would (weights
-    /// into a model, optimizer moments, staleness state into a controller) and checks what a loader
-    /// alone would not: the weights are finite, the step recorded inside matches the directory name,
+extension RunCheckpoint {
+    /// Loads every committed checkpoint of a run (`tether train` or learner) exactly as `--resume`
+    /// would (weights into a model, optimizer moments, a learner's staleness state into a
+    /// controller) and checks what a loader alone would not: the weights are finite, the step recorded inside matches the directory name,
     /// the ticket accounting balances, `latest` names a checkpoint that exists, and no staging
     /// directory of a failed write is left behind. Throws the first defect found.
     public static func verifyAll(runDirectory: URL) throws -> [VerifiedCheckpoint] {
@@ -44,7 +45,7 @@ extension LearnerCheckpoint {
 
     /// Every check of one checkpoint, returning what it loaded so `--resume` reads it once.
     static func inspect(step: Int, directory: URL) throws
-        -> (verified: VerifiedCheckpoint, checkpoint: LlamaCheckpoint, staleness: StalenessState) {
+        -> (verified: VerifiedCheckpoint, checkpoint: LlamaCheckpoint, staleness: StalenessState?) {
         let policyPath = directory.appendingPathComponent(policyDirectory).path
         func defect(_ problem: String) -> CheckpointDefect { CheckpointDefect(path: directory.path, problem: problem) }
         try CheckpointChecksums.verify(directory: directory)
@@ -64,8 +65,13 @@ extension LearnerCheckpoint {
         guard optimizer.firstMoment.allSatisfy(\.isFinite), optimizer.secondMoment.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw defect("optimizer moments hold NaN, infinity or a negative second moment")
         }
+        var verified = VerifiedCheckpoint(step: step, parameters: model.parameters.count, optimizerStep: optimizer.step)
         let statePath = directory.appendingPathComponent(clusterStateFile)
-        guard let data = FileManager.default.contents(atPath: statePath.path) else { throw defect("\(clusterStateFile) is missing") }
+        guard let data = FileManager.default.contents(atPath: statePath.path) else {
+            // A single-process run has no staleness controller; a learner's checkpoint must have its state.
+            guard trainer.trainer != learnerTrainerName else { throw defect("\(clusterStateFile) is missing") }
+            return (verified, checkpoint, nil)
+        }
         let state: StalenessState
         do { state = try JSONDecoder().decode(StalenessState.self, from: data) } catch {
             throw defect("\(clusterStateFile) does not load: \(error)")
@@ -78,8 +84,8 @@ extension LearnerCheckpoint {
         }
         let s = controller.statistics
         guard s.accountingBalances else { throw defect("ticket accounting does not balance: \(s)") }
-        let verified = VerifiedCheckpoint(step: step, parameters: model.parameters.count, optimizerStep: optimizer.step,
-                                          issuedGroups: s.issuedGroups, trainedGroups: s.trainedGroups)
+        verified.issuedGroups = s.issuedGroups
+        verified.trainedGroups = s.trainedGroups
         return (verified, checkpoint, state)
     }
 }

@@ -75,6 +75,9 @@ public final class ClusterLauncher: @unchecked Sendable {
         }
         let source = plan.resume ? (plan.runDirectory?.appendingPathComponent("config.yaml").path ?? plan.configPath) : plan.configPath
         var config = try RunConfig.load(contentsOf: URL(fileURLWithPath: source), overrides: overrides)
+        try config.validateForCluster()
+        // The processes read the config written below: it carries the policy's real shape.
+        config = try config.resolvingModel()
         let root = plan.runDirectory ?? URL(fileURLWithPath: config.run.outDir).appendingPathComponent(config.run.name)
         let run = try RunDirectory(root: root)
         let (threads, oversubscribed) = ClusterLauncher.threadBudget(cores: plan.cores, processes: config.actors.count + 1)

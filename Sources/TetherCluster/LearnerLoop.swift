@@ -9,11 +9,13 @@ import TetherWire
 ///
 /// One thread runs this loop; each of the three sockets has its own owner thread (`WireSocket`), so
 /// ZeroMQ never blocks here. Every iteration it drains the control and trajectory inboxes, feeds
-/// the controller events (joins, ticket requests, arrivals, lease ticks, dead actors) and performs
-/// the directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
+/// the controller events (joins, heartbeats, ticket requests, arrivals, ticks) and performs the
+/// directives it returns, in order: tickets go to actors, admitted groups are buffered, a ready
 /// batch is trained (`LearnerPolicyUpdate`) on the step thread (`BackgroundStep`) while this loop
 /// keeps serving, then the new version is broadcast (`WeightBroadcaster`), a metrics line is
-/// written and, every `checkpoint.every_steps`, a checkpoint.
+/// written and, every `checkpoint.every_steps`, a checkpoint. Liveness, the start gate and restart
+/// detection are the controller's too: this shell keeps only routes and the weights versions the
+/// actors report.
 public final class LearnerLoop {
     public struct Options: Sendable {
         public var runDirectory: URL
@@ -27,7 +29,7 @@ public final class LearnerLoop {
     let options: Options
     let logger: Logger
     let run: RunDirectory
-    let task: ClusterTask
+    let task: RunTask
     let model: LlamaModel
     let update: LearnerPolicyUpdate
     var controller: StalenessController
@@ -39,16 +41,9 @@ public final class LearnerLoop {
     let broadcaster: WeightBroadcaster
     let metrics: MetricsWriter
 
-    // Actors: routing ids, last time heard from, weights version they hold.
+    // Actors: routing ids and the weights version each reported holding.
     var routes: [ActorID: [UInt8]] = [:]
-    var lastSeen: [ActorID: Double] = [:]
     var actorVersion: [ActorID: Int] = [:]
-    var actorPids: [ActorID: UInt32] = [:]
-    /// Tickets are withheld until `actors.count` actors joined (or `startupGraceSeconds` passed), so
-    /// the first actor up does not run the whole batch schedule alone; requests wait here meanwhile.
-    var startGateOpen = false
-    var gatedRequests: [ActorID] = []
-    let startupGraceSeconds = 30.0
     /// Payloads of admitted, untrained groups, by (ticket, prompt).
     var payloads: [GroupKey: TrajectoryGroup] = [:]
     var pendingBatch: [AdmittedGroup]?
@@ -80,7 +75,9 @@ public final class LearnerLoop {
         var receivedGroups = 0
     }
 
-    public init(config: RunConfig, options: Options, logger: Logger) throws {
+    public init(config given: RunConfig, options: Options, logger: Logger) throws {
+        try given.validateForCluster()
+        let config = try given.resolvingModel()
         self.config = config
         self.options = options
         self.logger = logger
@@ -89,24 +86,31 @@ public final class LearnerLoop {
         }
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
-        task = try ClusterTask(config: config)
+        let runTask = try RunTask(config: config)
+        task = runTask
         incarnation = UInt32.random(in: 1 ... UInt32.max)
 
-        var restored: LearnerCheckpoint.Restored?
-        if options.resume { restored = try LearnerCheckpoint.readLatest(run: runDir) }
+        var restored: (checkpoint: LlamaCheckpoint, staleness: StalenessState, step: Int)?
+        if options.resume {
+            let r = try RunCheckpoint.readLatest(run: runDir)
+            guard let staleness = r.staleness else {
+                throw ClusterError.noCheckpoint("\(r.directory.path) was written by `tether train` (no \(RunCheckpoint.clusterStateFile)): continue it with `tether train --resume`")
+            }
+            restored = (r.checkpoint, staleness, r.step)
+        }
         let policy: LlamaModel
         if let r = restored {
             policy = try LlamaModel(checkpoint: r.checkpoint)
         } else if !config.model.checkpoint.isEmpty {
             policy = try LlamaModel.load(from: config.model.checkpoint).model
         } else {
-            policy = try LlamaModel(config: try ClusterTask.modelConfig(config), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
+            policy = try LlamaModel(config: try config.policyArchitecture(), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
         }
         model = policy
-        evaluation = PeriodicEvaluation(config: config, heldOut: try task.heldOutPrompts(count: config.run.evalPrompts))
+        evaluation = PeriodicEvaluation(config: config, heldOut: try runTask.heldOutPrompts(count: config.run.evalPrompts))
         if !options.resume { try runDir.writeResolvedConfig(config) }
-        let reference = try LearnerLoop.referenceModel(config: config, run: runDir, policy: policy, resume: options.resume,
-                                                       tokenizer: task.tokenizer)
+        let reference = config.algorithm.klBeta > 0
+            ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
         let policyUpdate = LearnerPolicyUpdate(model: policy, reference: reference, config: config)
         update = policyUpdate
         referenceScorer = try reference.flatMap { config.algorithm.klBeta > 0 ? try ReferenceScorer(reference: $0) : nil }
@@ -143,19 +147,6 @@ public final class LearnerLoop {
         metrics = try MetricsWriter(runDirectory: runDir)
     }
 
-    /// The frozen reference for the KL term: `model.reference_checkpoint`, else the initial policy,
-    /// saved once in the run directory so a resumed learner uses the same one.
-    static func referenceModel(config: RunConfig, run: RunDirectory, policy: LlamaModel, resume: Bool, tokenizer: Tokenizer) throws -> LlamaModel? {
-        guard config.algorithm.klBeta > 0 else { return nil }
-        if !config.model.referenceCheckpoint.isEmpty { return try LlamaModel.load(from: config.model.referenceCheckpoint).model }
-        let saved = run.root.appendingPathComponent("reference").path
-        if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
-        let ref = try LlamaModel(config: policy.config)
-        ref.copyParameters(from: policy)
-        if !resume { try ref.save(to: saved, tokenizer: tokenizer) }
-        return ref
-    }
-
     /// Runs until `run.steps` versions are trained or a stop signal drains the run.
     public func run(shouldStop: () -> Bool = { StopSignal.requested }) throws {
         defer { context.close(); referenceScorer?.stop() }
@@ -163,19 +154,10 @@ public final class LearnerLoop {
         logger.info("learner \(LearnerIdentity.senderID(incarnation: incarnation)) serving \(config.learner.controlEndpoint) at version \(controller.version); η = \(config.staleness.maxStaleness), B = \(config.rollout.promptsPerBatch) groups of \(config.rollout.groupSize)")
         var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
         var heartbeatSequence: UInt64 = 0
-        let startedAt = nowSeconds()
         // The starting point of the learning curve, measured while the actors sample the first batches.
         if controller.version == 0 { startEvaluation(version: 0) }
         while true {
             let now = nowSeconds()
-            if !startGateOpen && (lastSeen.count >= config.actors.count || now - startedAt > startupGraceSeconds) {
-                startGateOpen = true
-                logger.info("\(lastSeen.count) actor(s) joined: handing out tickets")
-                for actor in gatedRequests where lastSeen[actor] != nil {
-                    try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
-                }
-                gatedRequests = []
-            }
             if !draining && (shouldStop() || controller.version >= config.run.steps) {
                 draining = true
                 drainStarted = now
@@ -195,14 +177,7 @@ public final class LearnerLoop {
 
             if now - lastTick > 0.25 {
                 lastTick = now
-                try perform(controller.leaseTick(now: now), now: now)
-                let timeout = config.actors.heartbeatTimeoutSeconds
-                for (actor, seen) in lastSeen where now - seen > timeout {
-                    logger.warning("actor \(actor) silent for \(String(format: "%.1f", now - seen)) s: presumed dead, re-issuing its tickets")
-                    lastSeen[actor] = nil
-                    routes[actor] = nil
-                    try perform(controller.actorLeft(actor, now: now), now: now)
-                }
+                try perform(controller.tick(now: now), now: now)
             }
             if now - lastHeartbeat > config.actors.heartbeatSeconds {
                 lastHeartbeat = now
@@ -230,8 +205,8 @@ public final class LearnerLoop {
             if handled == 0 { _ = waitForTraffic() }
         }
         stopActors(reason: controller.version >= config.run.steps ? "run finished" : "learner stopping")
-        try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                    controller: controller, config: config, tokenizer: task.tokenizer)
+        try RunCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                controller: controller, config: config, tokenizer: task.tokenizer)
         try metrics.sync()
         progress.finish()
         let s = controller.statistics
@@ -287,53 +262,41 @@ public final class LearnerLoop {
 
     // MARK: Messages
 
-    private func knownActor(_ id: String, routingId: [UInt8]?, now: Double) throws -> ActorID {
+    /// A control message from actor `id`: remembers its route and tells the controller it is alive
+    /// (`pid` when the message is its `ActorJoin`).
+    private func heard(_ id: String, pid: UInt32? = nil, routingId: [UInt8]?, now: Double) throws -> ActorID {
         let actor = ActorID(id)
         if let r = routingId { routes[actor] = r }
-        if lastSeen[actor] == nil {
-            // First message from this actor (or from one we presumed dead, or after our restart).
-            logger.info("actor \(actor) joined")
-            try perform(controller.actorJoined(actor, now: now), now: now)
+        if let pid {
+            try perform(controller.actorJoined(actor, pid: pid, now: now), now: now)
+        } else {
+            try perform(controller.actorHeard(actor, now: now), now: now)
         }
-        lastSeen[actor] = now
         return actor
     }
 
     func handleControl(_ m: WireReceived, now: Double) throws {
         switch m.message {
         case .actorJoin(let j):
-            let actor = ActorID(j.actorId)
-            if let pid = actorPids[actor], pid != j.pid, lastSeen[actor] != nil {
-                // The same name from a new process: the old one died and what it held is gone.
-                logger.info("actor \(actor) restarted (pid \(pid) → \(j.pid))")
-                lastSeen[actor] = nil
-            }
-            actorPids[actor] = j.pid
-            _ = try knownActor(j.actorId, routingId: m.routingId, now: now)
+            let actor = try heard(j.actorId, pid: j.pid, routingId: m.routingId, now: now)
             actorVersion[actor] = checkedReportedVersion(j.haveVersion)
         case .heartbeat(let h):
             guard h.role == .actor else { shellDrops["unexpected_message", default: 0] += 1; return }
-            let actor = try knownActor(h.senderId, routingId: m.routingId, now: now)
+            let actor = try heard(h.senderId, routingId: m.routingId, now: now)
             let version = checkedReportedVersion(h.policyVersion)
             actorVersion[actor] = version
             if version >= 0 { broadcaster.acknowledge(actor: h.senderId, version: version, now: now) }
         case .ticketRequest(let r):
-            let actor = try knownActor(r.actorId, routingId: m.routingId, now: now)
-            guard startGateOpen else {
-                if !gatedRequests.contains(actor) { gatedRequests.append(actor) }
-                return
-            }
+            let actor = try heard(r.actorId, routingId: m.routingId, now: now)
             try perform(controller.ticketRequested(by: actor, weightsVersion: actorVersion[actor] ?? -1, now: now), now: now)
         case .control(let c) where c.kind == .stop:
             // An actor leaving cleanly (SIGTERM/SIGINT): forget it and re-issue its tickets now,
             // not after the heartbeat timeout.
             guard let r = m.routingId, let actor = routes.first(where: { $0.value == r })?.key else { return }
-            logger.info("actor \(actor) left (\(PeerText.loggable(c.reason))): re-issuing what it held")
-            lastSeen[actor] = nil
-            routes[actor] = nil
+            logger.info("actor \(actor) left (\(PeerText.loggable(c.reason)))")
             try perform(controller.actorLeft(actor, now: now), now: now)
         case .weightsRequest(let w):
-            _ = try knownActor(w.actorId, routingId: m.routingId, now: now)
+            _ = try heard(w.actorId, routingId: m.routingId, now: now)
             if let r = m.routingId { try broadcaster.send(to: r) }
         default:
             shellDrops["unexpected_message", default: 0] += 1
@@ -346,7 +309,6 @@ public final class LearnerLoop {
         guard id.incarnation == incarnation else { shellDrops["earlier_learner", default: 0] += 1; return }
         guard let prompt = PromptID(g.promptId) else { shellDrops["bad_prompt_id", default: 0] += 1; return }
         let actor = ActorID(g.actorId)
-        if lastSeen[actor] != nil { lastSeen[actor] = now }
         stepWindow.receivedGroups += 1
         stepWindow.receivedCompletionTokens += g.completionTokenCount
         // A group the learner cannot train (wrong size, inconsistent per-token arrays, values out of
@@ -379,7 +341,7 @@ public final class LearnerLoop {
                 try control.send(.rolloutTicket(try wireTicket(t)), to: route, timeout: 5)
             case .waitForWeights(let actor, _):
                 if let route = routes[actor] { try broadcaster.send(to: route) }
-            case .waitForBudget:
+            case .waitForBudget, .waitForStartGate:
                 break
             case .refuseTicket(let actor, let reason):
                 if let route = routes[actor] {
@@ -395,16 +357,27 @@ public final class LearnerLoop {
                 pendingBatch = groups
             case .drained:
                 drained = true
+            case .memberJoined(let actor):
+                logger.info("actor \(actor) joined")
+            case let .memberRestarted(actor, previous, pid):
+                logger.info("actor \(actor) restarted (pid \(previous) → \(pid)): re-issuing what the old process held")
+            case .memberLeft(let actor):
+                routes[actor] = nil
+            case let .memberDead(actor, silent):
+                logger.warning("actor \(actor) silent for \(String(format: "%.1f", silent)) s: presumed dead, re-issuing its tickets")
+                routes[actor] = nil
+            case .startGateOpened(let live):
+                logger.info("\(live) actor(s) joined: handing out tickets")
             }
         }
     }
 
-    func wireTicket(_ t: RolloutTicket) throws -> TetherWire.RolloutTicket {
+    func wireTicket(_ t: TicketGrant) throws -> RolloutTicket {
         let r = config.rollout
         let prompts = try t.promptIDs.map { id in
             TicketPrompt(promptId: String(id), tokens: try task.promptTokens(task.prompt(for: id)).map { UInt32($0) })
         }
-        return TetherWire.RolloutTicket(
+        return RolloutTicket(
             ticketId: WireTicketID(incarnation: incarnation, ticket: t.id).raw, prompts: prompts, groupSize: UInt32(r.groupSize),
             sampling: SamplingSettings(temperature: Float(r.temperature), topP: Float(r.topP), topK: UInt32(r.topK),
                                        maxNewTokens: UInt32(r.maxNewTokens), seed: UInt64(truncatingIfNeeded: config.run.seed)),

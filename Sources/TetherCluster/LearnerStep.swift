@@ -128,8 +128,8 @@ extension LearnerLoop {
             // A failed checkpoint (full disk) costs only resumability: training goes on in memory,
             // the previous checkpoint stays intact, and the next checkpoint step tries again.
             do {
-                try LearnerCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
-                                            controller: controller, config: config, tokenizer: task.tokenizer)
+                try RunCheckpoint.write(run: run, version: controller.version, model: model, optimizer: update.optimizer,
+                                        controller: controller, config: config, tokenizer: task.tokenizer)
             } catch {
                 checkpointFailures += 1
                 logger.error("checkpoint step-\(controller.version) failed, training continues and retries at step \(controller.version + max(1, config.checkpoint.everySteps)): \(error)")
@@ -146,10 +146,8 @@ extension LearnerLoop {
     func startEvaluation(version: Int) {
         guard let evaluation else { return }
         lastEvaluatedVersion = version
-        let (model, tokenizer, verifier) = (self.model, task.tokenizer, task.verifier)
-        evaluator.start(name: "tether.learner.eval") {
-            try evaluation.run(version: version, model: model, tokenizer: tokenizer, verifier: { _ in verifier })
-        }
+        let (model, task) = (self.model, self.task)
+        evaluator.start(name: "tether.learner.eval") { try evaluation.run(version: version, model: model, task: task) }
     }
 
     /// Writes an evaluation as its own metrics line (step = the version evaluated) and keeps it for

@@ -42,7 +42,7 @@ public struct PeriodicEvaluation: Sendable {
         }
     }
 
-    /// The `run.eval_*` settings on `heldOut` (the caller draws `run.eval_prompts` of them); every
+    /// The `run.eval_*` settings on `heldOut` (`RunTask.heldOutPrompts(count: run.eval_prompts)`); every
     /// `everySteps` versions instead of `run.eval_every_steps` when given. Nil when the cadence is 0
     /// or there are no held-out prompts.
     public init?(config: RunConfig, heldOut: [TaskPrompt], everySteps: Int? = nil) {
@@ -60,14 +60,13 @@ public struct PeriodicEvaluation: Sendable {
         version % everySteps == 0 || version == totalSteps
     }
 
-    public func run(version: Int, model: LlamaModel, tokenizer: Tokenizer,
-                    verifier: (TaskPrompt) throws -> any Verifier) throws -> Result {
+    /// Greedy, then `samples` per problem at temperature 1, through `RunTask.evaluate` (the one
+    /// evaluator: prompts framed and answers scored as in training).
+    public func run(version: Int, model: LlamaModel, task: RunTask) throws -> Result {
         let start = Date()
-        let greedy = try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: verifier,
-                                                  maxNewTokens: maxNewTokens, seed: seed)
+        let greedy = try task.evaluate(model: model, prompts: prompts, maxNewTokens: maxNewTokens, seed: seed)
         let sampled = samples > 0
-            ? try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: verifier,
-                                           samples: samples, temperature: 1, maxNewTokens: maxNewTokens, seed: seed)
+            ? try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: 1, maxNewTokens: maxNewTokens, seed: seed)
             : nil
         return Result(version: version, greedy: greedy, sampled: sampled, seconds: Date().timeIntervalSince(start))
     }

@@ -14,15 +14,28 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var wire = WireSection()
     public var checkpoint = CheckpointSection()
     public var run = RunSection()
+    /// Leaf key paths the YAML or a `--set` gave (`model.hidden_size`); the others hold defaults.
+    /// Provenance, not value: not encoded, and `==` ignores it. `policyArchitecture` checks only
+    /// given `model.*` keys against an existing checkpoint.
+    public var givenKeys: Set<String> = []
+
+    enum CodingKeys: String, CodingKey { case model, task, algorithm, rollout, staleness, learner, actors, wire, checkpoint, run }
 
     public init() {}
     public static let defaults = RunConfig()
+
+    public static func == (a: RunConfig, b: RunConfig) -> Bool {
+        a.model == b.model && a.task == b.task && a.algorithm == b.algorithm && a.rollout == b.rollout && a.staleness == b.staleness
+            && a.learner == b.learner && a.actors == b.actors && a.wire == b.wire && a.checkpoint == b.checkpoint && a.run == b.run
+    }
 
     /// Admission-control policy for the learner's `StalenessController`.
     public var stalenessPolicy: StalenessPolicy {
         StalenessPolicy(
             maxStaleness: staleness.maxStaleness, groupsPerBatch: rollout.promptsPerBatch,
-            promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds)
+            promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds,
+            membership: MembershipPolicy(expectedActors: actors.count, startupGraceSeconds: 30,
+                                         heartbeatTimeoutSeconds: actors.heartbeatTimeoutSeconds))
     }
 }
 

@@ -44,11 +44,18 @@ extension RunConfig {
         do { user = try Yams.compose(yaml: yaml) } catch {
             throw ConfigError.syntax(source: source, message: "\(error)")
         }
+        var given: Set<String> = []
         if let user, user != Node("", .implicit) {
             merged = try merge(user, over: defaults, path: [])
+            given.formUnion(leafPaths(user))
         }
-        for text in overrides { merged = try applyOverride(text, to: merged) }
-        let config = try decode(merged)
+        for text in overrides {
+            let patch = try overridePatch(text)
+            merged = try merge(patch, over: merged, path: [])
+            given.formUnion(leafPaths(patch))
+        }
+        var config = try decode(merged)
+        config.givenKeys = given
         try config.validate()
         return config
     }
@@ -57,12 +64,11 @@ extension RunConfig {
     public func yaml() throws -> String { try YAMLEncoder().encode(self) }
 
     /// Every leaf key path, in declaration order (`model.vocab_size`, …).
-    public static func keyPaths() throws -> [String] {
-        func walk(_ node: Node, _ prefix: [String]) -> [String] {
-            guard let mapping = node.mapping else { return [prefix.joined(separator: ".")] }
-            return mapping.flatMap { walk($0.value, prefix + [$0.key.string ?? "?"]) }
-        }
-        return walk(try defaultsNode(), [])
+    public static func keyPaths() throws -> [String] { leafPaths(try defaultsNode()) }
+
+    static func leafPaths(_ node: Node, _ prefix: [String] = []) -> [String] {
+        guard let mapping = node.mapping else { return [prefix.joined(separator: ".")] }
+        return mapping.flatMap { leafPaths($0.value, prefix + [$0.key.string ?? "?"]) }
     }
 
     // MARK: Internals
@@ -108,7 +114,8 @@ extension RunConfig {
         return .mapping(result)
     }
 
-    private static func applyOverride(_ text: String, to node: Node) throws -> Node {
+    /// `--set a.b=value` as the mapping `{a: {b: value}}`, merged like a file so the same checks apply.
+    private static func overridePatch(_ text: String) throws -> Node {
         guard let eq = text.firstIndex(of: "=") else {
             throw ConfigError.badOverride(text, reason: "expected key.path=value")
         }
@@ -121,9 +128,7 @@ extension RunConfig {
         do { value = try Yams.compose(yaml: valueText) ?? Node("", .implicit) } catch {
             throw ConfigError.badOverride(text, reason: "value is not valid YAML: \(error)")
         }
-        // Build {k1: {k2: … value}} and merge it like a file, so the same checks apply.
-        let patch = keys.reversed().reduce(value) { inner, key in Node.mapping(Node.Mapping([(Node(key), inner)])) }
-        return try merge(patch, over: node, path: [])
+        return keys.reversed().reduce(value) { inner, key in Node.mapping(Node.Mapping([(Node(key), inner)])) }
     }
 
     private static func decode(_ node: Node) throws -> RunConfig {

@@ -26,18 +26,7 @@ extension RunConfig {
         typealias L = ConfigLimits
 
         let m = model
-        for (value, key, upper) in [(m.vocabSize, "vocab_size", L.vocabulary), (m.hiddenSize, "hidden_size", L.width),
-                                    (m.numHiddenLayers, "num_hidden_layers", L.layers), (m.numAttentionHeads, "num_attention_heads", L.layers),
-                                    (m.numKeyValueHeads, "num_key_value_heads", L.layers), (m.intermediateSize, "intermediate_size", L.width * 8),
-                                    (m.maxPositionEmbeddings, "max_position_embeddings", L.positions)] {
-            try positive(value, "model.\(key)", max: upper)
-        }
-        try require(m.hiddenSize % m.numAttentionHeads == 0, "model.hidden_size",
-                    "\(m.hiddenSize) is not divisible by model.num_attention_heads \(m.numAttentionHeads)")
-        try require(m.numAttentionHeads % m.numKeyValueHeads == 0, "model.num_key_value_heads",
-                    "model.num_attention_heads \(m.numAttentionHeads) is not a multiple of \(m.numKeyValueHeads)")
-        try number(m.ropeTheta, "model.rope_theta", 0, 1e12, openBelow: true)
-        try number(m.rmsNormEps, "model.rms_norm_eps", 0, 1, openBelow: true)
+        _ = try m.architecture()
         try number(m.initStd, "model.init_std", 0, 10)
 
         try require(!task.name.isEmpty, "task.name", "must name a built-in task or 'jsonl'")
@@ -66,8 +55,6 @@ extension RunConfig {
         try require(r.promptsPerBatch % a.minibatches == 0, "algorithm.minibatches",
                     "must divide rollout.prompts_per_batch \(r.promptsPerBatch)")
         try positive(r.maxNewTokens, "rollout.max_new_tokens", max: L.positions)
-        try require(task.maxPromptTokens + r.maxNewTokens <= m.maxPositionEmbeddings, "rollout.max_new_tokens",
-                    "task.max_prompt_tokens + max_new_tokens = \(task.maxPromptTokens + r.maxNewTokens) exceeds model.max_position_embeddings \(m.maxPositionEmbeddings)")
         try number(r.temperature, "rollout.temperature", 0, 1000, openBelow: true)
         try number(r.topP, "rollout.top_p", 0, 1, openBelow: true)
         try integer(r.topK, "rollout.top_k", 0, L.vocabulary)
@@ -129,6 +116,13 @@ extension RunConfig {
         try integer(run.evalSamples, "run.eval_samples", 0, 4096)
     }
 
+    /// What the cluster cannot run yet, refused before any process starts.
+    public func validateForCluster() throws {
+        guard task.reward != .rewardModel else {
+            throw ConfigError.invalidValue(path: "task.reward", reason: "reward_model is supported by `tether train` only; the cluster's actors score with the task's verifier (task.reward: verifier)")
+        }
+    }
+
     /// Threads all processes of this config would use on one machine (DESIGN.md: BLAS threads are
     /// a budget; keep this ≤ the machine's cores).
     public var totalBLASThreads: Int { learner.blasThreads + actors.count * actors.blasThreads }
@@ -141,8 +135,6 @@ enum ConfigLimits {
     static let count = 1 << 30
     static let steps = 1 << 40
     static let vocabulary = 1 << 22
-    static let width = 1 << 16
-    static let layers = 1024
     static let positions = 1 << 20
     static let threads = 1024
     static let queue = 1 << 24

@@ -24,8 +24,9 @@ public enum RunDirectoryError: Error, Equatable, CustomStringConvertible {
 ///     <out_dir>/<name>/config.yaml          resolved configuration (every key, after --set)
 ///                      metrics.jsonl        one JSON line per learner step
 ///                      tensorboard/         events.out.tfevents.*
-///                      checkpoints/step-N/  Hugging Face directories (+ learner state)
+///                      checkpoints/step-N/  `RunCheckpoint`'s layout (policy/, learner or critic state)
 ///                      checkpoints/latest   "step-N", replaced atomically after step-N is complete
+///                      reference/           the KL term's frozen reference when it is the starting policy
 ///
 /// A checkpoint is written into a hidden temporary directory and renamed into place, then `latest`
 /// is switched, so a crash at any point leaves `latest` naming a complete checkpoint.
@@ -120,6 +121,18 @@ public struct RunDirectory: Sendable {
         let doomed = steps.dropLast(max(keep, 0)).filter { $0 != latest }
         for step in doomed { try FileManager.default.removeItem(at: checkpointDirectory(step: step)) }
         return Array(doomed)
+    }
+
+    /// The frozen reference of the KL term, for both drivers: `model.reference_checkpoint`, else
+    /// the starting policy, saved once in `reference/` so a resumed run measures KL to the same model.
+    public func referenceModel(config: RunConfig, policy: LlamaModel, tokenizer: Tokenizer, resume: Bool) throws -> LlamaModel {
+        if !config.model.referenceCheckpoint.isEmpty { return try LlamaModel.load(from: config.model.referenceCheckpoint).model }
+        let saved = root.appendingPathComponent("reference").path
+        if resume, FileManager.default.fileExists(atPath: saved) { return try LlamaModel.load(from: saved).model }
+        let reference = try LlamaModel(config: policy.config)
+        reference.copyParameters(from: policy)
+        if !resume { try reference.save(to: saved, tokenizer: tokenizer) }
+        return reference
     }
 
     private func syncFile(_ url: URL) throws {

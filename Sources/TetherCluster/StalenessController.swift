@@ -24,6 +24,11 @@ import Foundation
 /// its leases expire, never the whole budget; one actor alone still gets all of it. A request over
 /// the share waits like one over the budget, and does not hold up the queued requests behind it.
 ///
+/// Membership is part of the same machine (`ClusterMembership`): an actor joins on first contact,
+/// a join under a new pid is a restarted process whose tickets are re-queued, an actor silent for
+/// longer than the heartbeat timeout is declared dead and loses its tickets, and no ticket is issued
+/// before the start gate opens (the expected actors are live, or the startup grace ran out).
+///
 /// Like `SWIM.Instance` (apple/swift-cluster-membership) it owns no sockets and no clock: the learner
 /// feeds events with the current time and performs the returned directives in order.
 public struct StalenessController: Sendable {
@@ -52,7 +57,7 @@ public struct StalenessController: Sendable {
     /// ⌈W / n⌉: the most groups one actor may hold in flight now (see the type's doc comment).
     public var fairShare: Int {
         let room = max(0, state.capacity - state.admittedSlots)
-        let actors = max(1, state.actors.count)
+        let actors = max(1, state.membership.count)
         return (room + actors - 1) / actors
     }
 
@@ -74,46 +79,68 @@ public struct StalenessController: Sendable {
 
     public mutating func handle(_ event: StalenessEvent, now: Double) throws -> [StalenessDirective] {
         switch event {
-        case .actorJoined(let actor): return actorJoined(actor, now: now)
+        case let .actorJoined(actor, pid): return actorJoined(actor, pid: pid, now: now)
+        case .actorHeard(let actor): return actorHeard(actor, now: now)
         case .actorLeft(let actor): return actorLeft(actor, now: now)
         case let .ticketRequested(actor, weightsVersion): return ticketRequested(by: actor, weightsVersion: weightsVersion, now: now)
         case .groupArrived(let arrival): return groupArrived(arrival, now: now)
-        case .leaseTick: return leaseTick(now: now)
+        case .tick: return tick(now: now)
         case .batchTrained(let version): return try batchTrained(version: version, now: now)
         case .drain: return drain()
         }
     }
 
-    /// A join from an actor already known means its process restarted: what it held is gone.
-    public mutating func actorJoined(_ actor: ActorID, now: Double) -> [StalenessDirective] {
-        let out = state.actors.contains(actor) ? actorLeft(actor, now: now) : []
-        state.actors.insert(actor)
-        return out
+    /// An `ActorJoin` from process `pid`. The same name under a new pid is a restarted process:
+    /// what the old one held is lost and re-queued, once.
+    public mutating func actorJoined(_ actor: ActorID, pid: UInt32, now: Double) -> [StalenessDirective] {
+        contact(actor, pid: pid, now: now)
     }
 
-    /// The actor left or was declared dead: its undelivered prompts go back to the queue.
+    /// Any other message from an actor: it is alive; one that is not live joins (join on contact).
+    public mutating func actorHeard(_ actor: ActorID, now: Double) -> [StalenessDirective] {
+        contact(actor, pid: nil, now: now)
+    }
+
+    /// The actor said goodbye: its undelivered prompts go back to the queue.
     public mutating func actorLeft(_ actor: ActorID, now: Double) -> [StalenessDirective] {
-        state.actors.remove(actor)
-        state.budgetWaiters.removeAll { $0.actor == actor }
+        guard state.membership.remove(actor) else { return [] }
+        return [.memberLeft(actor)] + revoke(actor) + serveWaiters(now: now) + announceDrainedIfDone()
+    }
+
+    /// Time passed: expires due leases (in ticket order), declares actors silent for longer than
+    /// the heartbeat timeout dead, and opens the start gate when its grace ran out.
+    public mutating func tick(now: Double) -> [StalenessDirective] {
+        if state.membership.startedAt == nil { state.membership.startedAt = now }
         var out: [StalenessDirective] = []
-        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.actor == actor {
-            out += loseTicket(id, reason: .actorLeft)
+        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.leaseDeadline <= now {
+            out += loseTicket(id, reason: .leaseExpired)
         }
+        for dead in state.membership.expire(now: now, timeout: state.policy.membership.heartbeatTimeoutSeconds) {
+            out.append(.memberDead(dead.actor, silentSeconds: dead.silentSeconds))
+            out += revoke(dead.actor)
+        }
+        out += openGateIfDue(now: now)
         out += serveWaiters(now: now)
         out += announceDrainedIfDone()
         return out
     }
 
     public mutating func ticketRequested(by actor: ActorID, weightsVersion: Int, now: Double) -> [StalenessDirective] {
-        guard state.actors.contains(actor) else { return [.refuseTicket(actor: actor, reason: .unknownActor)] }
+        guard state.membership.contains(actor) else { return [.refuseTicket(actor: actor, reason: .unknownActor)] }
         guard !state.draining else { return [.refuseTicket(actor: actor, reason: .draining)] }
+        state.membership.refresh(actor, now: now)
         state.budgetWaiters.removeAll { $0.actor == actor }
+        guard state.membership.gateOpen else {
+            state.budgetWaiters.append(.init(actor: actor, weightsVersion: weightsVersion))
+            return [.waitForStartGate(actor: actor)]
+        }
         if let directive = grant(to: actor, weightsVersion: weightsVersion, now: now) { return [directive] }
         state.budgetWaiters.append(.init(actor: actor, weightsVersion: weightsVersion))
         return [.waitForBudget(actor: actor)]
     }
 
     public mutating func groupArrived(_ arrival: GroupArrival, now: Double) -> [StalenessDirective] {
+        state.membership.refresh(arrival.actor, now: now)
         if let reason = rejection(of: arrival) {
             state.rejected[reason, default: 0] += 1
             return [.dropGroup(arrival, reason: reason)]
@@ -146,17 +173,6 @@ public struct StalenessController: Sendable {
         return out
     }
 
-    /// Expires every lease whose deadline is ≤ now (in ticket order) and re-queues its prompts.
-    public mutating func leaseTick(now: Double) -> [StalenessDirective] {
-        var out: [StalenessDirective] = []
-        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.leaseDeadline <= now {
-            out += loseTicket(id, reason: .leaseExpired)
-        }
-        out += serveWaiters(now: now)
-        out += announceDrainedIfDone()
-        return out
-    }
-
     /// The learner trained the announced batch of `version`; the version becomes `version + 1`.
     public mutating func batchTrained(version: Int, now: Double) throws -> [StalenessDirective] {
         guard state.batchAnnounced, version == state.version else {
@@ -182,7 +198,8 @@ public struct StalenessController: Sendable {
         return out
     }
 
-    /// After the learner restarts from a snapshot: the actors and what they held are gone, and so
+    /// After the learner restarts from a snapshot: the actors and what they held are gone (they join
+    /// again on contact, behind a closed start gate), and so
     /// are the untrained buffered trajectories (they live in learner memory, not in the checkpoint).
     /// All of them are lost with reason `.learnerRestart` and their prompts re-queued.
     ///
@@ -202,7 +219,7 @@ public struct StalenessController: Sendable {
         state.buffer.removeAll()
         state.admittedSlots = state.version * state.policy.groupsPerBatch
         state.batchAnnounced = false
-        state.actors.removeAll()
+        state.membership = ClusterMembership()
         state.budgetWaiters.removeAll()
         state.draining = false
         state.drainedAnnounced = false
@@ -234,7 +251,7 @@ public struct StalenessController: Sendable {
             prompts = Array(state.cursor ..< state.cursor + count)
             state.cursor += count
         }
-        let ticket = RolloutTicket(
+        let ticket = TicketGrant(
             id: state.nextTicketID, actor: actor, promptIDs: prompts, minVersion: minVersion,
             leaseDeadline: now + p.leaseSeconds, isReissue: isReissue)
         state.nextTicketID += 1
@@ -248,7 +265,7 @@ public struct StalenessController: Sendable {
     private mutating func serveWaiters(now: Double) -> [StalenessDirective] {
         var out: [StalenessDirective] = []
         var index = 0
-        while !state.draining, index < state.budgetWaiters.count, state.capacity > state.liveGroups {
+        while !state.draining, state.membership.gateOpen, index < state.budgetWaiters.count, state.capacity > state.liveGroups {
             let waiter = state.budgetWaiters[index]
             if let directive = grant(to: waiter.actor, weightsVersion: waiter.weightsVersion, now: now) {
                 state.budgetWaiters.remove(at: index)
@@ -262,7 +279,7 @@ public struct StalenessController: Sendable {
 
     /// Why an arrival matches no live group, or nil when it does.
     private func rejection(of arrival: GroupArrival) -> DropReason? {
-        guard state.actors.contains(arrival.actor) else { return .unknownActor }
+        guard state.membership.contains(arrival.actor) else { return .unknownActor }
         guard let live = state.liveTickets[arrival.ticket] else {
             guard arrival.ticket >= 0, arrival.ticket < state.nextTicketID else { return .unknownTicket }
             // Lost and not yet re-issued: "expired"; otherwise its prompt was delivered or re-issued.
@@ -279,6 +296,40 @@ public struct StalenessController: Sendable {
         guard let oldest = arrival.sampleVersions.min(), oldest >= 0 else { return .malformed }
         guard arrival.sampleVersions.max()! <= state.version else { return .futureVersion }
         return trainVersion - oldest > state.policy.maxStaleness ? .tooStale : nil
+    }
+
+    /// A message from `actor`: joins it if it is not live, revokes what it held if its pid changed,
+    /// and opens the start gate when this join completes the expected actors.
+    private mutating func contact(_ actor: ActorID, pid: UInt32?, now: Double) -> [StalenessDirective] {
+        var out: [StalenessDirective] = []
+        switch state.membership.contact(actor, pid: pid, now: now) {
+        case .joined:
+            out.append(.memberJoined(actor))
+            let opened = openGateIfDue(now: now)
+            if !opened.isEmpty { out += opened + serveWaiters(now: now) }
+        case .restarted(let previous):
+            out.append(.memberRestarted(actor, previousPid: previous, pid: pid!))
+            out += revoke(actor) + serveWaiters(now: now) + announceDrainedIfDone()
+        case .alive:
+            break
+        }
+        return out
+    }
+
+    /// Loses every ticket `actor` holds (left, dead or restarted) and drops its queued request; the
+    /// caller serves the waiters once every departure of the event is booked.
+    private mutating func revoke(_ actor: ActorID) -> [StalenessDirective] {
+        state.budgetWaiters.removeAll { $0.actor == actor }
+        var out: [StalenessDirective] = []
+        for id in state.liveTickets.keys.sorted() where state.liveTickets[id]!.ticket.actor == actor {
+            out += loseTicket(id, reason: .actorLeft)
+        }
+        return out
+    }
+
+    private mutating func openGateIfDue(now: Double) -> [StalenessDirective] {
+        guard state.membership.openGateIfDue(now: now, policy: state.policy.membership) else { return [] }
+        return [.startGateOpened(liveActors: state.membership.count)]
     }
 
     private mutating func loseTicket(_ id: TicketID, reason: DropReason) -> [StalenessDirective] {

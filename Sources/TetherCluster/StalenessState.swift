@@ -6,11 +6,11 @@ import Foundation
 public struct StalenessState: Codable, Hashable, Sendable {
     /// A ticket still held by an actor, with the prompts whose groups have not arrived yet.
     public struct LiveTicket: Codable, Hashable, Sendable {
-        public var ticket: RolloutTicket
+        public var ticket: TicketGrant
         public var pending: [PromptID]
     }
 
-    /// An actor waiting for budget, answered in FIFO order when budget frees up.
+    /// An actor waiting for budget (or for the start gate), answered in FIFO order when budget frees up.
     public struct BudgetWaiter: Codable, Hashable, Sendable {
         public var actor: ActorID
         public var weightsVersion: Int
@@ -22,7 +22,8 @@ public struct StalenessState: Codable, Hashable, Sendable {
     public var nextTicketID: TicketID = 0
     /// The data cursor: the next fresh prompt's draw index. Advances once per prompt, never for re-issues.
     public var cursor: PromptID = 0
-    public var actors: Set<ActorID> = []
+    /// The live actors, their liveness and the start gate.
+    public var membership = ClusterMembership()
     public var liveTickets: [TicketID: LiveTicket] = [:]
     /// Prompts of lost groups, re-issued (before fresh ones) in this order.
     public var reissueQueue: [PromptID] = []

@@ -31,12 +31,16 @@ public struct StalenessPolicy: Codable, Hashable, Sendable {
     public var promptsPerTicket: Int
     /// Seconds an actor may hold a ticket before it is presumed lost and its prompts re-issued.
     public var leaseSeconds: Double
+    /// Liveness and the start gate.
+    public var membership: MembershipPolicy
 
-    public init(maxStaleness: Int, groupsPerBatch: Int, promptsPerTicket: Int = 1, leaseSeconds: Double = 120) {
+    public init(maxStaleness: Int, groupsPerBatch: Int, promptsPerTicket: Int = 1, leaseSeconds: Double = 120,
+                membership: MembershipPolicy = MembershipPolicy()) {
         self.maxStaleness = maxStaleness
         self.groupsPerBatch = groupsPerBatch
         self.promptsPerTicket = promptsPerTicket
         self.leaseSeconds = leaseSeconds
+        self.membership = membership
     }
 
     public func validate() throws {
@@ -46,11 +50,12 @@ public struct StalenessPolicy: Codable, Hashable, Sendable {
         guard leaseSeconds > 0, leaseSeconds.isFinite else {
             throw StalenessError.invalidPolicy("lease seconds must be a positive number, got \(leaseSeconds)")
         }
+        try membership.validate()
     }
 }
 
 /// A grant to sample one group of G completions for each prompt, with weights of version ≥ `minVersion`.
-public struct RolloutTicket: Codable, Hashable, Sendable {
+public struct TicketGrant: Codable, Hashable, Sendable {
     public var id: TicketID
     public var actor: ActorID
     public var promptIDs: [PromptID]
@@ -134,14 +139,20 @@ public enum TicketRefusal: String, Codable, Sendable {
 
 /// Inputs of the state machine. Time is always passed in by the caller (`handle(_:now:)`).
 public enum StalenessEvent: Equatable, Sendable {
-    case actorJoined(ActorID)
-    /// The actor left or was declared dead (missed heartbeats): its tickets are lost.
+    /// An `ActorJoin` from process `pid`: an unknown actor joins, a live one under another pid
+    /// restarted and loses what the old process held.
+    case actorJoined(ActorID, pid: UInt32)
+    /// Any other message from an actor (heartbeat, ticket or weights request): it is alive, and an
+    /// actor not live (new, declared dead, or known before a learner restart) joins.
+    case actorHeard(ActorID)
+    /// The actor said goodbye: its tickets are lost.
     case actorLeft(ActorID)
     /// An actor asks for work, telling the weights version it currently holds.
     case ticketRequested(actor: ActorID, weightsVersion: Int)
     case groupArrived(GroupArrival)
-    /// Time passed: expire leases whose deadline is ≤ now.
-    case leaseTick
+    /// Time passed: expire leases whose deadline is ≤ now, declare actors silent for longer than
+    /// the heartbeat timeout dead, open the start gate when its grace ran out.
+    case tick
     /// The learner finished the optimizer update on the announced batch of `version`.
     case batchTrained(version: Int)
     /// Stop handing out work; announce `.drained` once nothing is in flight.
@@ -150,12 +161,15 @@ public enum StalenessEvent: Equatable, Sendable {
 
 /// Outputs: what the shell (learner process) must do.
 public enum StalenessDirective: Equatable, Sendable {
-    case issueTicket(RolloutTicket)
+    case issueTicket(TicketGrant)
     /// The actor holds weights older than `minVersion`: fetch newer weights, then ask again. Also
     /// the answer to a request queued by `.waitForBudget` when the version moved on meanwhile.
     case waitForWeights(actor: ActorID, minVersion: Int)
     /// No budget within η: the request is queued and answered by a later `.issueTicket`.
     case waitForBudget(actor: ActorID)
+    /// The start gate is closed (too few actors live yet): the request is queued like one that
+    /// waits for budget.
+    case waitForStartGate(actor: ActorID)
     case refuseTicket(actor: ActorID, reason: TicketRefusal)
     case admitGroup(AdmittedGroup)
     case dropGroup(GroupArrival, reason: DropReason)
@@ -164,6 +178,16 @@ public enum StalenessDirective: Equatable, Sendable {
     /// B groups are buffered for the batch of `version`: train on them, then send `.batchTrained`.
     case batchReady(version: Int, groups: [AdmittedGroup])
     case drained
+    /// An actor became live (first contact, or back after it was declared dead or left).
+    case memberJoined(ActorID)
+    /// The same name from a new process: the old one's tickets were re-queued (directives follow).
+    case memberRestarted(ActorID, previousPid: UInt32, pid: UInt32)
+    /// The actor said goodbye: forget its route.
+    case memberLeft(ActorID)
+    /// Silent for longer than the heartbeat timeout: presumed dead, its tickets re-queued.
+    case memberDead(ActorID, silentSeconds: Double)
+    /// Enough actors are live (or the startup grace ran out): tickets flow from now on.
+    case startGateOpened(liveActors: Int)
 }
 
 public enum StalenessError: Error, Equatable, CustomStringConvertible {

@@ -118,6 +118,10 @@ public struct LlamaConfig: Equatable, Sendable {
     /// Qwen3's per-head RMSNorm of queries and keys, applied before RoPE.
     public var hasQKNorm: Bool { modelType == .qwen3 }
 
+    /// The largest size any dimension may have. Sizes come from files: bounding them keeps every Int
+    /// product (layout, RoPE table) far from overflow.
+    public static let dimensionLimit = 1 << 24
+
     /// Checks the relations the kernels rely on; a checkpoint that breaks one is rejected up front.
     public func validate() throws {
         func fail(_ why: String) -> ModelError { .invalidConfig(why) }
@@ -143,8 +147,7 @@ public struct LlamaConfig: Equatable, Sendable {
             }
         }
         if let w = slidingWindow, w <= 0 { throw fail("sliding_window \(w) must be positive") }
-        // Sizes come from files: bound them before any Int product (layout, RoPE table) can overflow.
-        let limit = 1 << 24
+        let limit = Self.dimensionLimit
         for (value, key) in [(vocabSize, "vocab_size"), (hiddenSize, "hidden_size"), (numHiddenLayers, "num_hidden_layers"),
                              (numAttentionHeads, "num_attention_heads"), (numKeyValueHeads, "num_key_value_heads"),
                              (headDim, "head_dim"), (intermediateSize, "intermediate_size"), (maxPositionEmbeddings, "max_position_embeddings")]

@@ -1,16 +1,6 @@
 import Foundation
 import TetherModel
 
-/// One supervised example: the model sees `prompt` and learns to continue with `completion`.
-public struct SFTExample: Codable, Equatable, Sendable {
-    public var prompt: String
-    public var completion: String
-    public init(prompt: String, completion: String) {
-        self.prompt = prompt
-        self.completion = completion
-    }
-}
-
 /// A bad line in an SFT JSONL file, named by file and 1-based line number.
 public struct SFTDataError: Error, Equatable, CustomStringConvertible {
     public let path: String

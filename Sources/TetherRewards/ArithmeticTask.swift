@@ -1,3 +1,5 @@
+import TetherKernels
+
 /// Integer arithmetic: prompt `12+35=`, answer `47`.
 ///
 /// The difficulty knobs are the operand digit counts and the operators. An operand's digit count

@@ -84,13 +84,36 @@ extension JSONLines {
 }
 
 extension TaskPrompt {
-    /// Reads a prompts file; prompt and answer must stay inside the policy's vocabulary.
-    public static func load(path: String) throws -> [TaskPrompt] {
-        try JSONLines.readChecked(TaskPrompt.self, path: path) { [("prompt", $0.prompt), ("answer", $0.answer)] }
+    /// Reads a prompts file, the one reader of `tether train`, the cluster and `tether eval`: one
+    /// object per line with a string `promptField` and an `answerField` (string or number); `id`
+    /// and `task` are kept when present (`tether tasks export` writes them), else `jsonl/<line>` and
+    /// `jsonl`. The text is not checked against a vocabulary here: the policy's tokenizer decides.
+    public static func load(path: String, promptField: String = "prompt", answerField: String = "answer") throws -> [TaskPrompt] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw DatasetError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
+        }
+        var out: [TaskPrompt] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where line.contains(where: { !$0.isWhitespace }) {
+            func malformed(_ detail: String) -> DatasetError { .malformedLine(file: path, line: i + 1, detail: detail) }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw malformed("not a valid JSON object") }
+            guard let value = object[promptField] else { throw malformed("missing field \"\(promptField)\"") }
+            guard let prompt = value as? String else { throw malformed("field \"\(promptField)\" is not a String") }
+            guard let answerValue = object[answerField] else { throw malformed("missing field \"\(answerField)\"") }
+            guard let answer = (answerValue as? String) ?? (answerValue as? NSNumber).map({ "\($0)" }) else {
+                throw malformed("field \"\(answerField)\" is neither a string nor a number")
+            }
+            out.append(TaskPrompt(id: object["id"] as? String ?? "jsonl/\(i)", task: object["task"] as? String ?? "jsonl", prompt: prompt, answer: answer))
+        }
+        guard !out.isEmpty else { throw DatasetError.empty(file: path) }
+        return out
     }
 }
 
 extension SFTExample {
+    /// The JSONL line, keys in the documented order.
+    public var jsonLine: String { JSONLines.encodeObject([("prompt", prompt), ("completion", completion)]) }
+
     /// Reads an SFT file; prompt and completion must stay inside the policy's vocabulary.
     public static func load(path: String) throws -> [SFTExample] {
         try JSONLines.readChecked(SFTExample.self, path: path) { [("prompt", $0.prompt), ("completion", $0.completion)] }

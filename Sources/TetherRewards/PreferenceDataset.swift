@@ -1,4 +1,5 @@
 import Foundation
+import TetherKernels
 
 /// One preference, a line of a reward-model JSONL file: `{"prompt","chosen","rejected"}`, two
 /// completions of the same prompt, the first preferred.

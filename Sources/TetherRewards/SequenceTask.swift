@@ -1,3 +1,5 @@
+import TetherKernels
+
 /// Integer-sequence continuation: prompt `1 2 4 8 ?`, answer `16`.
 ///
 /// Each problem shows `shownTerms` terms of a sequence from one family. A draw whose shown terms

@@ -1,3 +1,6 @@
+import TetherKernels
+import TetherModel
+
 /// A built-in task: draws problems (prompt and integer answer) from a seeded generator.
 public protocol TaskGenerator: Sendable {
     /// The task name written into each prompt record; it also names the verifier that scores it.

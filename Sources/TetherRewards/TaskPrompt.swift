@@ -18,20 +18,6 @@ public struct TaskPrompt: Codable, Equatable, Hashable, Sendable {
     public var jsonLine: String { JSONLines.encodeObject([("id", id), ("task", task), ("prompt", prompt), ("answer", answer)]) }
 }
 
-/// One supervised example, a line of an SFT JSONL file: `{"prompt","completion"}`. The completion
-/// carries no `<eos>`: the SFT trainer appends it, so the model learns to stop after the answer.
-public struct SFTExample: Codable, Equatable, Sendable {
-    public var prompt: String
-    public var completion: String
-
-    public init(prompt: String, completion: String) {
-        self.prompt = prompt
-        self.completion = completion
-    }
-
-    public var jsonLine: String { JSONLines.encodeObject([("prompt", prompt), ("completion", completion)]) }
-}
-
 /// How a task expects the answer to be written in the completion.
 public enum AnswerFormat: String, Codable, Sendable, CaseIterable {
     /// The completion is the integer itself: prompt `12+35=`, completion `47`.

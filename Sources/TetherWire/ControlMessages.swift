@@ -1,6 +1,6 @@
 /// Liveness and control. ZeroMQ's own ZMTP heartbeats (`WireSocketOptions.heartbeat…`) close dead
 /// connections so ZeroMQ reconnects; these application heartbeats let the learner and actors see
-/// which peer is alive and at which version (`PeerLiveness`).
+/// which peer is alive and at which version (the learner's `ClusterMembership` decides who is dead).
 
 public enum WireRole: UInt32, Sendable, Equatable, CaseIterable {
     case unspecified = 0

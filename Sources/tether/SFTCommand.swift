@@ -94,20 +94,20 @@ struct SFTCommand: AsyncParsableCommand {
             try trainer.restore(trainerState: state, optimizerState: moments)
             err.write(Data("sft: resuming at step \(state.step)\n".utf8))
         }
-        var line = ProgressLine(totalSteps: steps)
+        var line = TerminalStatusLine(totalSteps: steps)
         var lastHeldOut: Double?
         let summary = try trainer.train(train, heldOut: heldOut) { p in
             if let h = p.heldOutLoss { lastHeldOut = h }
             var text = String(format: "step %d/%d  loss %.4f", p.step, p.totalSteps, p.loss)
             if let h = lastHeldOut { text += String(format: "  held-out %.4f", h) }
             text += String(format: "  lr %.2e  %.0f tok/s", p.learningRate, p.tokensPerSecond)
-            text += "  ETA " + ProgressLine.duration(p.etaSeconds)
+            text += "  ETA " + TerminalStatusLine.duration(p.etaSeconds)
             line.update(step: p.step, text, force: p.heldOutLoss != nil)
         }
         line.finish()
         try model.save(to: out, tokenizer: ckpt.tokenizer, trainerState: trainer.trainerState(),
                        optimizerState: trainer.optimizerState())
-        var done = "sft: done in " + ProgressLine.duration(summary.seconds)
+        var done = "sft: done in " + TerminalStatusLine.duration(summary.seconds)
         done += String(format: ", %.0f tok/s, final loss %.4f", Double(summary.tokens) / max(summary.seconds, 1e-9), summary.finalLoss)
         if let a = summary.initialHeldOutLoss, let b = summary.finalHeldOutLoss {
             done += String(format: ", held-out loss %.4f → %.4f", a, b)

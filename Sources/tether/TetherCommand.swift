@@ -21,8 +21,6 @@ struct TetherCommand: AsyncParsableCommand {
             LearnerCommand.self,
             ActorCommand.self,
             LaunchCommand.self,
-            HeldOutCommand.self,
-            TaskDataCommand.self,
             KeygenCommand.self,
             CheckpointCommand.self,
             ImportCommand.self,

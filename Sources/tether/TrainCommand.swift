@@ -23,11 +23,12 @@ struct TrainCommand: AsyncParsableCommand {
         set. The reference of the KL term is model.reference_checkpoint, else the starting policy.
 
         The run directory (--out, else run.out_dir/run.name) receives config.yaml, metrics.jsonl, \
-        tensorboard/ and checkpoints/step-N (weights, trainer_state.json, optimizer.safetensors; \
-        PPO's critic under critic/), written atomically every checkpoint.every_steps. Held-out \
-        accuracy, greedy and sampled (run.eval_samples per problem at temperature 1), is measured \
-        before the first step, every run.eval_every_steps (0: at each checkpoint) and at the end. \
-        --resume RUN_DIR continues from its latest checkpoint.
+        tensorboard/ and checkpoints/step-N (the learner's layout: policy/ with trainer_state.json and \
+        optimizer.safetensors, PPO's critic under critic/, checksums.json), written atomically every \
+        checkpoint.every_steps. Accuracy on the task's held-out problems (each once, as \
+        `tether eval --config` measures it), greedy and sampled (run.eval_samples per problem at \
+        temperature 1), is measured before the first step, every run.eval_every_steps (0: at each \
+        checkpoint) and at the end. --resume RUN_DIR continues from its latest checkpoint.
         """)
 
     @Option(help: "Run configuration YAML (cluster/train-arithmetic.yaml, cluster/local.yaml).")
@@ -45,7 +46,7 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "SFT steps (of 32 examples) when the base checkpoint has to be created; deliberately short, so RL has headroom.")
     var baseSftSteps: Int = 60
 
-    @Option(help: "Held-out prompts for the accuracy evaluations (default run.eval_prompts; 0 disables them).")
+    @Option(help: "Held-out problems for the accuracy evaluations, at most the split's distinct ones (default run.eval_prompts; 0 disables them).")
     var evalPrompts: Int?
 
     @OptionGroup var blas: BLASThreadOption
@@ -59,59 +60,50 @@ struct TrainCommand: AsyncParsableCommand {
     func run() async throws {
         blas.apply()
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("train: " + $0 + "\n").utf8)) }
-        let runConfig: RunConfig
+        var runConfig: RunConfig
         let runDir: RunDirectory
+        var latest: RunCheckpoint.Restored?
         do {
             if let resume {
                 runConfig = try RunConfig.load(contentsOf: URL(fileURLWithPath: resume).appendingPathComponent("config.yaml"), overrides: overrides)
                 runDir = try RunDirectory(root: URL(fileURLWithPath: resume))
+                if try runDir.latestCheckpoint() != nil { latest = try RunCheckpoint.readLatest(run: runDir) }
             } else {
                 runConfig = try RunConfig.load(contentsOf: URL(fileURLWithPath: config!), overrides: overrides)
                 let root = out.map { URL(fileURLWithPath: $0) }
                     ?? URL(fileURLWithPath: runConfig.run.outDir).appendingPathComponent(runConfig.run.name)
                 runDir = try RunDirectory(root: root)
             }
+            // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
+            if latest == nil { try TrainRunSetup.ensureBaseCheckpoint(runConfig, sftSteps: baseSftSteps, log: log) }
+            runConfig = try runConfig.resolvingModel()
             try runDir.writeResolvedConfig(runConfig)
         } catch let e as ConfigError {
             throw ValidationError("\(e)")
         }
         let c = runConfig
-        let task = try TrainingTask(config: c, trainCount: 5000, heldOutCount: evalPrompts ?? c.run.evalPrompts)
-
-        // Policy: the latest checkpoint of a resumed run, else the base checkpoint (made if missing).
-        let latest = resume != nil ? try runDir.latestCheckpoint() : nil
-        if latest == nil { try TrainRunSetup.ensureBaseCheckpoint(c, sftSteps: baseSftSteps, log: log) }
-        let tokenizer = try ClusterTask.tokenizer(c)
+        let task = try RunTask(config: c)
+        let heldOut = try task.heldOutPrompts(count: evalPrompts ?? c.run.evalPrompts)
+        let rewardModel = c.task.reward == .rewardModel ? try RewardModelScorer(directory: c.task.rewardModelPath) : nil
+        let tokenizer = task.tokenizer
         let policy: LlamaModel
         var trainerState: TrainerState?, optimizerState: OptimizerState?
         if let latest {
-            let (m, ckpt) = try LlamaModel.load(from: latest.url.path)
-            policy = m; trainerState = ckpt.trainerState; optimizerState = ckpt.optimizerState
-            log("resuming \(runDir.root.path) from \(latest.url.lastPathComponent)")
+            policy = try LlamaModel(checkpoint: latest.checkpoint)
+            trainerState = latest.checkpoint.trainerState; optimizerState = latest.checkpoint.optimizerState
+            log("resuming \(runDir.root.path) from \(latest.directory.lastPathComponent)")
         } else if !c.model.checkpoint.isEmpty {
             policy = try LlamaModel.load(from: c.model.checkpoint).model
         } else {
-            policy = try LlamaModel(config: try TrainRunSetup.llamaConfig(c.model, tokenizer: .standard),
+            policy = try LlamaModel(config: try c.policyArchitecture(),
                                     seed: UInt64(truncatingIfNeeded: c.run.seed), std: c.model.initStd)
             log("model.checkpoint is empty: starting from a random initialisation (RL from scratch rarely finds a reward)")
         }
-        // The frozen reference: named in the config, else the starting policy, kept in the run
-        // directory so a resumed run measures KL to the same model.
-        let referenceDir = runDir.root.appendingPathComponent("reference").path
-        let reference: LlamaModel
-        if !c.model.referenceCheckpoint.isEmpty {
-            reference = try LlamaModel.load(from: c.model.referenceCheckpoint).model
-        } else if FileManager.default.fileExists(atPath: referenceDir) {
-            reference = try LlamaModel.load(from: referenceDir).model
-        } else {
-            reference = try LlamaModel(config: policy.config)
-            reference.copyParameters(from: policy)
-            try reference.save(to: referenceDir, tokenizer: tokenizer)
-        }
+        let reference = try runDir.referenceModel(config: c, policy: policy, tokenizer: tokenizer, resume: latest != nil)
         let options = TrainRunSetup.options(c, eosTokenId: tokenizer.eosId)
         var critic: ScalarHeadModel?
         if options.algorithm.algorithm == .ppo {
-            let saved = latest.map { $0.url.appendingPathComponent("critic").path }
+            let saved = latest.map { $0.directory.appendingPathComponent(RunCheckpoint.criticDirectory).path }
             if let saved, FileManager.default.fileExists(atPath: saved) {
                 critic = try ScalarHeadModel.load(from: saved).model
             } else {
@@ -125,10 +117,10 @@ struct TrainCommand: AsyncParsableCommand {
         try trainer.restore(step: trainerState?.step ?? 0, optimizerState: optimizerState)
 
         let metrics = try MetricsWriter(runDirectory: runDir)
-        let evaluation = PeriodicEvaluation(config: c, heldOut: task.heldOut,
+        let evaluation = PeriodicEvaluation(config: c, heldOut: heldOut,
                                             everySteps: c.run.evalEverySteps > 0 ? c.run.evalEverySteps : c.checkpoint.everySteps)
         func heldOutAccuracy() throws -> PeriodicEvaluation.Result? {
-            try evaluation?.run(version: trainer.step, model: policy, tokenizer: tokenizer, verifier: task.exactAnswer)
+            try evaluation?.run(version: trainer.step, model: policy, task: task)
         }
         let start = Date()
         var trainSeconds = 0.0
@@ -140,11 +132,12 @@ struct TrainCommand: AsyncParsableCommand {
         }
         log("\(c.algorithm.name.rawValue): \(c.run.steps) steps of \(c.rollout.promptsPerBatch) prompts × \(c.rollout.groupSize) samples, task \(c.task.name), run directory \(runDir.root.path)")
 
-        var line = ProgressLine(totalSteps: c.run.steps)
+        var line = TerminalStatusLine(totalSteps: c.run.steps)
         line.linesWhenPiped = max(1, c.run.steps / max(1, c.run.progressEverySteps))
         let firstStep = trainer.step
         while trainer.step < c.run.steps {
-            let prompts = task.batch(step: trainer.step, size: c.rollout.promptsPerBatch, seed: c.run.seed, shuffle: c.task.shuffle)
+            let size = c.rollout.promptsPerBatch
+            let prompts = (0..<size).map { task.prompt(for: trainer.step * size + $0) }
             let rlPrompts = try prompts.map { RLPrompt(tokens: try tokenizer.taskPromptIds($0.prompt)) }
             for (p, r) in zip(prompts, rlPrompts) where r.tokens.count > c.task.maxPromptTokens {
                 throw ValidationError("prompt '\(p.id)' is \(r.tokens.count) tokens, more than task.max_prompt_tokens \(c.task.maxPromptTokens)")
@@ -153,9 +146,9 @@ struct TrainCommand: AsyncParsableCommand {
             let m = try trainer.step(prompts: rlPrompts) { i, tokens in
                 let p = prompts[i]
                 let text = try PolicyEvaluator.text(of: tokens, tokenizer: tokenizer)
-                let b = try task.verifier(for: p).checkedScore(completion: text, for: p)
+                let exact = try task.verifier.checkedScore(completion: text, for: p)
                 // Accuracy is always the exact answer's, also when a reward model gives the reward.
-                let exact = task.rewardModel == nil ? b : try task.exactAnswer(for: p).checkedScore(completion: text, for: p)
+                let b = try rewardModel?.checkedScore(completion: text, for: p) ?? exact
                 return RLScore(reward: b.reward, correct: exact.reward >= 1)
             }
             trainSeconds += Date().timeIntervalSince(stepStart)
@@ -166,8 +159,8 @@ struct TrainCommand: AsyncParsableCommand {
             if let a = m.accuracy { text += String(format: "  acc %.3f", a) }
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
-                           m.rolloutTokensPerSecond) + "  ETA " + ProgressLine.duration(eta)
-            if let e = lastEvaluation { text += "  " + TetherCluster.ProgressLine.heldOut(e.scalars) }
+                           m.rolloutTokensPerSecond) + "  ETA " + TerminalStatusLine.duration(eta)
+            if let e = lastEvaluation { text += "  " + ProgressLine.heldOut(e.scalars) }
             line.update(step: m.step, text)
             if evaluation?.isDue(version: m.step, totalSteps: c.run.steps) == true, let e = try heldOutAccuracy() {
                 lastEvaluation = e
@@ -176,7 +169,8 @@ struct TrainCommand: AsyncParsableCommand {
                 log(e.summary + String(format: ", RL wall time %.0f s", trainSeconds))
             }
             if m.step % c.checkpoint.everySteps == 0 || m.step == c.run.steps {
-                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer, heldOut: lastEvaluation.flatMap { $0.version == m.step ? $0.greedy : nil })
+                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer,
+                                   heldOut: lastEvaluation.flatMap { $0.version == m.step ? $0.greedy : nil })
                 try metrics.sync()
             }
         }
@@ -202,11 +196,10 @@ struct TrainCommand: AsyncParsableCommand {
         return s
     }
 
-    /// checkpoints/step-N: the policy (HF directory, trainer_state.json, optimizer.safetensors) and,
-    /// for PPO, critic/ — staged in a hidden directory and renamed into place, then old ones pruned.
+    /// checkpoints/step-N in `RunCheckpoint`'s layout: policy/ with the trainer and optimizer
+    /// state and, for PPO, critic/.
     func saveCheckpoint(_ trainer: RLTrainer, runDir: RunDirectory, config c: RunConfig, tokenizer: Tokenizer,
                         heldOut: PolicyEvaluation?) throws {
-        let staging = try runDir.beginCheckpoint(step: trainer.step)
         var metrics: [String: Double] = [:]
         if let heldOut { metrics["held_out_accuracy"] = heldOut.accuracy }
         let o = trainer.options
@@ -216,9 +209,9 @@ struct TrainCommand: AsyncParsableCommand {
             optimizer: .init(learningRate: Double(o.learningRate), beta1: Double(o.adamW.beta1), beta2: Double(o.adamW.beta2),
                              epsilon: Double(o.adamW.epsilon), weightDecay: Double(o.adamW.weightDecay)),
             schedule: nil, metrics: metrics)
-        try trainer.policy.save(to: staging.path, tokenizer: tokenizer, trainerState: state, optimizerState: trainer.optimizerState())
-        if let critic = trainer.critic { try critic.save(to: staging.appendingPathComponent("critic").path, tokenizer: tokenizer) }
-        try runDir.commitCheckpoint(step: trainer.step, staging: staging)
-        try runDir.pruneCheckpoints(keep: c.checkpoint.keep)
+        try RunCheckpoint.write(run: runDir, step: trainer.step, keep: c.checkpoint.keep, policy: trainer.policy, tokenizer: tokenizer,
+                                trainerState: state, optimizerState: trainer.optimizerState()) { staging in
+            try trainer.critic?.save(to: staging.appendingPathComponent(RunCheckpoint.criticDirectory).path, tokenizer: tokenizer)
+        }
     }
 }

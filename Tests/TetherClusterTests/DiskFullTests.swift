@@ -103,18 +103,18 @@ final class DiskFullTests: XCTestCase {
                                                        intermediateSize: 64, maxPositionEmbeddings: 32), seed: 5)
         let optimizer = AdamW(parameterCount: model.parameters.count)
         let controller = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 4))
-        try LearnerCheckpoint.write(run: run, version: 0, model: model, optimizer: optimizer, controller: controller, config: config)
-        let weights = run.checkpointDirectory(step: 0).appendingPathComponent("\(LearnerCheckpoint.policyDirectory)/model.safetensors")
+        try RunCheckpoint.write(run: run, version: 0, model: model, optimizer: optimizer, controller: controller, config: config)
+        let weights = run.checkpointDirectory(step: 0).appendingPathComponent("\(RunCheckpoint.policyDirectory)/model.safetensors")
         let thrown: Error? = withFileSizeLimit(UInt(try size(weights) / 2)) {
-            do { try LearnerCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config) } catch { return error }
+            do { try RunCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config) } catch { return error }
             return nil
         }
         guard case .noSpace? = thrown as? DurableFileError else { return XCTFail("expected noSpace, got \(String(describing: thrown))") }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.checkpointsDirectory.path).filter { $0.hasPrefix(".") }, [],
                        "the failed write left its staging directory behind")
         XCTAssertEqual(try run.latestCheckpoint()?.step, 0)
-        XCTAssertEqual(try LearnerCheckpoint.verifyAll(runDirectory: run.root).map(\.step), [0])
-        try LearnerCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config)
+        XCTAssertEqual(try RunCheckpoint.verifyAll(runDirectory: run.root).map(\.step), [0])
+        try RunCheckpoint.write(run: run, version: 5, model: model, optimizer: optimizer, controller: controller, config: config)
         XCTAssertEqual(try run.latestCheckpoint()?.step, 5)
     }
 
@@ -126,29 +126,29 @@ final class DiskFullTests: XCTestCase {
                                                        intermediateSize: 32, maxPositionEmbeddings: 32), seed: 3)
         let staging = try run.beginCheckpoint(step: 0)
         let n = model.parameters.count
-        try model.save(to: staging.appendingPathComponent(LearnerCheckpoint.policyDirectory).path,
+        try model.save(to: staging.appendingPathComponent(RunCheckpoint.policyDirectory).path,
                        trainerState: TrainerState(trainer: "tether-learner", step: 0),
                        optimizerState: OptimizerState(step: 0, firstMoment: Array(repeating: 0, count: n), secondMoment: Array(repeating: 0, count: n)))
         let controller = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 4))
-        try AtomicFile.write(JSONEncoder().encode(controller.snapshot()), to: staging.appendingPathComponent(LearnerCheckpoint.clusterStateFile))
+        try AtomicFile.write(JSONEncoder().encode(controller.snapshot()), to: staging.appendingPathComponent(RunCheckpoint.clusterStateFile))
         try CheckpointChecksums.write(directory: staging)
         try run.commitCheckpoint(step: 0, staging: staging)
 
-        let verified = try LearnerCheckpoint.verifyAll(runDirectory: run.root)
+        let verified = try RunCheckpoint.verifyAll(runDirectory: run.root)
         XCTAssertEqual(verified.map(\.step), [0])
         XCTAssertEqual(verified.first?.parameters, n)
 
         let leftover = try run.beginCheckpoint(step: 5)
-        XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
+        XCTAssertThrowsError(try RunCheckpoint.verifyAll(runDirectory: run.root)) { e in
             XCTAssertTrue("\(e)".contains("staging directory"), "\(e)")
         }
         try FileManager.default.removeItem(at: leftover)
 
-        let weights = run.checkpointDirectory(step: 0).appendingPathComponent("\(LearnerCheckpoint.policyDirectory)/model.safetensors")
+        let weights = run.checkpointDirectory(step: 0).appendingPathComponent("\(RunCheckpoint.policyDirectory)/model.safetensors")
         let handle = try FileHandle(forWritingTo: weights)
         try handle.truncate(atOffset: UInt64(try size(weights) / 2))
         try handle.close()
-        XCTAssertThrowsError(try LearnerCheckpoint.verifyAll(runDirectory: run.root)) { e in
+        XCTAssertThrowsError(try RunCheckpoint.verifyAll(runDirectory: run.root)) { e in
             XCTAssertTrue("\(e)".contains("step-0") && "\(e)".contains("policy/model.safetensors is corrupt"), "\(e)")
         }
     }

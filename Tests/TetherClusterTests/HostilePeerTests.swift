@@ -1,5 +1,6 @@
 import Foundation
 import TetherCluster
+import TetherTestSupport
 import TetherWire
 import XCTest
 
@@ -11,18 +12,11 @@ final class HostilePeerTests: XCTestCase {
     /// flood, hoarding, impersonation, handshake failures, a stalled weights subscriber) must be
     /// counted under its reason while the learner keeps training and then exits cleanly.
     func testHostilePeerSuiteAgainstALiveLearner() throws {
-        guard let python = PeerPython.executable else { throw XCTSkip("no Python found for scripts/hostile-peers.py") }
-        let probe = try PeerPython.run("import zmq, google.protobuf; assert zmq.has('curve')")
-        guard probe.0 == 0 else {
-            throw XCTSkip("pyzmq with CURVE and protobuf are not importable from \(python) (pip install pyzmq protobuf into /tmp/peers): \(probe.2.suffix(200))")
-        }
+        try PeerPython.require(running: "import zmq, google.protobuf; assert zmq.has('curve')", "import pyzmq with CURVE and protobuf")
         let harness = try ClusterHarness("hostile-suite")  // finds the release binary
         defer { harness.cleanup() }
-        let script = harness.binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/hostile-peers.py")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [script.path, "--tether", harness.binary.path, "--timeout", "120"]
+        let script = TetherBinary.packageRoot.appendingPathComponent("scripts/hostile-peers.py")
+        let p = PeerPython.process([script.path, "--tether", harness.binary.path, "--timeout", "120"])
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out

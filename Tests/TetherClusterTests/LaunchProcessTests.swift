@@ -51,10 +51,10 @@ final class LaunchProcessTests: XCTestCase {
         XCTAssertTrue(log.contains("actor-0 (pid"), log.suffix(2000).description)
     }
 
-    /// An actor that exits on a bad dataset (JSONL without `answer`, which it cannot score) is
-    /// reported with its status and last stderr line; with no actor left and none restarting,
-    /// launch drains the learner and fails instead of waiting forever.
-    func testActorExitingOnABadDatasetIsReportedAndLaunchStops() throws {
+    /// A dataset that breaks the JSONL contract (lines without `answer`) stops the run at start
+    /// with the file and line, and launch reports the exited process with its status and last
+    /// stderr line instead of waiting forever.
+    func testBadDatasetIsReportedByLineAndLaunchStops() throws {
         let h = try ClusterHarness("launchbaddata")
         defer { h.cleanup() }
         let data = h.root.appendingPathComponent("no-answers.jsonl")
@@ -62,13 +62,14 @@ final class LaunchProcessTests: XCTestCase {
         let config = try h.writeConfig(maxStaleness: 1, steps: 50)
         let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "1",
                                             "--set", "task.name=jsonl", "--set", "task.dataset_path=\(data.path)"])
-        XCTAssertTrue(h.wait(launch, timeout: 120), "launch hung after its actor died\n\(h.allLogs())")
+        XCTAssertTrue(h.wait(launch, timeout: 120), "launch hung after a process died\n\(h.allLogs())")
         XCTAssertEqual(launch.terminationReason, .exit)
         XCTAssertNotEqual(launch.terminationStatus, 0, h.log("launch"))
         let log = h.log("launch")
-        XCTAssertNotNil(log.range(of: #"actor-0 \(pid \d+\) exited with status \d+ \(last stderr line: "#, options: .regularExpression), log)
-        XCTAssertTrue(log.contains("not restarted (use --restart-actors)"), log)
-        XCTAssertTrue(log.contains("launch failed: no actor is left and none will restart"), log)
+        // Learner and actor both refuse the dataset when they read it, naming the line; launch
+        // reports the process that exited first, with its status and last words, and stops.
+        XCTAssertTrue(log.contains("no-answers.jsonl:1: missing field \"answer\""), log)
+        XCTAssertNotNil(log.range(of: #"(learner|actor-0) \(pid \d+\) exited with status \d+ \(last stderr line: "#, options: .regularExpression), log)
     }
 
     /// A run that finishes: the actors exit cleanly when the learner stops them (just before the

@@ -1,30 +1,7 @@
 import Foundation
 import TetherCluster
+import TetherTestSupport
 import XCTest
-
-/// Finds the peer Python (TEAM.md: $TETHER_PYTHON, else /tmp/peers/bin/python, else python3).
-enum PeerPython {
-    static var executable: String? {
-        let candidates = [ProcessInfo.processInfo.environment["TETHER_PYTHON"], "/tmp/peers/bin/python", "/usr/bin/python3"]
-        return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Runs `script` with `arguments`; returns (exit status, stdout, stderr).
-    static func run(_ script: String, _ arguments: [String] = []) throws -> (Int32, String, String) {
-        guard let python = executable else { return (127, "", "no python found") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
-}
 
 final class MetricsWriterTests: XCTestCase {
     var directory: URL!
@@ -65,7 +42,7 @@ final class MetricsWriterTests: XCTestCase {
     func testJSONLineHasScalarsAndExtras() throws {
         var record = MetricsRecord(step: 3, wallTime: 1000.5, scalars: ["reward/mean": 0.25, "kl": .nan])
         var controller = try StalenessController(policy: StalenessPolicy(maxStaleness: 2, groupsPerBatch: 1))
-        _ = controller.actorJoined("a", now: 0)
+        _ = controller.actorHeard("a", now: 0)
         _ = controller.groupArrived(GroupArrival(actor: "a", ticket: 7, promptID: 0, sampleVersions: [0]), now: 0)
         record.addStaleness(controller.statistics)
         record.extras["note"] = .string("quote \" and\nnewline")
@@ -88,10 +65,7 @@ final class MetricsWriterTests: XCTestCase {
 
     /// Reads our event file with TensorBoard's own EventAccumulator and compares every value.
     func testTensorBoardReadsTheEventFile() throws {
-        let probe = try PeerPython.run("import tensorboard.backend.event_processing.event_accumulator")
-        guard probe.0 == 0 else {
-            throw XCTSkip("tensorboard is not importable from \(PeerPython.executable ?? "any python") (pip install tensorboard into /tmp/peers): \(probe.2.suffix(200))")
-        }
+        try PeerPython.require(["tensorboard"])
         let writer = try TensorBoardEventWriter(directory: directory, wallTime: 1_700_000_000, host: "testhost")
         XCTAssertTrue(writer.url.lastPathComponent.hasPrefix("events.out.tfevents.1700000000.testhost"))
         var expected: [String: [(Int, Double)]] = [:]
@@ -108,8 +82,7 @@ final class MetricsWriterTests: XCTestCase {
         out = {t: [[e.step, e.value, e.wall_time] for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
         print(json.dumps(out))
         """
-        let (status, stdout, stderr) = try PeerPython.run(script, [writer.url.path])
-        XCTAssertEqual(status, 0, stderr)
+        let stdout = try PeerPython.run(script, [writer.url.path])
         let read = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: [[Double]]])
         XCTAssertEqual(Set(read.keys), Set(expected.keys))
         for (tag, points) in expected {

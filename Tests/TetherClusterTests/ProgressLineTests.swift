@@ -35,7 +35,7 @@ final class ProgressLineTests: XCTestCase {
 
     func testProgressLineFromControllerStatistics() throws {
         var c = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 1))
-        _ = c.actorJoined("a", now: 0)
+        _ = c.actorHeard("a", now: 0)
         _ = c.groupArrived(GroupArrival(actor: "a", ticket: 0, promptID: 0, sampleVersions: [0]), now: 0)
         var record = MetricsRecord(step: 0)
         record.addStaleness(c.statistics)

@@ -1,5 +1,6 @@
 import Foundation
 import TetherCluster
+import TetherModel
 import Yams
 import XCTest
 
@@ -39,8 +40,9 @@ final class RunConfigTests: XCTestCase {
         for line in text.split(separator: "\n") where line.hasPrefix("  ") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
             XCTAssertTrue(line.contains(" # "), "undocumented key line: \(line)")
         }
-        // Every stored property of every section is a config key (none silently excluded from coding).
-        let sections = Mirror(reflecting: RunConfig.defaults).children
+        // Every stored property of every section is a config key (none silently excluded from coding
+        // but `givenKeys`, which records where values came from).
+        let sections = Mirror(reflecting: RunConfig.defaults).children.filter { $0.label != "givenKeys" }
         XCTAssertEqual(sections.count, Set(keys.map { $0.split(separator: ".")[0] }).count)
         for section in sections {
             let stored = Mirror(reflecting: section.value).children.count
@@ -83,7 +85,9 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(config, expected)
         XCTAssertEqual(try RunConfig.load(yaml: config.yaml()), config)
         XCTAssertEqual(try RunConfig.load(yaml: ""), RunConfig.defaults)
-        XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(maxStaleness: 4, groupsPerBatch: 32, promptsPerTicket: 4, leaseSeconds: 120))
+        XCTAssertEqual(config.stalenessPolicy, StalenessPolicy(
+            maxStaleness: 4, groupsPerBatch: 32, promptsPerTicket: 4, leaseSeconds: 120,
+            membership: MembershipPolicy(expectedActors: 1, startupGraceSeconds: 30, heartbeatTimeoutSeconds: 10)))
     }
 
     func testEmptySectionsKeepDefaultsAndNullLeavesAreTypeErrors() throws {
@@ -147,7 +151,6 @@ final class RunConfigTests: XCTestCase {
             ("model.num_attention_heads=3", "model.hidden_size"),
             ("learner.control_endpoint=localhost", "learner.control_endpoint"),
             ("actors.heartbeat_timeout_seconds=1", "actors.heartbeat_timeout_seconds"),
-            ("rollout.max_new_tokens=1000", "rollout.max_new_tokens"),
             ("task.name=jsonl", "task.dataset_path"),
         ]
         for (override, path) in cases {
@@ -190,6 +193,54 @@ final class RunConfigTests: XCTestCase {
                        "actors.heartbeat_timeout_seconds: must be a finite number in (0.0, 604800.0], got inf")
         XCTAssertEqual(loadError("", overrides: ["learner.learning_rate=1e300"])?.description,
                        "learner.learning_rate: must be a finite number in (0.0, 1.0], got 1e+300")
+    }
+
+    /// The `model:` section maps to the policy's `LlamaConfig` in one place: with an existing
+    /// checkpoint a given key that disagrees is an error naming both values, keys not given take
+    /// the checkpoint's values (what the run's saved config then says), and the positions check
+    /// uses the real architecture.
+    func testModelKeysAreCheckedAgainstAnExistingCheckpoint() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tether-model-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = LlamaConfig(vocabSize: 64, hiddenSize: 128, numHiddenLayers: 1, numAttentionHeads: 4, intermediateSize: 96,
+                               maxPositionEmbeddings: 64)
+        try LlamaModel(config: base).save(to: dir)
+        let yaml = "model:\n  checkpoint: \(dir)\n  num_hidden_layers: 1\n"
+        XCTAssertThrowsError(try RunConfig.load(yaml: yaml, overrides: ["model.hidden_size=96"]).policyArchitecture()) { e in
+            guard case .invalidValue(let path, let reason)? = e as? ConfigError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, "model.hidden_size")
+            XCTAssertTrue(reason.contains("96") && reason.contains("128") && reason.contains(dir), reason)
+        }
+        // Keys left at their defaults (hidden 128 matches by chance; intermediate 384 and 32
+        // positions do not) follow the checkpoint, and the resolved config says so.
+        let resolved = try RunConfig.load(yaml: yaml).resolvingModel()
+        XCTAssertEqual(resolved.model.intermediateSize, 96)
+        XCTAssertEqual(resolved.model.maxPositionEmbeddings, 64)
+        XCTAssertEqual(try resolved.policyArchitecture(), try LlamaCheckpoint.readConfig(from: dir))
+        // Reloading the saved config gives every key; all agree with the checkpoint.
+        XCTAssertNoThrow(try RunConfig.load(yaml: try resolved.yaml()).policyArchitecture())
+        // Prompt + completion are checked against the checkpoint's 64 positions, not the section's 32.
+        XCTAssertNoThrow(try RunConfig.load(yaml: yaml, overrides: ["task.max_prompt_tokens=40"]).policyArchitecture())
+        XCTAssertThrowsError(try RunConfig.load(yaml: yaml, overrides: ["rollout.max_new_tokens=1000"]).policyArchitecture()) { e in
+            guard case .invalidValue(let path, let reason)? = e as? ConfigError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, "rollout.max_new_tokens")
+            XCTAssertTrue(reason.contains("64"), reason)
+        }
+        // Without a checkpoint the section is the architecture, validated by LlamaConfig.validate.
+        XCTAssertEqual(try RunConfig.load(yaml: "model: {checkpoint: ''}").policyArchitecture().hiddenSize, 128)
+        guard case .invalidValue(let path, _)? = loadError("model: {hidden_size: 12}") else { return XCTFail("odd head_dim accepted") }
+        XCTAssertEqual(path, "model", "head_dim 3 is odd: LlamaConfig's rotary check")
+    }
+
+    /// The cluster's actors score with the task's verifier: a reward model is refused up front.
+    func testClusterRefusesARewardModel() throws {
+        let config = try RunConfig.load(yaml: "task: {reward: reward_model, reward_model_path: rm}")
+        XCTAssertThrowsError(try config.validateForCluster()) { e in
+            guard case .invalidValue(let path, let reason)? = e as? ConfigError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, "task.reward")
+            XCTAssertTrue(reason.contains("tether train"), reason)
+        }
+        XCTAssertNoThrow(try RunConfig.defaults.validateForCluster())
     }
 
     func testDuplicateKeysAreAnErrorNamingTheKey() {

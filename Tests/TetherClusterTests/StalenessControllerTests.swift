@@ -10,18 +10,18 @@ final class StalenessControllerTests: XCTestCase {
     func makeController(eta: Int, batch: Int, perTicket: Int = 1, lease: Double = 10) throws -> StalenessController {
         var c = try StalenessController(policy: StalenessPolicy(
             maxStaleness: eta, groupsPerBatch: batch, promptsPerTicket: perTicket, leaseSeconds: lease))
-        _ = c.actorJoined(a, now: 0)
-        _ = c.actorJoined(b, now: 0)
+        _ = c.actorJoined(a, pid: 1, now: 0)
+        _ = c.actorJoined(b, pid: 2, now: 0)
         return c
     }
 
-    func ticket(_ ds: [StalenessDirective], file: StaticString = #filePath, line: UInt = #line) throws -> RolloutTicket {
+    func ticket(_ ds: [StalenessDirective], file: StaticString = #filePath, line: UInt = #line) throws -> TicketGrant {
         for d in ds { if case .issueTicket(let t) = d { return t } }
         XCTFail("no ticket in \(ds)", file: file, line: line)
         throw XCTSkip("no ticket")
     }
 
-    func arrival(_ t: RolloutTicket, _ prompt: Int? = nil, versions: [Int]) -> GroupArrival {
+    func arrival(_ t: TicketGrant, _ prompt: Int? = nil, versions: [Int]) -> GroupArrival {
         GroupArrival(actor: t.actor, ticket: t.id, promptID: prompt ?? t.promptIDs[0], sampleVersions: versions)
     }
 
@@ -40,7 +40,7 @@ final class StalenessControllerTests: XCTestCase {
 
     func testBudgetIsVPlusEtaPlusOneBatchesAndWaitersAreServedAfterTraining() throws {
         var c = try makeController(eta: 1, batch: 2)
-        var tickets: [RolloutTicket] = []
+        var tickets: [TicketGrant] = []
         // Each of the two actors may hold ⌈4 / 2⌉ = 2 groups (fair share): they alternate.
         for i in 0 ..< 4 { tickets.append(try ticket(c.ticketRequested(by: i % 2 == 0 ? a : b, weightsVersion: 0, now: 0))) }
         // (v + η + 1)·B = 4 groups live: the fifth request waits.
@@ -153,8 +153,8 @@ final class StalenessControllerTests: XCTestCase {
     func testLeaseExpiryReissuesAndLateGroupIsExpiredThenDuplicate() throws {
         var c = try makeController(eta: 1, batch: 1, lease: 10)
         let t = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))
-        XCTAssertEqual(c.leaseTick(now: 9.9), [])
-        XCTAssertEqual(c.leaseTick(now: 10), [.reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .leaseExpired)])
+        XCTAssertEqual(c.tick(now: 9.9), [])
+        XCTAssertEqual(c.tick(now: 10), [.reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .leaseExpired)])
         let late = arrival(t, versions: [0])
         XCTAssertEqual(c.groupArrived(late, now: 11), [.dropGroup(late, reason: .expiredTicket)])
         let re = try ticket(c.ticketRequested(by: b, weightsVersion: 0, now: 12))
@@ -174,18 +174,64 @@ final class StalenessControllerTests: XCTestCase {
         let ta = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))
         _ = try ticket(c.ticketRequested(by: b, weightsVersion: 0, now: 0))
         _ = c.groupArrived(arrival(ta, ta.promptIDs[0], versions: [0]), now: 0)
-        XCTAssertEqual(c.actorLeft(a, now: 1), [.reissuePrompts(lostTicket: ta.id, promptIDs: [ta.promptIDs[1]], reason: .actorLeft)])
+        XCTAssertEqual(c.actorLeft(a, now: 1), [.memberLeft(a), .reissuePrompts(lostTicket: ta.id, promptIDs: [ta.promptIDs[1]], reason: .actorLeft)])
         XCTAssertEqual(c.statistics.inFlightGroups, 2)
         let late = arrival(ta, ta.promptIDs[1], versions: [0])
         XCTAssertEqual(c.groupArrived(late, now: 2), [.dropGroup(late, reason: .unknownActor)])
     }
 
-    func testRejoinMeansRestartAndLosesWhatTheActorHeld() throws {
+    func testJoinUnderANewPidIsARestartAndLosesWhatTheActorHeld() throws {
         var c = try makeController(eta: 2, batch: 4)
         let t = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))
-        XCTAssertEqual(c.actorJoined(a, now: 1), [.reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .actorLeft)])
-        XCTAssertEqual(c.actorJoined(a, now: 2), [], "a second join with nothing held changes nothing")
+        XCTAssertEqual(c.actorJoined(a, pid: 1, now: 1), [], "the same process joining again keeps its tickets")
+        XCTAssertEqual(c.actorJoined(a, pid: 7, now: 1),
+                       [.memberRestarted(a, previousPid: 1, pid: 7), .reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .actorLeft)])
+        XCTAssertEqual(c.actorJoined(a, pid: 7, now: 2), [], "a second join of the new process changes nothing")
         XCTAssertEqual(c.statistics.pendingReissue, 1)
+        XCTAssertEqual(c.groupsHeld(by: a), 0)
+    }
+
+    func testSilentActorIsDeclaredDeadAndComesBackOnlyBySpeaking() throws {
+        var c = try StalenessController(policy: StalenessPolicy(
+            maxStaleness: 1, groupsPerBatch: 2, membership: MembershipPolicy(heartbeatTimeoutSeconds: 5)))
+        _ = c.actorJoined(a, pid: 1, now: 0)
+        _ = c.actorJoined(b, pid: 2, now: 0)
+        let t = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 0))
+        XCTAssertEqual(c.actorHeard(b, now: 4), [])
+        XCTAssertEqual(c.tick(now: 5), [], "silent for exactly the timeout is still alive")
+        XCTAssertEqual(c.tick(now: 6), [.memberDead(a, silentSeconds: 6),
+                                        .reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .actorLeft)])
+        XCTAssertEqual(c.ticketRequested(by: a, weightsVersion: 0, now: 7), [.refuseTicket(actor: a, reason: .unknownActor)])
+        let late = arrival(t, versions: [0])
+        XCTAssertEqual(c.groupArrived(late, now: 7), [.dropGroup(late, reason: .unknownActor)], "a late group does not revive it")
+        XCTAssertEqual(c.actorHeard(a, now: 8), [.memberJoined(a)])
+        let again = try ticket(c.ticketRequested(by: a, weightsVersion: 0, now: 8))
+        XCTAssertEqual(again.promptIDs, t.promptIDs)
+        XCTAssertTrue(again.isReissue)
+    }
+
+    func testStartGateHoldsRequestsUntilTheExpectedActorsJoinOrTheGraceRunsOut() throws {
+        let policy = StalenessPolicy(maxStaleness: 1, groupsPerBatch: 2,
+                                     membership: MembershipPolicy(expectedActors: 2, startupGraceSeconds: 30))
+        var c = try StalenessController(policy: policy)
+        XCTAssertEqual(c.tick(now: 0), [])
+        XCTAssertEqual(c.actorJoined(a, pid: 1, now: 1), [.memberJoined(a)])
+        XCTAssertEqual(c.ticketRequested(by: a, weightsVersion: 0, now: 1), [.waitForStartGate(actor: a)])
+        let opened = c.actorJoined(b, pid: 2, now: 2)
+        XCTAssertEqual(Array(opened.prefix(2)), [.memberJoined(b), .startGateOpened(liveActors: 2)])
+        XCTAssertEqual(try ticket(opened).actor, a, "the request queued behind the gate is answered when it opens")
+
+        var alone = try StalenessController(policy: policy)
+        _ = alone.tick(now: 0)
+        _ = alone.actorJoined(a, pid: 1, now: 0)
+        XCTAssertEqual(alone.ticketRequested(by: a, weightsVersion: 0, now: 1), [.waitForStartGate(actor: a)])
+        XCTAssertEqual(alone.tick(now: 30), [])
+        let graceOver = alone.tick(now: 31)
+        XCTAssertEqual(graceOver.first, .startGateOpened(liveActors: 1))
+        XCTAssertEqual(try ticket(graceOver).actor, a)
+        // A learner restart closes the gate again: the actors must rejoin.
+        _ = try alone.resumeAfterRestart()
+        XCTAssertFalse(alone.state.membership.gateOpen)
     }
 
     func testFutureVersionAndMalformedGroupsAreLost() throws {
@@ -249,7 +295,7 @@ final class StalenessControllerTests: XCTestCase {
         var resumed = try StalenessController(restoring: c.snapshot())
         _ = try resumed.resumeAfterRestart(policy: StalenessPolicy(maxStaleness: 3, groupsPerBatch: 1))
         XCTAssertEqual(resumed.statistics.sampleLagHistogram.count, 4)
-        _ = resumed.actorJoined(a, now: 0)
+        _ = resumed.actorHeard(a, now: 0)
         // v = 1, η = 3, B = 1: four groups may be live; the re-queued prompt goes first.
         var prompts: [Int] = []
         for _ in 0 ..< 4 { prompts += try ticket(resumed.ticketRequested(by: a, weightsVersion: 1, now: 0)).promptIDs }

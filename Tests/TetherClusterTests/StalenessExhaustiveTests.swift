@@ -5,19 +5,20 @@ import XCTest
 /// Every interleaving, not a sample: for small η and B, two actors and a few prompts, the search
 /// visits every state the real `StalenessController` reaches within `depth` moves of the world in
 /// `ExplorationWorld` (requests, joins, deliveries in any order, duplicates, losses, lease expiry,
-/// actor death and restart, training, checkpoints, learner restart from a checkpoint, drain) and
+/// actors leaving, falling silent past the heartbeat timeout and restarting under a new pid, the
+/// start gate, training, checkpoints, learner restart from a checkpoint, drain) and
 /// checks the `StalenessLedger` laws on each. `TETHER_EXHAUSTIVE_DEPTH=N` searches every case to
 /// depth N by hand: 8 visits 6·10⁶ states in about 6 minutes and 8 GB (the frontier holds whole worlds).
 final class StalenessExhaustiveTests: XCTestCase {
-    struct Case { var eta: Int; var b: Int; var promptsPerTicket: Int; var depth: Int }
+    struct Case { var eta: Int; var b: Int; var promptsPerTicket: Int; var depth: Int; var expectedActors = 0 }
 
-    /// Depths chosen so the whole test takes about 20 s in a release build on a loaded 2-core
+    /// Depths chosen so the whole test takes about 40 s in a release build on a loaded 2-core
     /// machine (each level multiplies the states by 3-5); the larger machines get the shallower search.
     static let cases: [Case] = [
-        Case(eta: 0, b: 1, promptsPerTicket: 1, depth: 8),
+        Case(eta: 0, b: 1, promptsPerTicket: 1, depth: 8, expectedActors: 2),
         Case(eta: 1, b: 1, promptsPerTicket: 1, depth: 7),
-        Case(eta: 1, b: 2, promptsPerTicket: 1, depth: 7),
-        Case(eta: 2, b: 1, promptsPerTicket: 1, depth: 7),
+        Case(eta: 1, b: 2, promptsPerTicket: 1, depth: 6),
+        Case(eta: 2, b: 1, promptsPerTicket: 1, depth: 7, expectedActors: 2),
         Case(eta: 2, b: 2, promptsPerTicket: 2, depth: 6),
     ]
 
@@ -28,7 +29,10 @@ final class StalenessExhaustiveTests: XCTestCase {
         var totalSeconds = 0.0
         for c in Self.cases {
             let depth = override ?? c.depth
-            let policy = StalenessPolicy(maxStaleness: c.eta, groupsPerBatch: c.b, promptsPerTicket: c.promptsPerTicket, leaseSeconds: 2)
+            // Leases last 2 ticks, silence past 1.5 ticks is death, the gate's grace is 1.5 ticks.
+            let membership = MembershipPolicy(expectedActors: c.expectedActors, startupGraceSeconds: 1.5, heartbeatTimeoutSeconds: 1.5)
+            let policy = StalenessPolicy(maxStaleness: c.eta, groupsPerBatch: c.b, promptsPerTicket: c.promptsPerTicket,
+                                         leaseSeconds: 2, membership: membership)
             let report = try StalenessExploration(policy: policy, depth: depth).run()
             print(String(format: "exhaustive staleness η=%d B=%d prompts/ticket=%d, 2 actors: %d states, %d transitions, depth %d, %d liveness checks, %.2f s",
                          c.eta, c.b, c.promptsPerTicket, report.states, report.transitions, report.depthReached, report.livenessChecks, report.seconds))
@@ -47,7 +51,8 @@ final class StalenessExhaustiveTests: XCTestCase {
         for path in ["admitted with lag > 0", "dropped: too_stale", "dropped: duplicate", "dropped: expired_ticket",
                      "dropped: unknown_actor", "dropped: future_version", "re-queued: lease_expired", "re-queued: actor_left",
                      "re-queued: learner_restart", "reissued ticket", "wait for budget", "wait for weights", "batch ready",
-                     "refused: draining", "drained", "grant at the fair share"] {
+                     "refused: draining", "drained", "grant at the fair share", "wait for start gate", "start gate opened",
+                     "member joined", "member restarted", "member left", "member dead"] {
             XCTAssertGreaterThan(coverage[path, default: 0], 0, "no transition reached '\(path)'")
         }
     }

@@ -2,15 +2,15 @@ import Foundation
 import TetherCluster
 
 /// A closed world around the real `StalenessController`: two actor processes, the network between
-/// them and the learner, the learner's shell (joins on first contact, heartbeat timeouts, the
+/// them and the learner, the learner's shell (every message becomes a join or heard event, the
 /// incarnation fence after a restart) and its checkpoints. `StalenessExploration` searches every
 /// interleaving of the moves below breadth-first; this type says what one move does.
 ///
-/// The shell is modelled on `LearnerLoop`: an actor unknown to the learner joins on its first
-/// message; a join from a known actor is a restarted process and loses what the old one held; an
-/// actor can be declared dead while it still runs (a stopped or cut-off process whose groups then
-/// arrive late); groups of an earlier learner incarnation never reach the controller (the
-/// ticket id carries the incarnation). Actors are modelled on `ActorProcess`: a ticket is sampled
+/// The shell is modelled on `LearnerLoop`: a process sends its `ActorJoin` (with its pid) first and
+/// is heard with every request after; the controller decides joins, restarts (a join under a new
+/// pid), deaths (silence past the heartbeat timeout, so a running actor that stops asking is
+/// declared dead and its groups then arrive late) and the start gate; groups of an earlier learner
+/// incarnation never reach the controller (the ticket id carries the incarnation). Actors are modelled on `ActorProcess`: a ticket is sampled
 /// at once with the weights the actor holds (fetching first if they are older than the ticket's
 /// minimum), and every group goes onto the network, where it may be delivered in any order, twice,
 /// or never.
@@ -19,6 +19,9 @@ struct ExplorationWorld: Hashable {
         var running = true
         /// The weights version it holds (after a learner restart possibly newer than the learner's).
         var weights = 0
+        var pid: UInt32 = 1
+        /// Whether this process has sent its `ActorJoin` (once, at start).
+        var sentJoin = false
     }
     struct Message: Hashable {
         var arrival: GroupArrival
@@ -32,16 +35,16 @@ struct ExplorationWorld: Hashable {
     }
 
     enum Move: Hashable, CustomStringConvertible {
-        /// Actor i asks for a ticket (joining first if the learner does not know it), optionally
+        /// Actor i asks for a ticket (its process joining first if it has not yet), optionally
         /// after installing the newest weights.
         case request(actor: Int, fetchFirst: Bool)
         case deliver(Message, keepCopy: Bool)
-        /// The learner declares actor i dead: heartbeat timeout, clean leave, or a stalled process.
-        case declareDead(actor: Int)
+        /// Actor i says goodbye (it may still run: its groups then arrive late).
+        case leave(actor: Int)
         case kill(actor: Int)
-        /// A new process under the same name joins (with the newest weights).
+        /// A new process (a new pid) under the same name joins (with the newest weights).
         case restart(actor: Int)
-        /// One time unit passes; leases due expire.
+        /// One time unit passes: leases due expire, silent actors die, the start gate may open.
         case tick
         case train(checkpoint: Bool)
         /// The learner process dies and resumes from its last checkpoint.
@@ -54,9 +57,9 @@ struct ExplorationWorld: Hashable {
             case let .deliver(m, copy):
                 let what = "group (ticket \(m.arrival.ticket), prompt \(m.arrival.promptID), versions \(m.arrival.sampleVersions)) from \(m.arrival.actor)"
                 return "deliver \(m.isCopy ? "a duplicate of " : "")\(what)\(copy ? ", a copy stays on the network" : "")"
-            case .declareDead(let a): return "learner declares a\(a) dead"
+            case .leave(let a): return "a\(a) says goodbye"
             case .kill(let a): return "SIGKILL a\(a)"
-            case .restart(let a): return "a\(a) restarts and joins"
+            case .restart(let a): return "a\(a) restarts (new pid) and joins"
             case .tick: return "one time unit passes (lease tick)"
             case .train(let cp): return "learner trains the announced batch\(cp ? " and checkpoints" : "")"
             case .restartLearner: return "learner restarts from its checkpoint"
@@ -118,14 +121,15 @@ struct ExplorationWorld: Hashable {
             } else {
                 out.append(.restart(actor: i))
             }
-            if st.actors.contains(id) { out.append(.declareDead(actor: i)) }
+            if st.membership.contains(id) { out.append(.leave(actor: i)) }
         }
         var seen = Set<Message>()
         for m in network where seen.insert(m).inserted {
             out.append(.deliver(m, keepCopy: false))
             if !m.isCopy { out.append(.deliver(m, keepCopy: true)) }
         }
-        if !st.liveTickets.isEmpty { out.append(.tick) }
+        // Time matters while tickets are out (leases, silence) or the start gate is closed (grace).
+        if !st.liveTickets.isEmpty || !st.membership.gateOpen { out.append(.tick) }
         if ledger.announced != nil {
             out.append(.train(checkpoint: false))
             out.append(.train(checkpoint: true))
@@ -151,22 +155,27 @@ struct ExplorationWorld: Hashable {
         case let .request(i, fetch):
             let id = Self.actorID(i)
             if fetch { actors[i].weights = controller.version }
-            if !controller.state.actors.contains(id) { send(.actorJoined(id), into: &o) }
+            if actors[i].sentJoin {
+                send(.actorHeard(id), into: &o)
+            } else {
+                actors[i].sentJoin = true
+                send(.actorJoined(id, pid: actors[i].pid), into: &o)
+            }
             send(.ticketRequested(actor: id, weightsVersion: actors[i].weights), into: &o)
         case let .deliver(m, keepCopy):
             network.remove(at: network.firstIndex(of: m)!)
             if keepCopy { enqueue(Message(arrival: m.arrival, isCopy: true)) }
             send(.groupArrived(m.arrival), into: &o)
-        case .declareDead(let i):
+        case .leave(let i):
             send(.actorLeft(Self.actorID(i)), into: &o)
         case .kill(let i):
             actors[i].running = false
         case .restart(let i):
-            actors[i] = ActorProcessModel(running: true, weights: controller.version)
-            send(.actorJoined(Self.actorID(i)), into: &o)
+            actors[i] = ActorProcessModel(running: true, weights: controller.version, pid: actors[i].pid + 1, sentJoin: true)
+            send(.actorJoined(Self.actorID(i), pid: actors[i].pid), into: &o)
         case .tick:
             now += 1
-            send(.leaseTick, into: &o)
+            send(.tick, into: &o)
         case .train(let takeCheckpoint):
             send(.batchTrained(version: controller.version), into: &o)
             if takeCheckpoint { checkpoint = Checkpoint(state: controller.snapshot(), ledger: ledger) }
@@ -218,12 +227,16 @@ struct ExplorationWorld: Hashable {
         network.insert(m, at: at)
     }
 
-    /// Shifts every time so that now = 0: a lease tick compares deadlines with now only.
+    /// Shifts every time so that now = 0: a tick compares deadlines, last-seen times and the start
+    /// with now only. A start longer ago than the grace is clamped, as only "grace over" matters.
     private mutating func normaliseClock(into o: inout Outcome) {
         guard now != 0 else { return }
         func shifted(_ s: StalenessState) -> StalenessState {
             var s = s
             for id in s.liveTickets.keys { s.liveTickets[id]!.ticket.leaseDeadline -= now }
+            for id in s.membership.members.keys { s.membership.members[id]!.lastSeen -= now }
+            let grace = s.policy.membership.startupGraceSeconds
+            s.membership.startedAt = s.membership.startedAt.map { max($0 - now, -grace - 1) }
             return s
         }
         do { controller = try StalenessController(restoring: shifted(controller.state)) } catch {
@@ -234,27 +247,32 @@ struct ExplorationWorld: Hashable {
     }
 
     /// From here, can one well-behaved actor still drive the learner forward until every prompt
-    /// ever drawn is trained exactly once? Every known actor is declared dead, a fresh one joins and
-    /// delivers each group at once with the newest weights, until two more versions are trained,
-    /// nothing is in flight or waiting for re-issue and less than a batch is buffered; then
-    /// `StalenessLedger.endOfRunViolation` must hold. Returns what failed, or nil.
+    /// ever drawn is trained exactly once? Every known actor leaves, time passes beyond the start
+    /// gate's grace, a fresh one joins and delivers each group at once with the newest weights,
+    /// until two more versions are trained, nothing is in flight or waiting for re-issue and less
+    /// than a batch is buffered; then `StalenessLedger.endOfRunViolation` must hold. Returns what
+    /// failed, or nil.
     func finishes() -> String? {
         var c = controller
         var book = ledger
         var broken: [String] = []
+        var now = 0.0
         func send(_ e: StalenessEvent) -> [StalenessDirective] {
             do {
-                let d = try c.handle(e, now: 0)
-                broken += book.record(e, directives: d, controller: c, now: 0)
+                let d = try c.handle(e, now: now)
+                broken += book.record(e, directives: d, controller: c, now: now)
                 return d
             } catch {
                 broken.append("\(e) threw \(error)")
                 return []
             }
         }
-        for id in c.state.actors.sorted() { _ = send(.actorLeft(id)) }
+        for id in c.state.membership.members.keys.sorted() { _ = send(.actorLeft(id)) }
+        _ = send(.tick)
+        now = c.policy.membership.startupGraceSeconds + 1
+        _ = send(.tick)
         let finisher = ActorID("finisher")
-        _ = send(.actorJoined(finisher))
+        _ = send(.actorJoined(finisher, pid: 1))
         if c.state.draining { return book.fate.values.allSatisfy({ if case .inFlight = $0 { return false } else { return true } }) ? nil : "drained run left a prompt in flight" }
         let target = c.version + 2
         var steps = 0
@@ -371,6 +389,12 @@ struct StalenessExploration {
             case .reissuePrompts(_, _, let r): coverage["re-queued: \(r.rawValue)", default: 0] += 1
             case .batchReady: coverage["batch ready", default: 0] += 1
             case .drained: coverage["drained", default: 0] += 1
+            case .waitForStartGate: coverage["wait for start gate", default: 0] += 1
+            case .memberJoined: coverage["member joined", default: 0] += 1
+            case .memberRestarted: coverage["member restarted", default: 0] += 1
+            case .memberLeft: coverage["member left", default: 0] += 1
+            case .memberDead: coverage["member dead", default: 0] += 1
+            case .startGateOpened: coverage["start gate opened", default: 0] += 1
             }
         }
     }

@@ -16,7 +16,13 @@ import TetherCluster
 ///   admitted + in flight ≤ (v + η + 1)·B;
 /// - fair share: a grant leaves its actor holding at most ⌈((v + η + 1)·B − admitted) / live actors⌉
 ///   groups in flight, and a request waits for budget only when the budget is full or the actor
-///   already holds that share.
+///   already holds that share;
+/// - membership: a ticket goes only to an actor whose last membership directive was a join (one
+///   declared dead or gone gets none until it joins again); an actor that restarts, leaves or is
+///   declared dead has every group it held re-queued in the same event, each exactly once; an actor
+///   is declared dead only after the heartbeat timeout, and after a tick no live actor is overdue;
+///   no ticket is issued before the start gate opens, and it opens only when the expected actors
+///   are live or the grace after the first tick ran out.
 ///
 /// A value type without references, so the exhaustive search can hash it with the rest of a state.
 struct StalenessLedger: Hashable {
@@ -46,6 +52,9 @@ struct StalenessLedger: Hashable {
     var drainedSeen = false
     /// The actor each ticket with a group in flight was issued to (the book for the fair share).
     var ticketOwner: [TicketID: ActorID] = [:]
+    /// Actors live by the membership directives seen so far.
+    var members: Set<ActorID> = []
+    var gateOpen = false
     var tally = Tally()
 
     init(policy: StalenessPolicy) { self.policy = policy }
@@ -59,7 +68,28 @@ struct StalenessLedger: Hashable {
                          now: Double) -> [String] {
         var broken: [String] = []
         if case .batchTrained(let version) = event { broken += recordTrained(version: version) }
-        for d in directives { broken += record(d, event: event, controller: controller, now: now) }
+        var revoking: Set<PromptID> = []
+        for d in directives {
+            switch d {
+            case .memberRestarted(let actor, _, _), .memberLeft(let actor), .memberDead(let actor, _):
+                revoking.formUnion(fate.compactMap { p, f in
+                    if case .inFlight(let t) = f, ticketOwner[t] == actor { return p } else { return nil }
+                })
+            case let .reissuePrompts(_, prompts, .actorLeft):
+                for p in prompts where revoking.remove(p) == nil {
+                    broken.append("prompt \(p) re-queued as actor_left, but no actor holding it restarted, left or died")
+                }
+            default:
+                break
+            }
+            broken += record(d, event: event, controller: controller, now: now)
+        }
+        if !revoking.isEmpty { broken.append("groups \(revoking.sorted()) of a departed or restarted actor were not re-queued") }
+        if case .tick = event, let timeout = policy.membership.heartbeatTimeoutSeconds {
+            for (actor, m) in controller.state.membership.members where now - m.lastSeen > timeout {
+                broken.append("\(actor) silent for \(now - m.lastSeen) s > timeout \(timeout) s, still live after a tick")
+            }
+        }
         forgetSettledTickets()
         return broken
     }
@@ -74,11 +104,13 @@ struct StalenessLedger: Hashable {
                 broken.append("learner restart returned \(d)")
                 continue
             }
-            broken += record(d, event: .leaseTick, controller: controller, now: 0)
+            broken += record(d, event: .tick, controller: controller, now: 0)
         }
         bufferBook.removeAll()
         announced = nil
         drainedSeen = false
+        members = []
+        gateOpen = false
         forgetSettledTickets()
         return broken
     }
@@ -98,16 +130,12 @@ struct StalenessLedger: Hashable {
         }
     }
 
-    /// ⌈room / live actors⌉, recomputed from the policy and the controller's version and admitted
-    /// slots. A join of a known actor is a restart: its old self left and the waiters were served
-    /// before it joined again, so those grants saw one actor fewer than there are after the event
-    /// (a fresh join grants nothing).
-    private func fairShare(controller: StalenessController, event: StalenessEvent) -> (share: Int, room: Int) {
+    /// ⌈room / live actors⌉, recomputed from the policy, the controller's version and admitted
+    /// slots and the live actors of the book.
+    private func fairShare(controller: StalenessController) -> (share: Int, room: Int) {
         let st = controller.state
         let room = max(0, (st.version + eta + 1) * b - st.admittedSlots)
-        var actors = st.actors.count
-        if case .actorJoined = event { actors -= 1 }
-        actors = max(1, actors)
+        let actors = max(1, members.count)
         return ((room + actors - 1) / actors, room)
     }
 
@@ -148,7 +176,8 @@ struct StalenessLedger: Hashable {
         case .issueTicket(let t):
             check(t.minVersion <= v, "ticket \(t.id) asks for future version \(t.minVersion) > \(v)")
             check(t.leaseDeadline == now + policy.leaseSeconds, "ticket \(t.id) lease deadline \(t.leaseDeadline) ≠ now + lease")
-            check(controller.state.actors.contains(t.actor), "ticket \(t.id) issued to \(t.actor), not a joined actor")
+            check(members.contains(t.actor), "ticket \(t.id) issued to \(t.actor), not live since it was declared dead, left or never joined")
+            check(gateOpen, "ticket \(t.id) issued before the start gate opened")
             if eta == 0 { check(t.minVersion == v, "η=0 ticket minVersion \(t.minVersion) ≠ v \(v)") }
             if t.isReissue {
                 for p in t.promptIDs { check(fate[p] == .awaitingReissue, "re-issued prompt \(p) was \(describe(p))") }
@@ -160,7 +189,7 @@ struct StalenessLedger: Hashable {
             }
             for p in t.promptIDs { fate[p] = .inFlight(t.id) }
             ticketOwner[t.id] = t.actor
-            let (share, room) = fairShare(controller: controller, event: event)
+            let (share, room) = fairShare(controller: controller)
             let held = groupsHeld(by: t.actor)
             check(held <= share, "actor \(t.actor) holds \(held) groups after ticket \(t.id), over its share ⌈\(room)/live actors⌉ = \(share)")
             tally.fairShareChecks += 1
@@ -189,7 +218,7 @@ struct StalenessLedger: Hashable {
             if reason.losesLiveGroup {
                 check(fate[arrival.promptID] == .inFlight(arrival.ticket), "lost group \(arrival.promptID) was \(describe(arrival.promptID)), not in flight")
             } else if let live = controller.state.liveTickets[arrival.ticket], live.ticket.actor == arrival.actor,
-                      live.pending.contains(arrival.promptID), controller.state.actors.contains(arrival.actor) {
+                      live.pending.contains(arrival.promptID), controller.state.membership.contains(arrival.actor) {
                 check(false, "rejected (\(reason.rawValue)) the awaited arrival of a live group \(arrival)")
             }
         case let .reissuePrompts(ticket, prompts, reason):
@@ -214,12 +243,39 @@ struct StalenessLedger: Hashable {
             check(minVersion <= v, "waiting for a version \(minVersion) not yet published (v = \(v))")
         case .waitForBudget(let actor):
             let st = controller.state
-            let (share, _) = fairShare(controller: controller, event: event)
+            let (share, _) = fairShare(controller: controller)
             let budgetFull = st.admittedSlots + st.inFlightGroups >= (st.version + eta + 1) * b
             check(budgetFull || groupsHeld(by: actor) >= share,
                   "\(actor) waits for budget with room left and \(groupsHeld(by: actor)) groups held, under its share \(share)")
+        case .waitForStartGate:
+            check(!gateOpen, "a request waits for the start gate, which is open")
         case .refuseTicket:
             break
+        case .memberJoined(let actor):
+            check(members.insert(actor).inserted, "\(actor) joined while live")
+        case .memberRestarted(let actor, let previous, let pid):
+            check(members.contains(actor), "\(actor) restarted while not live")
+            check(previous != pid, "\(actor) restarted under the same pid \(pid)")
+            if case .actorJoined(actor, pid) = event {} else { check(false, "\(actor) restarted on \(event), not on its join under pid \(pid)") }
+        case .memberLeft(let actor):
+            check(members.remove(actor) != nil, "\(actor) left while not live")
+            check(event == .actorLeft(actor), "\(actor) left on \(event)")
+        case let .memberDead(actor, silent):
+            check(members.remove(actor) != nil, "\(actor) declared dead while not live")
+            check(event == .tick, "\(actor) declared dead on \(event), not on a tick")
+            if let timeout = policy.membership.heartbeatTimeoutSeconds {
+                check(silent > timeout, "\(actor) declared dead after \(silent) s, within the timeout \(timeout) s")
+            } else {
+                check(false, "\(actor) declared dead without a heartbeat timeout")
+            }
+        case .startGateOpened(let live):
+            check(!gateOpen, "start gate opened twice")
+            gateOpen = true
+            let m = controller.state.membership
+            check(live == m.count && live == members.count, "gate opened with \(live) live actors, controller has \(m.count), book \(members.count)")
+            let graceOver = event == .tick && m.startedAt.map { now - $0 > policy.membership.startupGraceSeconds } == true
+            check(live >= policy.membership.expectedActors || graceOver,
+                  "start gate opened with \(live) of \(policy.membership.expectedActors) actors before the grace ran out")
         }
         return broken
     }
@@ -238,8 +294,10 @@ struct StalenessLedger: Hashable {
         check(fate.count == expectedCursor, "\(expectedCursor - fate.count) prompt(s) drawn without a fate")
         // Fate by fate, not only in number: each prompt is where the controller keeps it.
         var inFlight: [PromptID: TicketID] = [:]
+        check(Set(st.membership.members.keys) == members, "live actors: controller \(st.membership.members.keys.sorted()), book \(members.sorted())")
+        check(st.membership.gateOpen == gateOpen, "start gate: controller \(st.membership.gateOpen), book \(gateOpen)")
         for (id, live) in st.liveTickets {
-            check(st.actors.contains(live.ticket.actor), "ticket \(id) held by \(live.ticket.actor), not a joined actor")
+            check(members.contains(live.ticket.actor), "ticket \(id) held by \(live.ticket.actor), not a live actor")
             for p in live.pending {
                 check(inFlight[p] == nil, "prompt \(p) pending in two tickets")
                 inFlight[p] = id

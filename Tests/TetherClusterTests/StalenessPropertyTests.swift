@@ -1,22 +1,11 @@
 import Foundation
 import TetherCluster
+import TetherKernels
 import XCTest
 
-/// SplitMix64 (Steele et al. 2014): a seeded generator so every failing order can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Drives a controller with random actors joining, leaving, dying silently, arriving late, out of
-/// order and twice, with lease expiries and batches trained at random moments, and checks the
+/// Drives a controller with random actors joining, leaving, dying silently, stalling past the
+/// heartbeat timeout, restarting under a new pid, arriving late, out of order and twice, behind a
+/// start gate, with lease expiries and batches trained at random moments, and checks the
 /// invariants (`StalenessLedger`) after every single step against an independent book of every
 /// prompt's fate.
 struct StalenessSimulation {
@@ -32,9 +21,12 @@ struct StalenessSimulation {
     var nextActor = 0
     var alive: [ActorID: Int] = [:]  // actor → weights version it holds
     var dead: [ActorID] = []
+    var pids: [ActorID: UInt32] = [:]
+    var nextPid: UInt32 = 100
     var held: [HeldGroup] = []  // produced but not yet delivered (also by dead actors: zombies)
     var delivered: [GroupArrival] = []
     var maxLagSeen = 0
+    var membershipCoverage: [String: Int] = [:]
     /// A reference, so `check` need not be `mutating` (its message autoclosure reads `self`).
     final class FailureLog { var items: [String] = [] }
     let log = FailureLog()
@@ -44,7 +36,9 @@ struct StalenessSimulation {
         self.eta = eta
         self.b = b
         rng = SplitMix64(seed: seed)
-        let policy = StalenessPolicy(maxStaleness: eta, groupsPerBatch: b, promptsPerTicket: promptsPerTicket, leaseSeconds: 10)
+        let membership = MembershipPolicy(expectedActors: Int(seed % 3), startupGraceSeconds: 5, heartbeatTimeoutSeconds: 6)
+        let policy = StalenessPolicy(maxStaleness: eta, groupsPerBatch: b, promptsPerTicket: promptsPerTicket, leaseSeconds: 10,
+                                     membership: membership)
         controller = try StalenessController(policy: policy)
         ledger = StalenessLedger(policy: policy)
     }
@@ -87,6 +81,13 @@ struct StalenessSimulation {
             }
         case .admitGroup(let g):
             maxLagSeen = max(maxLagSeen, g.lag)
+        case .memberJoined: membershipCoverage["joined", default: 0] += 1
+        case .memberRestarted: membershipCoverage["restarted", default: 0] += 1
+        case .memberLeft: membershipCoverage["left", default: 0] += 1
+        case .memberDead: membershipCoverage["dead", default: 0] += 1
+        case .waitForStartGate: membershipCoverage["wait for start gate", default: 0] += 1
+        case .startGateOpened(let live):
+            membershipCoverage[live >= controller.policy.membership.expectedActors ? "gate opened by joins" : "gate opened by grace", default: 0] += 1
         default:
             break
         }
@@ -104,6 +105,14 @@ struct StalenessSimulation {
         send(.groupArrived(group.arrival))
     }
 
+    /// A new process for `id` (a new pid) sends its `ActorJoin`.
+    mutating func startProcess(_ id: ActorID, weights: Int) {
+        alive[id] = weights
+        nextPid += 1
+        pids[id] = nextPid
+        send(.actorJoined(id, pid: nextPid))
+    }
+
     mutating func chaos(steps: Int) {
         for _ in 0 ..< steps {
             let roll = Double.random(in: 0 ..< 1, using: &rng)
@@ -112,19 +121,21 @@ struct StalenessSimulation {
             case ..<0.05 where alive.count < 6:
                 let id = ActorID("a\(nextActor)")
                 nextActor += 1
-                alive[id] = controller.version
-                send(.actorJoined(id))
+                startProcess(id, weights: controller.version)
             case ..<0.07 where !dead.isEmpty:
+                // A restart: the learner may not have noticed the old process die.
                 let id = dead.remove(at: Int.random(in: 0 ..< dead.count, using: &rng))
-                alive[id] = max(0, controller.version - 1)
-                send(.actorJoined(id))
+                startProcess(id, weights: max(0, controller.version - 1))
             case ..<0.10 where !actors.isEmpty:
                 let id = actors.randomElement(using: &rng)!
                 alive[id] = nil
                 dead.append(id)
-                if chance(0.5) { send(.actorLeft(id)) }  // else it dies silently; leases catch it
+                if chance(0.5) { send(.actorLeft(id)) }  // else it dies silently; the heartbeat timeout catches it
+            case ..<0.13 where !actors.isEmpty:
+                send(.actorHeard(actors.randomElement(using: &rng)!))  // a heartbeat
             case ..<0.36 where !actors.isEmpty:
                 let id = actors.randomElement(using: &rng)!
+                send(.actorHeard(id))  // join on contact if it was declared dead while stalled
                 send(.ticketRequested(actor: id, weightsVersion: alive[id]!))
             case ..<0.42 where !actors.isEmpty:
                 alive[actors.randomElement(using: &rng)!] = controller.version  // fetched latest weights
@@ -138,7 +149,7 @@ struct StalenessSimulation {
                                                 promptID: Int.random(in: 0 ... 50, using: &rng), sampleVersions: [0])))
             case ..<0.82:
                 now += Double.random(in: 0 ... 4, using: &rng)
-                send(.leaseTick)
+                send(.tick)
             case ..<0.97:
                 trainAnnounced()
             case ..<0.98:
@@ -162,17 +173,16 @@ struct StalenessSimulation {
     /// After the chaos, one well-behaved actor must be able to drive the learner forward: no
     /// deadlock of the budget, no prompt stuck. Then drain and check every prompt's final fate.
     mutating func finish() {
-        // Heartbeats declare the silent ones dead too (otherwise their queued requests get tickets).
         for id in alive.keys.sorted() + dead {
             alive[id] = nil
             send(.actorLeft(id))
         }
+        send(.tick)
         now += 1000
-        send(.leaseTick)  // every zombie ticket of a silently dead actor expires
+        send(.tick)  // every zombie ticket expires, the start gate's grace is over
         held.removeAll()
         let worker = ActorID("finisher")
-        alive[worker] = controller.version
-        send(.actorJoined(worker))
+        startProcess(worker, weights: controller.version)
         // Run until 3 more versions are trained, every lost prompt was re-issued and admitted, and
         // nothing is in flight: then `endOfRunViolation` holds (every prompt trained exactly once or
         // buffered for a batch that is not full yet).
@@ -214,6 +224,7 @@ final class StalenessPropertyTests: XCTestCase {
     func testRandomEventOrdersKeepInvariants() throws {
         var totalAdmitted = 0, totalLostStale = 0, totalDuplicates = 0, totalExpired = 0, totalReissued = 0, orders = 0
         var fairShareChecks = 0, grantsAtFairShare = 0
+        var membership: [String: Int] = [:]
         for eta in [0, 1, 2, 4] {
             var maxLag = 0
             for seed in 0 ..< 150 {
@@ -232,6 +243,7 @@ final class StalenessPropertyTests: XCTestCase {
                 totalReissued += s.reissuedGroups
                 fairShareChecks += sim.ledger.tally.fairShareChecks
                 grantsAtFairShare += sim.ledger.tally.grantsAtFairShare
+                for (k, n) in sim.membershipCoverage { membership[k, default: 0] += n }
                 orders += 1
                 maxLag = max(maxLag, sim.maxLagSeen)
             }
@@ -247,6 +259,10 @@ final class StalenessPropertyTests: XCTestCase {
         XCTAssertGreaterThan(totalLostStale, 0)
         XCTAssertGreaterThan(totalDuplicates, 0)
         XCTAssertGreaterThan(totalExpired, 0)
+        print("staleness property, membership: \(membership.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        for path in ["joined", "restarted", "left", "dead", "gate opened by joins", "gate opened by grace", "wait for start gate"] {
+            XCTAssertGreaterThan(membership[path, default: 0], 0, "no event order reached '\(path)'")
+        }
     }
 }
 
@@ -259,10 +275,10 @@ final class StalenessFairShareTests: XCTestCase {
         var c = try StalenessController(policy: StalenessPolicy(maxStaleness: eta, groupsPerBatch: b, promptsPerTicket: 1, leaseSeconds: 5))
         let hoarder: ActorID = "hoarder", honest: ActorID = "honest"
         var now = 0.0
-        _ = c.actorJoined(hoarder, now: now)
-        _ = c.actorJoined(honest, now: now)
+        _ = c.actorJoined(hoarder, pid: 1, now: now)
+        _ = c.actorJoined(honest, pid: 2, now: now)
         var maxHeld = 0
-        var honestTickets: [RolloutTicket] = []
+        var honestTickets: [TicketGrant] = []
         func absorb(_ ds: [StalenessDirective]) {
             for d in ds { if case .issueTicket(let t) = d, t.actor == honest { honestTickets.append(t) } }
         }
@@ -279,7 +295,7 @@ final class StalenessFairShareTests: XCTestCase {
                     for d in ds { if case .batchReady(let v, _) = d { absorb(try c.batchTrained(version: v, now: now)) } }
                 }
             }
-            absorb(c.leaseTick(now: now))
+            absorb(c.tick(now: now))
         }
         // Room is at most (η + 1)·B = 8 groups: half of it is 4.
         XCTAssertEqual(maxHeld, (eta + 1) * b / 2, "the hoarder should reach, and never pass, half the room")
@@ -291,7 +307,7 @@ final class StalenessFairShareTests: XCTestCase {
     /// Alone, an actor still gets the whole budget: the fair share is no cap on a single actor.
     func testSingleActorGetsTheWholeBudget() throws {
         var c = try StalenessController(policy: StalenessPolicy(maxStaleness: 2, groupsPerBatch: 3, promptsPerTicket: 2, leaseSeconds: 5))
-        _ = c.actorJoined("solo", now: 0)
+        _ = c.actorJoined("solo", pid: 1, now: 0)
         var issued = 0
         for _ in 0 ..< 10 {
             for d in c.ticketRequested(by: "solo", weightsVersion: 0, now: 0) { if case .issueTicket(let t) = d { issued += t.promptIDs.count } }

@@ -1,5 +1,6 @@
 import Foundation
 import TetherKernels
+import TetherTestSupport
 import XCTest
 
 final class KernelGradientTests: XCTestCase {

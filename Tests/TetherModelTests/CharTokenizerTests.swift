@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 final class CharTokenizerTests: XCTestCase {

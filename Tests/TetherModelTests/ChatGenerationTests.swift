@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// Chat prompts and greedy chat turns equal `transformers`' on the real model: the prompt ids of

@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// Chat templates must render byte-identically to `transformers`' `apply_chat_template(...,

@@ -1,10 +1,12 @@
 import Foundation
+import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {
     static func randomCheckpoint(_ config: LlamaConfig = .tiny, seed: UInt64 = 7) -> LlamaCheckpoint {
-        var rng = TestRandom(state: seed)
+        var rng = SplitMix64(seed: seed)
         return LlamaCheckpoint(config: config, parameters: rng.floats(ParameterLayout(config: config).totalCount),
                                tokenizer: .standard)
     }
@@ -44,7 +46,7 @@ final class CheckpointTests: XCTestCase {
                 trainer: "sft", step: 17, totalSteps: 100, seed: 3, examplesSeen: 544,
                 optimizer: .init(learningRate: 1e-3, weightDecay: 0.01),
                 schedule: .init(peak: 1e-3, minimum: 1e-4, warmupSteps: 10, totalSteps: 100), metrics: ["loss": 1.25])
-            var rng = TestRandom(state: 99)
+            var rng = SplitMix64(seed: 99)
             ckpt.optimizerState = OptimizerState(step: 17, firstMoment: rng.floats(n), secondMoment: rng.floats(n).map { $0 * $0 })
             let dir = root + "/ckpt-\(config.tieWordEmbeddings)"
             try ckpt.write(to: dir)

@@ -1,6 +1,7 @@
 import Foundation
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// Every Llama-family variant Tether implements computes the same function as `transformers`:

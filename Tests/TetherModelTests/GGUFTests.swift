@@ -1,6 +1,7 @@
 import Foundation
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// Files made once per test process by scripts/peers/gguf_peer.py with the `gguf` package (a

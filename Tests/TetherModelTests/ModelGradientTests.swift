@@ -1,5 +1,6 @@
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// The whole decoder's backward against central finite differences, for a few entries of EVERY
@@ -80,26 +81,9 @@ final class ModelGradientTests: XCTestCase {
         model.backward(dLogProbs: cLogp, dEntropy: cEnt)
         let analytic = model.gradients.toArray()
 
-        let eps: Float = 1e-2
-        var checked = 0
-        for e in model.layout.entries {
-            let scale = max((0..<e.count).map { abs(analytic[e.offset + $0]) }.max()!, 1e-3)
-            // The largest-gradient entry plus a few spread through the tensor.
-            var picks = [(0..<e.count).max { abs(analytic[e.offset + $0]) < abs(analytic[e.offset + $1]) }!]
-            for k in 1...3 { picks.append((k * 7919 + 13) % e.count) }
-            for i in picks {
-                let p = model.parameters.pointer + e.offset + i
-                let saved = p.pointee
-                p.pointee = saved + eps; let lp = try loss()
-                p.pointee = saved - eps; let lm = try loss()
-                p.pointee = saved
-                let fd = (lp - lm) / Double(2 * eps)
-                let an = Double(analytic[e.offset + i])
-                XCTAssertLessThan(abs(fd - an), 0.03 * Double(scale) + 0.02 * abs(fd),
-                                  "\(e.name)[\(i)] (\(tied)): finite difference \(fd) vs backward \(an)")
-                checked += 1
-            }
-        }
+        let checked = try checkParameterGradients(
+            "\(tied)", parameters: model.parameters.pointer, gradients: analytic,
+            tensors: model.layout.entries.map { ($0.name, $0.offset, $0.count) }, spread: 3, loss: loss)
         XCTAssertEqual(checked, 4 * model.layout.entries.count)
     }
 

@@ -1,5 +1,7 @@
 import Foundation
+import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 final class SafeTensorsTests: XCTestCase {
@@ -20,7 +22,7 @@ final class SafeTensorsTests: XCTestCase {
     }
 
     func testWriterRoundTripIsBitExactAndAligned() throws {
-        var rng = TestRandom(state: 1)
+        var rng = SplitMix64(seed: 1)
         var a = rng.floats(12)
         a[0] = -0.0; a[1] = .nan; a[2] = .infinity; a[3] = .leastNonzeroMagnitude
         let b: [Float] = [1, 2, 3]

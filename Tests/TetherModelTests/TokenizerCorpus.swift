@@ -1,4 +1,5 @@
 import Foundation
+import TetherKernels
 
 /// Deterministic test text for tokenizer parity: lines that mix what tokenizers get wrong most
 /// easily — contractions in any case, accents (composed and combining), CJK, emoji with ZWJ and
@@ -20,16 +21,16 @@ enum TokenizerCorpus {
     static let spaces = [" ", "  ", "   ", "\t", "\t\t", "\n", "\n\n", "\r\n", " \n ", "\u{A0}", "\u{3000}", " \t \n", "\u{2003}", "\r"]
     static let punctuation = ["...", "!?", "—", "–", "«»", "“quoted”", "‘single’", "(", ")", ",", ".", ";", ":", "#", "%", "&", "@", "~"]
 
-    static func digits(_ r: inout TestRandom) -> String {
+    static func digits(_ r: inout SplitMix64) -> String {
         let n = 1 + Int(r.next() % 40)
         return String((0..<n).map { _ in Character(String(r.next() % 10)) })
     }
 
-    static func pick(_ list: [String], _ r: inout TestRandom) -> String { list[Int(r.next() % UInt64(list.count))] }
+    static func pick(_ list: [String], _ r: inout SplitMix64) -> String { list[Int(r.next() % UInt64(list.count))] }
 
     /// `count` lines from `seed`; `specials` are sprinkled in (inside words too).
     static func lines(count: Int, seed: UInt64, specials: [String]) -> [String] {
-        var r = TestRandom(state: seed)
+        var r = SplitMix64(seed: seed)
         var out: [String] = []
         for _ in 0..<count {
             var line = ""
@@ -59,7 +60,7 @@ enum TokenizerCorpus {
 
     /// Lines made only of the built-in character vocabulary (and its special tokens).
     static func charLines(count: Int, seed: UInt64, alphabet: [Character], specials: [String]) -> [String] {
-        var r = TestRandom(state: seed)
+        var r = SplitMix64(seed: seed)
         return (0..<count).map { _ in
             var line = ""
             for _ in 0..<Int(r.next() % 60) {

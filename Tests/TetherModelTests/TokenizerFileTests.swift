@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// Malformed or unsupported tokenizer files are typed errors naming the field or component;

@@ -1,5 +1,6 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// `Tokenizer` must encode exactly as the `tokenizers` library does — same ids, same decoded

@@ -1,6 +1,7 @@
 import Foundation
 import TetherKernels
 import TetherModel
+import TetherTestSupport
 import XCTest
 
 /// A checkpoint is only interchangeable if `transformers` computes the same function from it:

@@ -1,6 +1,7 @@
 import TetherKernels
 import TetherModel
 import TetherRL
+import TetherTestSupport
 import XCTest
 
 /// The full RL losses THROUGH THE MODEL against central finite differences: sampled rollouts,
@@ -27,29 +28,11 @@ final class RLTrainerGradientTests: XCTestCase {
 
     func checkGradients(of model: (name: String, parameters: FloatBuffer, gradients: [Float], layout: ParameterLayout?),
                         loss: () throws -> Double, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
-        let eps: Float = 1e-2
-        let entries: [(name: String, offset: Int, count: Int)] = model.layout?.entries.map { ($0.name, $0.offset, $0.count) }
+        let tensors: [(name: String, offset: Int, count: Int)] = model.layout?.entries.map { ($0.name, $0.offset, $0.count) }
             ?? [(model.name, 0, model.parameters.count)]
-        var checked = 0
-        for e in entries {
-            let g = model.gradients
-            let scale = max((0..<e.count).map { abs(g[e.offset + $0]) }.max()!, 1e-4)
-            var picks = [(0..<e.count).max { abs(g[e.offset + $0]) < abs(g[e.offset + $1]) }!]
-            for k in 1...2 { picks.append((k * 7919 + 13) % e.count) }
-            for i in picks {
-                let p = model.parameters.pointer + e.offset + i
-                let saved = p.pointee
-                p.pointee = saved + eps; let lp = try loss()
-                p.pointee = saved - eps; let lm = try loss()
-                p.pointee = saved
-                let fd = (lp - lm) / Double(2 * eps)
-                let an = Double(g[e.offset + i])
-                XCTAssertLessThan(abs(fd - an), 0.03 * Double(scale) + 0.03 * abs(fd),
-                                  "\(model.name) \(e.name)[\(i)]: finite difference \(fd) vs backward \(an)", file: file, line: line)
-                checked += 1
-            }
-        }
-        return checked
+        return try checkParameterGradients(model.name, parameters: model.parameters.pointer, gradients: model.gradients,
+                                           tensors: tensors, spread: 2, scaleFloor: 1e-4, relativeTolerance: 0.03,
+                                           file: file, line: line, loss: loss)
     }
 
     func testGRPOLossGradientThroughTheModel() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import TetherRL
+import TetherTestSupport
 import XCTest
 
 /// Checks GRPO advantages, the clipped/decoupled policy losses with KL and entropy terms, and
@@ -48,30 +49,8 @@ for objective in ["ppo", "decoupled"]:
 print(json.dumps(results))
 """#
 
-    static func python() -> String? {
-        var candidates: [String] = []
-        if let p = ProcessInfo.processInfo.environment["TETHER_PYTHON"], !p.isEmpty { candidates.append(p) }
-        candidates += ["/tmp/peers/bin/python", "/usr/bin/python3", "/usr/local/bin/python3"]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    func run(_ python: String, input: Data) throws -> (status: Int32, stdout: Data, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", Self.script]
-        let i = Pipe(), o = Pipe(), e = Pipe()
-        p.standardInput = i; p.standardOutput = o; p.standardError = e
-        try p.run()
-        i.fileHandleForWriting.write(input)
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile()
-        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out, err)
-    }
-
     func testMatchesPyTorchAutograd() throws {
-        guard let python = Self.python() else { throw XCTSkip("no Python found (set TETHER_PYTHON)") }
+        try PeerPython.require(["torch"])
         var seed: UInt64 = 12345
         func u(_ lo: Double, _ hi: Double) -> Double {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -94,12 +73,8 @@ print(json.dumps(results))
             "entropy": entropy.map(Double.init), "eps_low": Double(Float(0.2)), "eps_high": Double(Float(0.28)),
             "beta": Double(Float(0.04)), "entropy_coef": Double(Float(0.01)), "max_tokens": maxTokens,
         ]
-        let res = try run(python, input: try JSONSerialization.data(withJSONObject: payload))
-        if res.status != 0 {
-            if res.stderr.contains("No module named 'torch'") { throw XCTSkip("\(python) has no torch: pip install torch") }
-            return XCTFail("python failed: \(res.stderr)")
-        }
-        let peer = try XCTUnwrap(try JSONSerialization.jsonObject(with: res.stdout) as? [String: Any])
+        let stdout = try PeerPython.run(Self.script, input: try JSONSerialization.data(withJSONObject: payload))
+        let peer = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
 
         let groupIDs = (0 ..< prompts * group).map { $0 / group }
         let grpo = try GRPOAdvantage.compute(rewards: rewards, groupIDs: groupIDs)

@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 import TetherRewards
 import XCTest
 
@@ -42,14 +43,17 @@ final class DatasetTests: XCTestCase {
             XCTAssertEqual(e as? DatasetError, .malformedLine(file: missing, line: 2, detail: "missing field \"answer\""))
             XCTAssertTrue("\(e)".hasPrefix("\(missing):2:"), "\(e)")
         }
-        let wrongType = try write("type.jsonl", #"{"id":"x","task":"arithmetic","prompt":"1+1=","answer":2}"#)
+        let wrongType = try write("type.jsonl", #"{"id":"x","task":"arithmetic","prompt":"1+1=","answer":[2]}"#)
         XCTAssertThrowsError(try TaskPrompt.load(path: wrongType)) { e in
             guard case .malformedLine(_, 1, let detail) = e as? DatasetError else { return XCTFail("\(e)") }
             XCTAssertTrue(detail.contains("answer"), detail)
         }
-        let upper = try write("upper.jsonl", good + "\n" + #"{"id":"x","task":"arithmetic","prompt":"What is 1+1?","answer":"2"}"#)
-        XCTAssertThrowsError(try TaskPrompt.load(path: upper)) {
-            XCTAssertEqual($0 as? DatasetError, .outOfVocabulary(file: upper, line: 2, field: "prompt", character: "W"))
+        // Other field names, a numeric answer, no id or task: the user-dataset contract.
+        let user = try write("user.jsonl", #"{"question":"What is 1+1?","solution":2}"#)
+        XCTAssertEqual(try TaskPrompt.load(path: user, promptField: "question", answerField: "solution"),
+                       [TaskPrompt(id: "jsonl/0", task: "jsonl", prompt: "What is 1+1?", answer: "2")])
+        XCTAssertThrowsError(try TaskPrompt.load(path: user)) {
+            XCTAssertEqual($0 as? DatasetError, .malformedLine(file: user, line: 1, detail: "missing field \"prompt\""))
         }
         XCTAssertThrowsError(try TaskPrompt.load(path: dir.appendingPathComponent("nope.jsonl").path)) {
             guard case .unreadable = $0 as? DatasetError else { return XCTFail("\($0)") }

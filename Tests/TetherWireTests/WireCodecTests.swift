@@ -92,17 +92,6 @@ final class WireCodecTests: XCTestCase {
         }
     }
 
-    func testPeerLivenessExpiresSilentPeers() {
-        var live = PeerLiveness(timeoutMs: 1000)
-        live.observe(Heartbeat(senderId: "a", role: .actor, sequence: 1, sentUnixMs: 0, policyVersion: 2), nowMs: 0)
-        live.observe(Heartbeat(senderId: "b", role: .actor, sequence: 1, sentUnixMs: 0, policyVersion: 2), nowMs: 500)
-        XCTAssertEqual(live.expire(nowMs: 1200), ["a"])
-        live.observeActivity(from: "b", nowMs: 1400)
-        XCTAssertEqual(live.expire(nowMs: 2000), [])
-        XCTAssertEqual(live.expire(nowMs: 2401), ["b"])
-        XCTAssertTrue(live.peers.isEmpty)
-    }
-
     func testLoopbackEndpointsAndInsecureBindRefusal() throws {
         let ctx = try WireContext()
         defer { ctx.close() }

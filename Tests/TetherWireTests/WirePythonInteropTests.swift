@@ -1,27 +1,13 @@
 import Foundation
+import TetherTestSupport
 import TetherWire
 import XCTest
 
 /// Tether ↔ Python (pyzmq + protobuf built from proto/tether.desc), through real sockets and a real
 /// Python process: the same bytes mean the same values on both sides.
 final class WirePythonInteropTests: XCTestCase {
-    private func python() throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        let candidates = [env["TETHER_PYTHON"], "/tmp/peers/bin/python", "/usr/bin/python3"].compactMap { $0 }
-        for p in candidates where FileManager.default.isExecutableFile(atPath: p) {
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: p)
-            probe.arguments = ["-c", "import zmq, google.protobuf.message_factory as m; m.GetMessageClass"]
-            probe.standardError = FileHandle.nullDevice
-            try probe.run()
-            probe.waitUntilExit()
-            if probe.terminationStatus == 0 { return p }
-        }
-        throw XCTSkip("no Python with pyzmq and protobuf >= 4.21 (tried \(candidates)); pip install pyzmq protobuf")
-    }
-
     func testMessagesDecodeWithTheSameValuesInPythonAndBack() throws {
-        let python = try python()
+        try PeerPython.require(running: "import zmq, google.protobuf.message_factory as m; m.GetMessageClass", "import pyzmq and protobuf >= 4.21")
         let root = WireFixtures.repositoryRoot
         let ctx = try WireContext()
         defer { ctx.close() }
@@ -30,10 +16,8 @@ final class WirePythonInteropTests: XCTestCase {
         rx.validation = WireValidation(vocabularySize: 70_000, currentPolicyVersion: .max)
         let fromPython = try WireSocket(context: ctx, options: rx)
 
-        let peer = Process()
-        peer.executableURL = URL(fileURLWithPath: python)
-        peer.arguments = [root.appendingPathComponent("scripts/wire-peer.py").path, root.appendingPathComponent("proto/tether.desc").path,
-                          toPython.boundEndpoints[0], fromPython.boundEndpoints[0]]
+        let peer = PeerPython.process([root.appendingPathComponent("scripts/wire-peer.py").path, root.appendingPathComponent("proto/tether.desc").path,
+                                       toPython.boundEndpoints[0], fromPython.boundEndpoints[0]])
         let stdin = Pipe(), stdout = Pipe()
         peer.standardInput = stdin
         peer.standardOutput = stdout

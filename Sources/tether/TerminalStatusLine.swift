@@ -1,8 +1,10 @@
 import Foundation
 
-/// A live progress line on stderr: rewritten in place with `\r` on a terminal, plain lines
-/// (at most `linesWhenPiped` of them, plus the ones marked `force`) when stderr is a file or pipe.
-struct ProgressLine {
+/// The status line of `tether train` and `tether sft` on stderr: redrawn in place with `\r` on a
+/// terminal, plain lines (at most `linesWhenPiped` of them, plus the ones marked `force`) when
+/// stderr is a file or pipe. What the line says is the caller's; `tether launch` formats its
+/// learner steps with `ProgressLine`.
+struct TerminalStatusLine {
     let isTerminal = isatty(STDERR_FILENO) == 1
     let totalSteps: Int
     var linesWhenPiped = 20

@@ -1,40 +1,12 @@
 import Foundation
 import TetherModel
+import TetherTestSupport
 import XCTest
 
-/// The `tether` binary run as a real process (as users and scripts/run-demo run it).
+/// `tether init`, `generate` and `sft` run as real processes (as users and scripts/run-demo run them).
 final class CLITests: XCTestCase {
-    /// `.build/release/tether` (or debug), next to the test bundle that `swift test` built.
-    static var binary: String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tether").path,
-            Bundle.main.bundleURL.appendingPathComponent("tether").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/release/tether").standardizedFileURL.path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    func tether(_ arguments: [String], timeout: TimeInterval = 60) throws -> Result {
-        let bin = try XCTUnwrap(Self.binary, "tether binary not found next to the tests; run `swift build -c release` first")
-        let dir = try makeTemporaryDirectory(self, "tether-cli-io")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = arguments
-        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        XCTAssertLessThan(Date(), deadline, "tether \(arguments) timed out")
-        return Result(status: p.terminationStatus,
-                      stdout: try String(contentsOfFile: dir + "/out", encoding: .utf8),
-                      stderr: try String(contentsOfFile: dir + "/err", encoding: .utf8))
+    func tether(_ arguments: [String], timeout: TimeInterval = 60) throws -> TetherBinary.Result {
+        try TetherBinary.run(arguments, in: try makeTemporaryDirectory(self, "tether-cli-io"), timeout: timeout)
     }
 
     func testInitThenGreedyGenerateIsReproducible() throws {

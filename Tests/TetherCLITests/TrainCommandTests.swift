@@ -1,45 +1,13 @@
 import Foundation
+import TetherTestSupport
 import XCTest
 
 /// `tether train`, `tether eval` and `tether rm` run as real processes, as a user runs them.
 final class TrainCommandTests: XCTestCase {
-    static var binary: String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tether").path,
-            Bundle.main.bundleURL.appendingPathComponent("tether").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/release/tether").standardizedFileURL.path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    func temporaryDirectory() throws -> String { try makeTemporaryDirectory(self, "tether-train") }
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "tether-train-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
-    func tether(_ arguments: [String], in dir: String, timeout: TimeInterval = 120) throws -> Result {
-        let bin = try XCTUnwrap(Self.binary, "tether binary not found next to the tests; run `swift build -c release` first")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = dir + "/.stdout", err = dir + "/.stderr"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        XCTAssertLessThan(Date(), deadline, "tether \(arguments) timed out")
-        return Result(status: p.terminationStatus, stdout: try String(contentsOfFile: out, encoding: .utf8),
-                      stderr: try String(contentsOfFile: err, encoding: .utf8))
+    func tether(_ arguments: [String], in dir: String, timeout: TimeInterval = 120) throws -> TetherBinary.Result {
+        try TetherBinary.run(arguments, in: dir, timeout: timeout)
     }
 
     func testUnknownConfigKeyFailsNamingTheKey() throws {
@@ -69,7 +37,10 @@ final class TrainCommandTests: XCTestCase {
     }
 
     /// A tiny run end to end: base checkpoint made (init + SFT), two RL steps with a checkpoint,
-    /// metrics written, then resumed for one more step; then `tether eval` on held-out prompts.
+    /// metrics written, then resumed for one more step; `tether checkpoint verify` accepts the run
+    /// (the learner's layout); `tether eval --config` on a checkpoint reproduces the held-out
+    /// accuracy the run logged (one split, one evaluator) and counts each distinct problem once;
+    /// `tether eval --data` on exported held-out prompts.
     func testTrainResumeAndEvalEndToEnd() throws {
         let dir = try temporaryDirectory()
         let yaml = """
@@ -87,8 +58,8 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("base checkpoint base not found: creating it"), r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/base/model.safetensors"))
-        for f in ["config.yaml", "metrics.jsonl", "reference/model.safetensors", "checkpoints/latest",
-                  "checkpoints/step-2/model.safetensors", "checkpoints/step-2/optimizer.safetensors", "checkpoints/step-2/trainer_state.json"] {
+        for f in ["config.yaml", "metrics.jsonl", "reference/model.safetensors", "checkpoints/latest", "checkpoints/step-2/checksums.json",
+                  "checkpoints/step-2/policy/model.safetensors", "checkpoints/step-2/policy/optimizer.safetensors", "checkpoints/step-2/policy/trainer_state.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/" + f), f)
         }
         let tb = try FileManager.default.contentsOfDirectory(atPath: dir + "/run/tensorboard")
@@ -108,9 +79,39 @@ final class TrainCommandTests: XCTestCase {
         let resumed = try tether(["train", "--resume", "run", "--set", "run.steps=3", "--eval-prompts", "8", "--threads", "1"], in: dir)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("resuming"), resumed.stderr)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/checkpoints/step-3/model.safetensors"))
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/checkpoints/step-3/trainer_state.json"))) as? [String: Any]
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/checkpoints/step-3/policy/model.safetensors"))
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/checkpoints/step-3/policy/trainer_state.json"))) as? [String: Any]
         XCTAssertEqual(state?["step"] as? Int, 3)
+
+        let verify = try tether(["checkpoint", "verify", "run"], in: dir)
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertTrue(verify.stdout.contains("step-2 ok") && verify.stdout.contains("step-3 ok"), verify.stdout)
+
+        // The accuracy `tether train` logged at step 3, measured again by `tether eval --config`.
+        let logged = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .last { $0["step"] as? Int == 3 && $0["eval/accuracy"] != nil }
+        let loggedAccuracy = try XCTUnwrap(logged?["eval/accuracy"] as? Double)
+        let again = try tether(["eval", "--config", "run/config.yaml", "--checkpoint", "run/checkpoints/step-3", "--n", "8", "--threads", "1"], in: dir)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let againJSON = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any], again.stdout)
+        XCTAssertEqual(againJSON["n"] as? Int, 8)
+        XCTAssertEqual(try XCTUnwrap(againJSON["accuracy"] as? Double), loggedAccuracy, accuracy: 1e-12)
+        // One-digit addition has 23 held-out sums: --n 200 evaluates each once, and says so.
+        let distinct = try tether(["eval", "--config", "run/config.yaml", "--set", "task.name=arithmetic:1", "--checkpoint", "run",
+                                   "--n", "200", "--threads", "1"], in: dir)
+        XCTAssertEqual(distinct.status, 0, distinct.stderr)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(distinct.stdout.utf8)) as? [String: Any])?["n"] as? Int, 23, distinct.stdout)
+        XCTAssertTrue(distinct.stderr.contains("23 distinct held-out problems"), distinct.stderr)
+        let exported = try tether(["tasks", "export", "--config", "run/config.yaml", "--set", "task.name=arithmetic:1",
+                                   "--split", "heldout", "--n", "200"], in: dir)
+        XCTAssertEqual(exported.status, 0, exported.stderr)
+        XCTAssertEqual(exported.stdout.split(separator: "\n").count, 23)
+
+        // A model key that disagrees with the base: an error naming both values.
+        let mismatch = try tether(["train", "--resume", "run", "--set", "model.hidden_size=96", "--threads", "1"], in: dir)
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.stderr.contains("model.hidden_size") && mismatch.stderr.contains("96") && mismatch.stderr.contains("32"), mismatch.stderr)
 
         // tether eval on held-out prompts from `tether tasks export`.
         let export = try tether(["tasks", "export", "--task", "arithmetic", "--level", "1", "--split", "heldout", "--n", "6"], in: dir)
@@ -121,6 +122,7 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertEqual(e.status, 0, e.stderr)
             let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any], e.stdout)
             let accuracy = try XCTUnwrap(json["accuracy"] as? Double), reward = try XCTUnwrap(json["mean_reward"] as? Double)
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(json["pass_at_k"] as? Double), accuracy)
             XCTAssertEqual(json["n"] as? Int, 6)
             XCTAssertEqual(json["samples"] as? Int, extra.isEmpty ? 1 : 3)
             XCTAssertTrue((0...1).contains(accuracy))

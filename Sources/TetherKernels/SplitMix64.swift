@@ -1,6 +1,7 @@
 /// SplitMix64 (Steele, Lea & Flood 2014): a tiny seeded generator whose stream is fixed by its
-/// definition, so a task dataset is the same for a seed on every platform and Swift version
-/// (the standard library's `random(in:using:)` algorithms are not guaranteed stable).
+/// definition, so a task dataset (or a test's input) is the same for a seed on every platform and
+/// Swift version (the standard library's `random(in:using:)` algorithms are not guaranteed
+/// stable). It also seeds `SeededRandom`.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
 
