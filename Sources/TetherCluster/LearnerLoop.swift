@@ -49,6 +49,11 @@ public final class LearnerLoop {
     var pendingBatch: [AdmittedGroup]?
     /// The optimizer step in progress, off the loop thread (`BackgroundStep`).
     let step = BackgroundStep<StepWork>()
+    /// Held-out evaluation every `run.eval_every_steps` (nil: off). It runs on its own
+    /// `BackgroundStep`, never while an update runs: both use the policy's weights.
+    let evaluation: PeriodicEvaluation?
+    let evaluator = BackgroundStep<PeriodicEvaluation.Result>()
+    var lastEvaluatedVersion: Int?
     /// Reference log-probs of admitted groups, computed while they wait (nil without a KL term).
     let referenceScorer: ReferenceScorer<GroupKey>?
     var drained = false
@@ -99,6 +104,7 @@ public final class LearnerLoop {
             policy = try LlamaModel(config: try config.policyArchitecture(), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
         }
         model = policy
+        evaluation = PeriodicEvaluation(config: config, heldOut: try runTask.heldOutPrompts(count: config.run.evalPrompts))
         if !options.resume { try runDir.writeResolvedConfig(config) }
         let reference = config.algorithm.klBeta > 0
             ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
@@ -147,6 +153,8 @@ public final class LearnerLoop {
         logger.info("learner \(LearnerIdentity.senderID(incarnation: incarnation)) serving \(config.learner.controlEndpoint) at version \(controller.version); η = \(config.staleness.maxStaleness), B = \(config.rollout.promptsPerBatch) groups of \(config.rollout.groupSize)")
         var lastTick = 0.0, lastHeartbeat = 0.0, drainStarted = 0.0
         var heartbeatSequence: UInt64 = 0
+        // The starting point of the learning curve, measured while the actors sample the first batches.
+        if controller.version == 0 { startEvaluation(version: 0) }
         while true {
             let now = nowSeconds()
             if !draining && (shouldStop() || controller.version >= config.run.steps) {
@@ -155,7 +163,12 @@ public final class LearnerLoop {
                 if controller.version < config.run.steps { logger.info("stop requested: draining in-flight tickets") }
                 try perform(controller.drain(), now: now)
             }
-            if draining && !step.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
+            // A run stopped early (Ctrl-C, a time limit) still ends with an evaluation of its last version
+            // (a batch still pending when the drain completes stays untrained, as without evaluation).
+            if draining, evaluation != nil, !step.isBusy, !evaluator.isBusy, lastEvaluatedVersion != controller.version {
+                startEvaluation(version: controller.version)
+            }
+            if draining && !step.isBusy && !evaluator.isBusy && (drained || controller.version >= config.run.steps || now - drainStarted > options.drainTimeout) { break }
 
             var handled = 0
             while handled < 256, let m = control.receive(timeout: 0) { handled += 1; try handleControl(m, now: nowSeconds()) }
@@ -179,7 +192,11 @@ public final class LearnerLoop {
                 try finishStep(work)
                 continue
             }
-            if !step.isBusy, let batch = pendingBatch, !draining || controller.version < config.run.steps {
+            if let result = try evaluator.finished() {
+                try recordEvaluation(result)
+                continue
+            }
+            if !step.isBusy, !evaluator.isBusy, let batch = pendingBatch, !draining || controller.version < config.run.steps {
                 pendingBatch = nil
                 try startStep(batch)
                 continue

@@ -99,6 +99,9 @@ extension LearnerLoop {
             logger.error("metrics line of step \(record.step) kept in memory (\(metrics.backlog) waiting), retried at the next step: \(error)")
         }
         progress.report(record: record, totalSteps: config.run.steps, every: config.run.progressEverySteps)
+        if let e = evaluation, e.isDue(version: controller.version, totalSteps: config.run.steps) {
+            startEvaluation(version: controller.version)
+        }
 
         if controller.version % max(1, config.checkpoint.everySteps) == 0 && controller.version < config.run.steps {
             // A failed checkpoint (full disk) costs only resumability: training goes on in memory,
@@ -131,14 +134,39 @@ extension RolloutBatch {
     }
 }
 
+extension LearnerLoop {
+    /// Starts a held-out evaluation of the current weights on the evaluator thread; the loop keeps
+    /// serving, and starts no update until it is done (`PeriodicEvaluation`).
+    func startEvaluation(version: Int) {
+        guard let evaluation else { return }
+        lastEvaluatedVersion = version
+        let (model, task) = (self.model, self.task)
+        evaluator.start(name: "tether.learner.eval") { try evaluation.run(version: version, model: model, task: task) }
+    }
+
+    /// Writes an evaluation as its own metrics line (step = the version evaluated) and keeps it for
+    /// the progress line.
+    func recordEvaluation(_ result: PeriodicEvaluation.Result) throws {
+        logger.info("\(result.summary)")
+        progress.lastEvaluation = result
+        if let error = try metrics.write(MetricsRecord(step: result.version, scalars: result.scalars)) {
+            logger.error("metrics line of the evaluation at version \(result.version) kept in memory, retried later: \(error)")
+        }
+    }
+}
+
 /// The one-line live summary (`progress: step 12/200 v12 reward … `) the learner prints to stderr;
 /// `tether launch` redraws it in place.
 struct ProgressReporter {
     static let prefix = "progress: "
+    /// The latest held-out evaluation, appended to every line after it.
+    var lastEvaluation: PeriodicEvaluation.Result?
 
     func report(record: MetricsRecord, totalSteps: Int, every: Int) {
         guard record.step % max(1, every) == 0 || record.step == totalSteps else { return }
-        FileHandle.standardError.write(Data((ProgressReporter.prefix + ProgressLine.format(record, totalSteps: totalSteps) + "\n").utf8))
+        var line = ProgressLine.format(record, totalSteps: totalSteps)
+        if let e = lastEvaluation { line += "  " + ProgressLine.heldOut(e.scalars) }
+        FileHandle.standardError.write(Data((ProgressReporter.prefix + line + "\n").utf8))
     }
 
     func finish() {}

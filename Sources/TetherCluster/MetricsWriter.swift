@@ -62,6 +62,9 @@ public struct MetricsRecord: Equatable, Sendable {
         public static let lagP50 = "lag/p50"
         public static let lagMax = "lag/max"
         public static let droppedTotal = "dropped/total"
+        /// Held-out accuracy (`PeriodicEvaluation`): greedy, and sampled at temperature 1.
+        public static let evalAccuracy = "eval/accuracy"
+        public static let evalSampledAccuracy = "eval/sampled_accuracy"
         public static func dropped(_ reason: DropReason) -> String { "dropped/\(reason.rawValue)" }
     }
 

@@ -45,6 +45,15 @@ public enum ProgressLine {
         return parts
     }
 
+    /// The held-out part, from an evaluation's scalars: `held-out v20 greedy 62.5% T=1 41.3%`.
+    public static func heldOut(_ scalars: [String: Double]) -> String {
+        typealias K = MetricsRecord.Key
+        func percent(_ v: Double?) -> String { v.flatMap { $0.isFinite ? String(format: "%.1f%%", $0 * 100) : nil } ?? "–" }
+        var text = "held-out v\(integer(scalars[K.version])) greedy \(percent(scalars[K.evalAccuracy]))"
+        if let sampled = scalars[K.evalSampledAccuracy] { text += " T=1 \(percent(sampled))" }
+        return text
+    }
+
     static func number(_ value: Double?, digits: Int) -> String {
         guard let value, value.isFinite else { return "–" }
         return String(format: "%.\(digits)f", value)

@@ -328,11 +328,21 @@ public struct RunSection: Codable, Equatable, Sendable {
     public var outDir = "runs"
     public var name = "demo"
     public var progressEverySteps = 1
+    /// Held-out evaluation (`PeriodicEvaluation`) every this many versions and at the last; 0 = none
+    /// in the cluster, and at every checkpoint in `tether train`.
+    public var evalEverySteps = 0
+    /// Held-out problems each evaluation scores (a budget: the learner waits for it).
+    public var evalPrompts = 200
+    /// Samples per problem at temperature 1 for the sampled accuracy; 0 = greedy only.
+    public var evalSamples = 4
 
     enum CodingKeys: String, CodingKey {
         case steps, seed
         case outDir = "out_dir"
         case name
         case progressEverySteps = "progress_every_steps"
+        case evalEverySteps = "eval_every_steps"
+        case evalPrompts = "eval_prompts"
+        case evalSamples = "eval_samples"
     }
 }

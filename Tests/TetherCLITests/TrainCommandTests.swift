@@ -25,6 +25,17 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(s.stderr.contains("rollout.group_sise"), s.stderr)
     }
 
+    /// A pretrained model that has not been fetched (models/NAME) is an error that says how to get
+    /// it, not a toy base made under its name.
+    func testMissingPretrainedModelNamesGetModel() throws {
+        let dir = try temporaryDirectory()
+        try "model:\n  checkpoint: models/smollm2-not-fetched\n".write(toFile: dir + "/m.yaml", atomically: true, encoding: .utf8)
+        let r = try tether(["train", "--config", "m.yaml", "--out", "run"], in: dir)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("scripts/get-model smollm2-not-fetched"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/models/smollm2-not-fetched"))
+    }
+
     /// A tiny run end to end: base checkpoint made (init + SFT), two RL steps with a checkpoint,
     /// metrics written, then resumed for one more step; `tether checkpoint verify` accepts the run
     /// (the learner's layout); `tether eval --config` on a checkpoint reproduces the held-out
@@ -62,6 +73,9 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertNotNil(steps[0][key], "metrics.jsonl lacks \(key): \(steps[0].keys.sorted())")
         }
         XCTAssertEqual(records.filter { $0["eval/accuracy"] != nil }.count, 2, "held-out accuracy before and at the checkpoint")
+        for e in records where e["eval/accuracy"] != nil {
+            XCTAssertNotNil(e["eval/sampled_accuracy"], "run.eval_samples defaults to a sampled pass too: \(e)")
+        }
 
         let resumed = try tether(["train", "--resume", "run", "--set", "run.steps=3", "--eval-prompts", "8", "--threads", "1"], in: dir)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)

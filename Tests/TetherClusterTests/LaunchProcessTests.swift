@@ -88,6 +88,53 @@ final class LaunchProcessTests: XCTestCase {
         XCTAssertEqual(h.metrics().count, 4)
     }
 
+    /// `run.eval_every_steps`: the learner measures held-out accuracy, greedy and sampled, before the
+    /// first update, every k versions and at the last, each as its own metrics line (step = the
+    /// version evaluated) beside the step lines, and logs it.
+    func testPeriodicHeldOutEvaluationIsWrittenBesideTheSteps() throws {
+        let h = try ClusterHarness("launcheval")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 5)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "1",
+                                                                  "--set", "run.eval_every_steps=2", "--set", "run.eval_prompts=12",
+                                                                  "--set", "run.eval_samples=3"])
+        XCTAssertTrue(h.wait(launch, timeout: 120), h.allLogs())
+        XCTAssertEqual(launch.terminationStatus, 0, h.log("launch"))
+        let records = h.metrics()
+        let evals = records.filter { $0["eval/accuracy"] != nil }
+        XCTAssertEqual(records.filter { $0["reward/mean"] != nil }.count, 5, "one line per step as without evaluation")
+        XCTAssertEqual(evals.compactMap { $0.double("version").map { Int($0) } }, [0, 2, 4, 5])
+        for e in evals {
+            for key in ["eval/accuracy", "eval/sampled_accuracy"] {
+                let a = try XCTUnwrap(e.double(key), "\(key) missing in \(e)")
+                XCTAssertTrue((0...1).contains(a), "\(key) \(a)")
+            }
+            XCTAssertEqual(e.double("eval/prompts"), 12)
+            XCTAssertEqual((e["step"] as? NSNumber)?.intValue, e.double("version").map { Int($0) })
+        }
+        let log = h.log("launch")
+        XCTAssertNotNil(log.range(of: #"held-out accuracy at version 5: greedy [0-9.]+, sampled \(T = 1, 3 per problem\) [0-9.]+ \(12 problems"#,
+                                  options: .regularExpression), log)
+    }
+
+    /// A run stopped early (Ctrl-C, or the demo's time limit) still ends with an evaluation of the
+    /// version it stopped at, before the learner exits.
+    func testInterruptedRunEvaluatesItsLastVersion() throws {
+        let h = try ClusterHarness("launchevalstop")
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 1, steps: 100_000)
+        let launch = try h.start("launch", executable: h.binary, ["launch", config.path, "--out", h.runDirectory.path, "--actors", "1",
+                                                                  "--set", "run.eval_every_steps=100000", "--set", "run.eval_prompts=8"])
+        XCTAssertTrue(h.waitUntil(timeout: 60) { h.metrics().filter { $0["reward/mean"] != nil }.count >= 3 }, h.allLogs())
+        XCTAssertEqual(kill(launch.processIdentifier, SIGINT), 0)
+        XCTAssertTrue(h.wait(launch, timeout: 120), h.allLogs())
+        let records = h.metrics()
+        let lastStep = try XCTUnwrap(records.filter { $0["reward/mean"] != nil }.last?.double("version"))
+        let evals = records.filter { $0["eval/accuracy"] != nil }.compactMap { $0.double("version") }
+        XCTAssertEqual(evals.first, 0)
+        XCTAssertEqual(evals.last, lastStep, "no evaluation of the version the run stopped at\n\(h.log("launch"))")
+    }
+
     /// SIGKILL of the only actor: reported by signal name, and launch stops the learner and fails.
     func testKilledActorIsReportedBySignalAndLaunchStops() throws {
         let h = try ClusterHarness("launchkill")

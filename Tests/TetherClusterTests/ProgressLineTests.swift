@@ -23,6 +23,16 @@ final class ProgressLineTests: XCTestCase {
                        "step 1/5  v–  reward –  acc –  tok/s actor 950 learner –  lag p50 – max –  dropped 0")
     }
 
+    /// The held-out part the learner appends after an evaluation: the version it measured, greedy
+    /// and sampled accuracy; without a sampled pass only greedy.
+    func testHeldOutPartShowsTheEvaluatedVersion() {
+        typealias K = MetricsRecord.Key
+        XCTAssertEqual(ProgressLine.heldOut([K.version: 20, K.evalAccuracy: 0.625, K.evalSampledAccuracy: 0.413]),
+                       "held-out v20 greedy 62.5% T=1 41.3%")
+        XCTAssertEqual(ProgressLine.heldOut([K.version: 0, K.evalAccuracy: 0.5]), "held-out v0 greedy 50.0%")
+        XCTAssertEqual(ProgressLine.heldOut([K.evalAccuracy: .nan]), "held-out v– greedy –")
+    }
+
     func testProgressLineFromControllerStatistics() throws {
         var c = try StalenessController(policy: StalenessPolicy(maxStaleness: 1, groupsPerBatch: 1))
         _ = c.actorHeard("a", now: 0)

@@ -51,6 +51,31 @@ final class RunConfigTests: XCTestCase {
         }
     }
 
+    /// cluster/smollm2-grpo.yaml (the real-model demo) loads, validates, and keeps the recipe's
+    /// promises: the imported SmolLM2 as policy and KL reference, two cores, short chat completions,
+    /// η = 1 with decoupled PPO, periodic held-out evaluation, and a wire that admits its weights.
+    func testSmolLM2ConfigLoadsAndFitsTwoCores() throws {
+        let url = Self.localYAML.deletingLastPathComponent().appendingPathComponent("smollm2-grpo.yaml")
+        let c = try RunConfig.load(contentsOf: url)
+        XCTAssertEqual(c.model.checkpoint, "models/smollm2-135m-instruct")
+        XCTAssertEqual(c.model.referenceCheckpoint, "", "the KL reference is the imported model")
+        XCTAssertGreaterThan(c.algorithm.klBeta, 0)
+        XCTAssertEqual(c.task.name, "arithmetic:1")
+        XCTAssertLessThanOrEqual(c.totalBLASThreads, 2)
+        XCTAssertLessThanOrEqual(c.rollout.maxNewTokens, 32)
+        XCTAssertLessThanOrEqual(c.rollout.groupSize * c.rollout.promptsPerBatch, 64)
+        XCTAssertEqual(c.staleness.maxStaleness, 1)
+        XCTAssertEqual(c.staleness.offPolicyCorrection, .decoupled)
+        XCTAssertGreaterThan(c.run.evalEverySteps, 0)
+        XCTAssertGreaterThan(c.run.evalSamples, 0)
+        // SmolLM2-135M: tied 49152 × 576 embedding, 30 layers of q/o 576², k/v 576 × 192, a 3 × 576 × 1536
+        // MLP and two norms, plus the final norm; its F32 weights go out as one frame.
+        let perLayer = 2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536 + 2 * 576
+        let weightBytes = 4 * (49152 * 576 + 30 * perLayer + 576)
+        XCTAssertGreaterThan(c.wire.maxMessageBytes, weightBytes)
+        XCTAssertGreaterThan(c.actors.leaseSeconds, 60, "a ticket of real completions takes tens of seconds")
+    }
+
     func testPartialFileKeepsDefaultsAndResolvedYAMLRoundTrips() throws {
         let config = try RunConfig.load(yaml: "staleness:\n  max_staleness: 4\nalgorithm:\n  name: dr_grpo\n  clip_eps_high: 0.28\n")
         var expected = RunConfig.defaults
