@@ -65,9 +65,6 @@ public struct ArithmeticTask: TaskGenerator {
         try ArithmeticTask(maxDigits: 2, operators: ["+", "-", "*"], operands: 3, answerFormat: answerFormat)
     }
 
-    /// One-digit operands with two of them: at most 10·10·3 problems, too few to hold any out.
-    public var heldOutByWording: Bool { maxDigits == 1 && operands == 2 }
-
     func operand(_ rng: inout SplitMix64) -> Int {
         let d = rng.int(in: minDigits ... maxDigits)
         if d == 1 { return rng.int(in: 0 ... 9) }

@@ -8,28 +8,17 @@ public protocol TaskGenerator: Sendable {
     var answerFormat: AnswerFormat { get }
     /// The wordings of its chat prompts.
     var phrasing: TaskPhrasing { get }
-    /// True when the problem space is too small to hold problems out (one-digit addition has 100):
-    /// the held-out split is then every problem, asked only in the held-out phrasing, and the
-    /// problems' held-out hash bucket trains instead. A checkpoint without a chat template sees no
-    /// phrasing, so for it such a held-out split measures seen problems.
-    var heldOutByWording: Bool { get }
     /// One problem, or nil when this draw is rejected (e.g. an ambiguous sequence).
     func draw(_ rng: inout SplitMix64) -> Problem?
 }
 
 extension TaskGenerator {
-    public var heldOutByWording: Bool { false }
-
-    /// The split `problem` belongs to (for a task held out by wording: train or sft, never heldout).
-    public func split(of problem: Problem) -> DatasetSplit {
-        let split = DatasetSplit.of(task: name, prompt: problem.prompt)
-        return heldOutByWording && split == .heldout ? .train : split
-    }
+    /// The split `problem` belongs to: a function of the problem alone, so held-out problems are
+    /// unseen whatever the wording (a checkpoint without a chat template sees no wording at all).
+    public func split(of problem: Problem) -> DatasetSplit { DatasetSplit.of(task: name, prompt: problem.prompt) }
 
     /// Whether `problem` may be drawn for `split`.
-    func admits(_ problem: Problem, to split: DatasetSplit) -> Bool {
-        heldOutByWording && split == .heldout ? true : self.split(of: problem) == split
-    }
+    func admits(_ problem: Problem, to split: DatasetSplit) -> Bool { self.split(of: problem) == split }
 }
 
 /// A problem in canonical form (`prompt`, hashed by the split), the question a chat prompt asks

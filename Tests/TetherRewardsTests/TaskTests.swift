@@ -40,8 +40,6 @@ final class TaskTests: XCTestCase {
             XCTAssertTrue(sft.isDisjoint(with: train), "\(g.name): \(sft.intersection(train).prefix(5))")
             XCTAssertFalse(held.isEmpty)
             XCTAssertThrowsError(try TaskDataset.sft(g, split: .heldout, count: 1, seed: 0))
-            // A small problem space is held out by wording instead (ChatTaskTests checks that).
-            guard !g.heldOutByWording else { continue }
             XCTAssertTrue(train.isDisjoint(with: held), "\(g.name): \(train.intersection(held).prefix(5))")
             XCTAssertTrue(sft.isDisjoint(with: held), "\(g.name): \(sft.intersection(held).prefix(5))")
             // Membership is a function of the problem alone.
@@ -58,10 +56,11 @@ final class TaskTests: XCTestCase {
         let distinct = Set(train.map(\.prompt)).count
         XCTAssertLessThan(distinct, 80)
         XCTAssertGreaterThan(distinct, 5)
-        // Its held-out split is every problem (held out by wording): 150 asked, all 100 there.
+        // Its held-out split is the sums whose hash falls in the held-out bucket, each unseen in training.
+        let heldOutSums = (0 ... 9).flatMap { a in (0 ... 9).map { "\(a)+\($0)=" } }.filter { DatasetSplit.of(task: g.name, prompt: $0) == .heldout }
         let held = try TaskDataset.prompts(g, split: .heldout, count: 150, seed: 3)
         XCTAssertEqual(held.count, 150)
-        XCTAssertEqual(Set(held.map(\.prompt)).count, 100)
+        XCTAssertEqual(Set(held.map(\.prompt)), Set(heldOutSums))
     }
 
     func testAnswersAreAcceptedAndStringsStayInVocabulary() throws {
