@@ -121,9 +121,7 @@ extension LlamaModel {
         precondition(batch.length >= 2, "sequenceLogProbs needs sequences of at least 2 tokens")
         let a = activations(batch: batch.batch, seqLen: batch.length - 1)
         try stage(a, batch)
-        forwardTraining(a)
-        lmHeadForward(a, entropy: entropy)
-        return outputs(a, entropy: entropy, batch: batch.batch, positions: batch.length - 1)
+        return logProbs(a, entropy: entropy, sequences: batch.batch, positions: batch.length - 1)
     }
 
     /// The same log-probs (and entropies) as `sequenceLogProbs`, by a forward-only pass: no
@@ -135,9 +133,15 @@ extension LlamaModel {
         precondition(batch.length >= 2, "tokenLogProbs needs sequences of at least 2 tokens")
         let a = forwardOnlyWorkspace(plan: causalPlan(batch: batch.batch, seqLen: batch.length - 1))
         try stage(a, batch)
+        return logProbs(a, entropy: entropy, sequences: batch.batch, positions: batch.length - 1)
+    }
+
+    /// The forward every log-prob entry point runs once its rows are staged in `a`: the decoder,
+    /// then the LM head fused with the log-prob (and entropy) over blocks of rows.
+    func logProbs(_ a: TrainingActivations, entropy: Bool, sequences: Int, positions: Int) -> SequenceLogProbs {
         forwardTraining(a)
         lmHeadForward(a, entropy: entropy)
-        return outputs(a, entropy: entropy, batch: batch.batch, positions: batch.length - 1)
+        return outputs(a, entropy: entropy, batch: sequences, positions: positions)
     }
 
     /// Inputs (the first T−1 tokens of each row), positions, lengths and targets of a plain batch.

@@ -28,9 +28,7 @@ extension LlamaModel {
     public func sequenceLogProbs(_ batch: GroupedTokenBatch, entropy: Bool = false) throws -> SequenceLogProbs {
         let a = activations(plan: sharedPrefixPlan(batch))
         try stage(a, batch)
-        forwardTraining(a)
-        lmHeadForward(a, entropy: entropy)
-        return outputs(a, entropy: entropy, batch: batch.sequenceCount, positions: max(0, batch.length - 1))
+        return logProbs(a, entropy: entropy, sequences: batch.sequenceCount, positions: max(0, batch.length - 1))
     }
 
     /// Forward-only shared-prompt log-probs (see `tokenLogProbs(_: TokenBatch)`): the reference or
@@ -38,9 +36,7 @@ extension LlamaModel {
     public func tokenLogProbs(_ batch: GroupedTokenBatch, entropy: Bool = false) throws -> SequenceLogProbs {
         let a = forwardOnlyWorkspace(plan: sharedPrefixPlan(batch))
         try stage(a, batch)
-        forwardTraining(a)
-        lmHeadForward(a, entropy: entropy)
-        return outputs(a, entropy: entropy, batch: batch.sequenceCount, positions: max(0, batch.length - 1))
+        return logProbs(a, entropy: entropy, sequences: batch.sequenceCount, positions: max(0, batch.length - 1))
     }
 
     /// Tokens, positions, lengths, groups, targets and output positions of a grouped batch's rows.
