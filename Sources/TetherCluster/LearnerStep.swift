@@ -63,7 +63,7 @@ extension LearnerLoop {
         record.scalars[K.actorTokensPerSecond] = Double(stepWindow.receivedCompletionTokens) / elapsed
         record.scalars[K.learnerIdleFraction] = max(0, 1 - stepWindow.busySeconds / elapsed)
         record.scalars["samples_per_s"] = Double(stats.sequences) / elapsed
-        record.scalars["step_seconds"] = elapsed
+        record.scalars[MetricsRecord.Key.stepSeconds] = elapsed
         record.scalars["weights/publish_seconds"] = publishSeconds
         if let l = broadcaster.latestLatency {
             record.scalars[K.weightBroadcastLatency] = l.seconds

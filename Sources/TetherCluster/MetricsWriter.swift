@@ -58,6 +58,9 @@ public struct MetricsRecord: Equatable, Sendable {
         public static let actorTokensPerSecond = "actor/tokens_per_s"
         public static let learnerTokensPerSecond = "learner/tokens_per_s"
         public static let learnerIdleFraction = "learner/idle_fraction"
+        /// Wall seconds of one RL step: sampling, scoring and the update (`tether train`), or the
+        /// learner's step between versions (cluster).
+        public static let stepSeconds = "step_seconds"
         public static let weightBroadcastLatency = "weights/broadcast_latency_s"
         public static let lagP50 = "lag/p50"
         public static let lagMax = "lag/max"

@@ -158,6 +158,7 @@ struct TrainCommand: AsyncParsableCommand {
             record.addUpdate(m)
             record.scalars[MetricsRecord.Key.actorTokensPerSecond] = m.rolloutTokensPerSecond
             record.scalars["time/rollout_s"] = m.rolloutSeconds
+            record.scalars[MetricsRecord.Key.stepSeconds] = Date().timeIntervalSince(stepStart)
             record.addRewardComponents(components)
             try metrics.write(record)
             let done = trainer.step - firstStep, total = c.run.steps - firstStep
