@@ -21,6 +21,7 @@ public struct RunTask: Sendable {
     /// components); accuracy is its `correct` component (`RewardBreakdown.isCorrect`), whatever the
     /// training reward.
     public let verifier: any Verifier
+    let verifierSpec: RewardSpec
     /// The training split's prompts.
     public let trainPrompts: [TaskPrompt]
     public let maxPromptTokens: Int
@@ -42,7 +43,8 @@ public struct RunTask: Sendable {
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        verifier = try t.rewardSpec().makeVerifier()
+        verifierSpec = try t.rewardSpec()
+        verifier = verifierSpec.makeVerifier()
         if let g = try RunTask.generator(named: t.name, answerFormat: t.extract) {
             generator = g
             // RL prompts from the splits `task.rl_prompts` names; never the held-out split.
@@ -101,6 +103,14 @@ public struct RunTask: Sendable {
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
         let tokens = try prompt.promptIds(tokenizer)
         return Array(tokens.suffix(maxPromptTokens))
+    }
+
+    /// The reward version of the built-in verifier: `builtin:` and a hash of its configuration
+    /// (`task.extract`, the weights, the length penalty), so a changed reward config is a new version.
+    public var verifierRewardVersion: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bit
+        for b in "\(verifierSpec)".utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return "builtin:" + String(hash, radix: 16)
     }
 
     /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).

@@ -65,8 +65,8 @@ public final class RewardServicePool: @unchecked Sendable {
             RewardWorkerProcess(command: options.command, startupTimeout: options.startupTimeoutSeconds,
                                 environment: options.environment.merging(["TETHER_REWARD_WORKER_INDEX": String(i)]) { $1 })
         }
-        for (i, w) in workers.enumerated() {
-            let t = Thread { [self] in serve(w, index: i) }
+        for i in workers.indices {
+            let t = Thread { [self] in serve(index: i) }
             t.name = "tether.reward.worker\(i)"
             threads.append(t)
             t.start()
@@ -104,7 +104,8 @@ public final class RewardServicePool: @unchecked Sendable {
         for w in workers { w.stop() }
     }
 
-    private func serve(_ worker: RewardWorkerProcess, index: Int) {
+    private func serve(index: Int) {
+        let worker = workers[index]
         while true {
             lock.lock()
             while queue.isEmpty && !stopped { lock.wait() }

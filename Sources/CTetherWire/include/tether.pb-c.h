@@ -242,10 +242,16 @@ struct  Tether__Sample
   Tether__FinishReason finish_reason;
   double generation_seconds;
   double scoring_seconds;
+  /*
+   * What scored this sample: a hash of the scorer's code and config, a user string, or a reward
+   * model checkpoint's checksum. "" means unversioned. Samples scored by different versions
+   * are not comparable rewards; the learner may refuse to mix them in one batch.
+   */
+  char *reward_version;
 };
 #define TETHER__SAMPLE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__sample__descriptor) \
-    , 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, TETHER__FINISH_REASON__FINISH_REASON_UNSPECIFIED, 0, 0 }
+    , 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, TETHER__FINISH_REASON__FINISH_REASON_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -261,10 +267,20 @@ struct  Tether__TrajectoryGroup
   uint32_t *prompt_tokens;
   size_t n_samples;
   Tether__Sample **samples;
+  /*
+   * Set when the actor could not score the group (its reward workers failed every attempt: a
+   * reason such as "timeout", "crashed", "wrong_count"): `samples` is then empty, and the learner
+   * re-issues the prompt and counts `dropped/reward_<reason>`. Never a zero reward instead.
+   */
+  char *unscored_reason;
+  /*
+   * Failed reward-service attempts before this group was scored or given up (each restarted a worker).
+   */
+  uint32_t scoring_retries;
 };
 #define TETHER__TRAJECTORY_GROUP__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__trajectory_group__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
