@@ -11,18 +11,18 @@
 ///   are left out (`reward_version_mixed`); a group whose own samples disagree is refused.
 ///
 /// A pure state machine (no I/O), so the rule is tested without processes.
-struct RewardVersionGate {
-    let allowMixed: Bool
+public struct RewardVersionGate {
+    public let allowMixed: Bool
     /// Versions in order of first appearance; the last is current.
-    private(set) var seen: [String] = []
-    private(set) var retired: Set<String> = []
-    private(set) var changes = 0
+    public private(set) var seen: [String] = []
+    public private(set) var retired: Set<String> = []
+    public private(set) var changes = 0
 
-    init(allowMixed: Bool) { self.allowMixed = allowMixed }
+    public init(allowMixed: Bool) { self.allowMixed = allowMixed }
 
-    var current: String? { seen.last }
+    public var current: String? { seen.last }
 
-    enum Arrival: Equatable {
+    public enum Arrival: Equatable {
         case accept
         /// Accepted, and the version differs from every one before (`from` nil: the run's first).
         case changed(from: String?, to: String)
@@ -31,7 +31,7 @@ struct RewardVersionGate {
     }
 
     /// A group whose samples carry `versions`.
-    mutating func arrival(versions: [String]) -> Arrival {
+    public mutating func arrival(versions: [String]) -> Arrival {
         guard let v = versions.first else { return .accept }
         if !allowMixed && versions.contains(where: { $0 != v }) { return .refuse("reward_version_mixed_in_group") }
         if seen.contains(v) {
@@ -48,7 +48,7 @@ struct RewardVersionGate {
 
     /// Indices of the batch's groups to train, given each group's version: all of them when mixing
     /// is allowed or the batch is of one version, else those of the newest version among them.
-    func trainable(_ groupVersions: [String]) -> [Int] {
+    public func trainable(_ groupVersions: [String]) -> [Int] {
         guard !allowMixed, let first = groupVersions.first, groupVersions.contains(where: { $0 != first }) else {
             return Array(groupVersions.indices)
         }
