@@ -127,7 +127,8 @@ public final class RewardServicePool: @unchecked Sendable {
             case .success:
                 results[item.job] = ServiceScoredGroup(result: outcome, failures: item.failures, seconds: nowSeconds() - item.started)
             case .failure(let e) where item.attempt < options.maxAttempts:
-                queue.append((item.job, item.attempt + 1, item.failures + [e], item.started))
+                // First in line again: a retry is the oldest work, and its group's ticket waits on it.
+                queue.insert((item.job, item.attempt + 1, item.failures + [e], item.started), at: 0)
             case .failure(let e):
                 results[item.job] = ServiceScoredGroup(result: outcome, failures: item.failures + [e], seconds: nowSeconds() - item.started)
             }

@@ -4,7 +4,8 @@ import Foundation
 /// request: every sample scores exactly 1.0 (component `one`), except the requests that
 /// `FIXTURE_PLAN` names by their number, counted across all its processes (`3=nan,4=wrong_count`):
 /// `nan` (a NaN reward), `wrong_count` (one result short), `bad_json`, `hang`, `exit` (dies),
-/// `error` (an error reply). Each process writes `pid-<pid>` into `FIXTURE_DIR`; its reward version
+/// `error` (an error reply), `version:NAME` (from this request on, the reward version is NAME).
+/// Each process writes `pid-<pid>` into `FIXTURE_DIR`; its reward version
 /// is the content of `FIXTURE_DIR/version` when that file exists, read at every request.
 public enum RewardWorkerFixture {
     public static let script = #"""
@@ -25,7 +26,10 @@ public enum RewardWorkerFixture {
             f.write("x")
         mode = plan.get(str(n), "ok")
         results = [{"reward": 1.0, "components": {"one": 1.0}} for _ in request["samples"]]
-        if mode == "nan":
+        if mode.startswith("version:"):
+            with open(os.path.join(d, "version"), "w") as f:
+                f.write(mode[len("version:"):])
+        elif mode == "nan":
             results[0]["reward"] = float("nan")
         elif mode == "wrong_count":
             results = results[:-1]
