@@ -289,7 +289,7 @@ extension ActorProcess {
                 let samples = try completions[pi * g ..< (pi + 1) * g].map { c in
                     let scoreStart = Date()
                     let reward = try task.score(completionTokens: c.tokens, for: prompt)
-                    return sample(c, reward, Date().timeIntervalSince(scoreStart), task.verifierRewardVersion)
+                    return sample(c, reward, Date().timeIntervalSince(scoreStart), task.rewardVersion)
                 }
                 return TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId, promptTokens: p.tokens, samples: samples)
             }
