@@ -82,6 +82,9 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("\(e)")
         }
         let c = runConfig
+        guard c.task.reward != .service else {
+            throw ValidationError("task.reward: service runs in the cluster only (its actors start the reward workers): use `tether launch`")
+        }
         let task = try RunTask(config: c)
         let heldOut = try task.heldOutPrompts(count: evalPrompts ?? c.run.evalPrompts)
         let rewardModel = c.task.reward == .rewardModel ? try RewardModelScorer(directory: c.task.rewardModelPath) : nil
