@@ -54,7 +54,7 @@ extension LearnerLoop {
         var work = try prepareStep(groups)
         let update = self.update
         step.start(name: "tether.learner.step") {
-            do { work.stats = try update.step(work.batch) } catch var e as NonFiniteUpdate {
+            do { work.stats = try update.step(work.batch, learnerVersion: work.version) } catch var e as NonFiniteUpdate {
                 e.version = work.version + 1
                 throw e
             }

@@ -236,22 +236,29 @@ public struct RolloutSection: Codable, Equatable, Sendable {
     }
 }
 
+/// The loss's treatment of samples from an older policy (`RunConfig.rlOptions` maps each to a
+/// `PolicyObjective`; docs/staleness.md has the equations).
 public enum OffPolicyCorrection: String, ConfigChoice {
     case none
     case decoupled
     case truncatedIS = "truncated_is"
+    case maskedIS = "masked_is"
+    case sequenceTruncatedIS = "sequence_truncated_is"
 }
+extension ProximalSource: ConfigChoice {}
 
 /// η and the correction applied to groups sampled by an older policy.
 public struct StalenessSection: Codable, Equatable, Sendable {
     public var maxStaleness = 2
     public var offPolicyCorrection = OffPolicyCorrection.decoupled
     public var isCap = 2.0
+    public var proximalLogprobs = ProximalSource.forward
 
     enum CodingKeys: String, CodingKey {
         case maxStaleness = "max_staleness"
         case offPolicyCorrection = "off_policy_correction"
         case isCap = "is_cap"
+        case proximalLogprobs = "proximal_logprobs"
     }
 }
 

@@ -73,6 +73,8 @@ extension RunConfig {
         // η + 1 sized histograms are allocated up front and checkpointed, so η is bounded too.
         try integer(staleness.maxStaleness, "staleness.max_staleness", 0, 1024)
         try number(staleness.isCap, "staleness.is_cap", 1, L.coefficient)
+        try require(staleness.offPolicyCorrection != .maskedIS || staleness.isCap > 1, "staleness.is_cap",
+                    "masked_is drops tokens whose behaviour ratio leaves [1/is_cap, is_cap]: needs is_cap > 1 (1 would drop every token), got \(staleness.isCap)")
 
         let l = learner
         try positive(l.blasThreads, "learner.blas_threads", max: L.threads)
