@@ -7,8 +7,9 @@ import TetherWire
 
 /// An actor process (`tether actor`): joins the learner, keeps the newest weights it has received,
 /// takes one ticket at a time, samples G completions per prompt with the KV-cache sampler, scores
-/// them with the task's verifier, and pushes each group with per-token behaviour log-probs and
-/// versions.
+/// them with the run's scorer (`RunScorer`: the task's verifier, or a reward model beside the
+/// format and length terms), and pushes each group with per-token behaviour log-probs, versions,
+/// reward components and the reward version.
 ///
 /// It never runs ahead on its own: it asks for the next ticket only after pushing the last one, and
 /// the learner answers only within the staleness budget, so an actor that is too far ahead simply
@@ -22,6 +23,7 @@ public final class ActorProcess {
     let actorID: String
     let logger: Logger
     let task: RunTask
+    let scorer: RunScorer
     let model: LlamaModel
     let context: WireContext
     let control: WireSocket
@@ -46,6 +48,7 @@ public final class ActorProcess {
         try config.validateForCluster()
         task = try RunTask(config: config)
         rewardService = config.task.reward == .service ? try RewardServicePool(options: config.task.rewardService.options) : nil
+        scorer = try RunScorer(task: task, config: config)
         model = try LlamaModel(config: try config.policyArchitecture())
         let ctx = try WireContext()
         context = ctx
@@ -201,7 +204,7 @@ public final class ActorProcess {
 
     private func join() {
         let join = ActorJoin(actorId: actorID, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                             blasThreads: 1, scorers: [rewardService == nil ? task.verifier.name : "reward_service"], haveVersion: UInt64(max(0, installedVersion)))
+                             blasThreads: 1, scorers: [scorer.name], haveVersion: UInt64(max(0, installedVersion)))
         try? control.send(.actorJoin(join), timeout: 1)
         try? control.send(.weightsRequest(WeightsRequest(actorId: actorID, haveVersion: UInt64(max(0, installedVersion)))), timeout: 1)
     }
@@ -255,7 +258,7 @@ public final class ActorProcess {
         let start = Date()
         let completions = try model.generate(
             prompts: prompts, maxNewTokens: Int(s.maxNewTokens),
-            sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP, eosTokenId: task.tokenizer.eosId),
+            sampling: try task.samplingParameters(s, model: model.config),
             seed: s.seed ^ ticket.ticketId &* 0x9E37_79B9_7F4A_7C15)
         let genSeconds = Date().timeIntervalSince(start) / Double(max(1, prompts.count))
         let groups = try score(ticket, completions: completions, policyVersion: version, generationSeconds: genSeconds)
@@ -279,18 +282,18 @@ extension ActorProcess {
             TrajectorySample(
                 completionTokens: c.tokens.map { UInt32($0) }, behaviourLogProbs: c.rawLogProbs,
                 tokenVersions: Array(repeating: UInt64(version), count: c.tokens.count), reward: Double(reward.reward),
-                rewardComponents: reward.components.map { TetherWire.RewardComponent(name: $0.name, value: Double($0.value)) },
+                rewardComponents: reward.wireComponents,
                 finishReason: c.finishReason == .eos ? .stop : .length,
                 generationSeconds: generationSeconds, scoringSeconds: seconds, rewardVersion: rewardVersion)
         }
         let known = ticket.prompts.enumerated().compactMap { (pi, p) in PromptID(p.promptId).map { (pi, p, task.prompt(for: $0)) } }
         guard let rewardService else {
             return try known.map { (pi, p, prompt) in
-                let samples = try completions[pi * g ..< (pi + 1) * g].map { c in
-                    let scoreStart = Date()
-                    let reward = try task.score(completionTokens: c.tokens, for: prompt)
-                    return sample(c, reward, Date().timeIntervalSince(scoreStart), task.rewardVersion)
-                }
+                let group = completions[pi * g ..< (pi + 1) * g]
+                let scoreStart = Date()
+                let rewards = try scorer.score(completions: group.map(\.tokens), for: prompt)
+                let perSample = Date().timeIntervalSince(scoreStart) / Double(max(1, g))
+                let samples = zip(group, rewards).map { sample($0, $1, perSample, scorer.version) }
                 return TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId, promptTokens: p.tokens, samples: samples)
             }
         }

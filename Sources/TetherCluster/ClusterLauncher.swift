@@ -76,8 +76,14 @@ public final class ClusterLauncher: @unchecked Sendable {
         let source = plan.resume ? (plan.runDirectory?.appendingPathComponent("config.yaml").path ?? plan.configPath) : plan.configPath
         var config = try RunConfig.load(contentsOf: URL(fileURLWithPath: source), overrides: overrides)
         try config.validateForCluster()
+        // The local actors load the reward model: a wrong path stops the launch here, not in each actor.
+        if config.task.reward == .rewardModel && !FileManager.default.fileExists(atPath: config.task.rewardModelPath) {
+            throw ConfigError.invalidValue(path: "task.reward_model_path",
+                                           reason: "\(config.task.rewardModelPath) does not exist (a directory written by `tether rm train`)")
+        }
         // The processes read the config written below: it carries the policy's real shape.
         config = try config.resolvingModel()
+        try config.checkWeightsFitMessageLimit(try config.policyArchitecture())
         let root = plan.runDirectory ?? URL(fileURLWithPath: config.run.outDir).appendingPathComponent(config.run.name)
         let run = try RunDirectory(root: root)
         let (threads, oversubscribed) = ClusterLauncher.threadBudget(cores: plan.cores, processes: config.actors.count + 1)

@@ -108,6 +108,7 @@ extension RunConfig {
         o.sendHighWaterMark = Int32(clamping: wire.sendHWM)
         o.receiveHighWaterMark = Int32(clamping: wire.receiveHWM)
         o.maxMessageSize = Int64(wire.maxMessageBytes)
+        o.maxMessageSizeSetting = "wire.max_message_bytes"
         o.lingerMilliseconds = Int32(clamping: wire.lingerMilliseconds)
         o.security = security
         o.heartbeatIntervalMilliseconds = Int32(clamping: Int(actors.heartbeatSeconds * 1000))

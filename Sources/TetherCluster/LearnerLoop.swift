@@ -89,6 +89,7 @@ public final class LearnerLoop {
         let runDir = try RunDirectory(root: options.runDirectory)
         run = runDir
         let runTask = try RunTask(config: config)
+        try runTask.checkPromptLengths(runTask.trainPrompts, what: "training")
         task = runTask
         incarnation = UInt32.random(in: 1 ... UInt32.max)
 
@@ -109,7 +110,11 @@ public final class LearnerLoop {
             policy = try LlamaModel(config: try config.policyArchitecture(), seed: UInt64(truncatingIfNeeded: config.run.seed), std: config.model.initStd)
         }
         model = policy
-        evaluation = PeriodicEvaluation(config: config, heldOut: try runTask.heldOutPrompts(count: config.run.evalPrompts))
+        try config.checkWeightsFitMessageLimit(policy.config)
+        let heldOut = try runTask.heldOutPrompts(count: config.run.evalPrompts)
+        let periodic = PeriodicEvaluation(config: config, heldOut: heldOut)
+        if periodic != nil { try runTask.checkPromptLengths(heldOut, what: "held-out") }
+        evaluation = periodic
         if !options.resume { try runDir.writeResolvedConfig(config) }
         let reference = config.algorithm.klBeta > 0
             ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
@@ -356,7 +361,7 @@ public final class LearnerLoop {
             guard case .admitGroup(let a) = d else { continue }
             let key = GroupKey(ticket: a.ticket, prompt: a.promptID)
             payloads[key] = g
-            if let group = try? RolloutBatch(trajectories: g, group: 0, verifierRewards: false) { referenceScorer?.submit(key, group: group) }
+            if let group = try? RolloutBatch(trajectories: g, group: 0) { referenceScorer?.submit(key, group: group) }
         }
         try perform(directives, now: now)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import TetherModel
 import TetherRL
+import TetherRewards
 import TetherWire
 
 extension LearnerLoop {
@@ -11,6 +12,8 @@ extension LearnerLoop {
         var batchLags: [Int]
         var version: Int
         var started: Date
+        /// The batch's reward components, from the wire (`RewardTally.add(_: TrajectorySample)`).
+        var rewards: RewardTally
         var stats = PolicyUpdateMetrics()
     }
 
@@ -21,6 +24,7 @@ extension LearnerLoop {
         var parts: [RolloutBatch] = []
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
         var payloadOf: [TrajectoryGroup] = []
+        var rewards = RewardTally()
         for admitted in announced {
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             guard let g = payloads.removeValue(forKey: key) else {
@@ -40,13 +44,14 @@ extension LearnerLoop {
         for (gi, i) in kept.enumerated() {
             let admitted = announced[i], g = payloadOf[i]
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
-            var part = try RolloutBatch(trajectories: g, group: gi, verifierRewards: config.task.reward == .verifier)
+            var part = try RolloutBatch(trajectories: g, group: gi)
+            for s in g.samples { rewards.add(s) }
             if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
             for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
             parts.append(part)
         }
         return StepWork(groups: groups, batch: try RolloutBatch(concatenating: parts), batchLags: batchLags,
-                        version: controller.version, started: Date())
+                        version: controller.version, started: Date(), rewards: rewards)
     }
 
     /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
@@ -76,7 +81,7 @@ extension LearnerLoop {
         record.addStaleness(controller.statistics)
         typealias K = MetricsRecord.Key
         record.addUpdate(stats)
-        record.addRewardComponents(task.rewardTally(zip(work.batch.groupIDs, work.batch.completionTokens).map { (groups[$0].promptID, $1) }))
+        record.addRewardComponents(work.rewards)
         record.scalars[K.actorTokensPerSecond] = Double(stepWindow.receivedCompletionTokens) / elapsed
         record.scalars[K.learnerIdleFraction] = max(0, 1 - stepWindow.busySeconds / elapsed)
         record.scalars["samples_per_s"] = Double(stats.sequences) / elapsed
@@ -142,15 +147,16 @@ extension LearnerLoop {
 extension RolloutBatch {
     /// A trajectory group as the update takes it (`group` indexes the group within its batch): the
     /// learner's one conversion from the wire. A sample's version is the oldest that sampled any of
-    /// its tokens. With a verifier's reward a sample counts as correct when its reward is 1 (what a
-    /// verifier gives a right answer); a reward model's samples have no notion of correct.
-    public init(trajectories g: TrajectoryGroup, group: Int, verifierRewards: Bool) throws {
+    /// its tokens. A sample is correct when its `correct` component is 1 (the exact-answer check,
+    /// whatever the reward adds for format or subtracts for length, `RewardBreakdown.isCorrect`);
+    /// a sample without that component (a scorer that has no notion of correct) has no accuracy.
+    public init(trajectories g: TrajectoryGroup, group: Int) throws {
         let prompt = g.promptTokens.map { Int($0) }
         try self.init(
             promptTokens: g.samples.map { _ in prompt }, completionTokens: g.samples.map { $0.completionTokens.map { Int($0) } },
             behaviourLogProbs: g.samples.flatMap(\.behaviourLogProbs), rewards: g.samples.map { Float($0.reward) },
             groupIDs: g.samples.map { _ in group }, policyVersions: g.samples.map { Int(clamping: $0.tokenVersions.min() ?? 0) },
-            correct: g.samples.map { verifierRewards ? $0.reward >= 1 - 1e-6 : nil })
+            correct: g.samples.map { s in s.rewardComponents.first { $0.name == "correct" }.map { RewardBreakdown.isCorrect(correctComponent: $0.value) } })
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TetherModel
 
 extension RunConfig {
     /// Range and consistency checks that types alone cannot express; the first violation is thrown
@@ -130,16 +131,25 @@ extension RunConfig {
         try integer(run.evalSamples, "run.eval_samples", 0, 4096)
     }
 
-    /// What the cluster cannot run, refused before any process starts: a reward model (the actors
-    /// score with the task's verifier) and PPO (the learner trains no value model); `tether train`
-    /// runs both.
+    /// What the cluster cannot run, refused before any process starts: PPO (the learner trains no
+    /// value model; `tether train` runs it).
     public func validateForCluster() throws {
-        guard task.reward != .rewardModel else {
-            throw ConfigError.invalidValue(path: "task.reward", reason: "reward_model is supported by `tether train` only; the cluster's actors score with the task's verifier (task.reward: verifier)")
-        }
         guard algorithm.name != .ppo else {
             throw ConfigError.invalidValue(path: "algorithm.name", reason: "ppo needs a value model, which the cluster learner does not train: use grpo, dr_grpo or rloo (tether train runs ppo)")
         }
+    }
+
+    /// The learner sends the policy's Float32 parameters as one raw frame, and every receiver drops
+    /// a frame over `wire.max_message_bytes` (ZeroMQ's limit) without a word: actors would wait for
+    /// weights forever. Checked before any process starts (launcher) and before the learner binds.
+    public func checkWeightsFitMessageLimit(_ architecture: LlamaConfig) throws {
+        let parameters = ParameterLayout(config: architecture).totalCount
+        let (bytes, overflow) = parameters.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
+        guard overflow || bytes > wire.maxMessageBytes else { return }
+        let size = overflow ? "more than \(Int.max)" : "\(bytes)"
+        throw ConfigError.invalidValue(
+            path: "wire.max_message_bytes",
+            reason: "the policy's weights travel as one frame of \(size) bytes (\(parameters) Float32 parameters), more than wire.max_message_bytes \(wire.maxMessageBytes): no actor could receive them; set wire.max_message_bytes to at least \(size)")
     }
 
     /// Threads all processes of this config would use on one machine (DESIGN.md: BLAS threads are

@@ -102,11 +102,39 @@ public struct RunTask: Sendable {
     }
 
     /// The prompt as the tokenizer frames it (`<bos> prompt` for the built-in vocabulary, the chat
-    /// messages through the template for an instruct checkpoint: `TaskPrompt.promptIds`), keeping
-    /// the last `maxPromptTokens` tokens (the SFT format without the completion).
+    /// messages through the template for an instruct checkpoint: `TaskPrompt.promptIds`; the SFT
+    /// format without the completion). A prompt longer than `task.max_prompt_tokens` is an error
+    /// (`checkPromptLengths` finds them all at start), never cut: see there.
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
         let tokens = try prompt.promptIds(tokenizer)
-        return Array(tokens.suffix(maxPromptTokens))
+        guard tokens.count <= maxPromptTokens else {
+            throw ConfigError.invalidValue(path: "task.max_prompt_tokens",
+                                           reason: "prompt '\(prompt.id)' is \(tokens.count) tokens, more than task.max_prompt_tokens \(maxPromptTokens)")
+        }
+        return tokens
+    }
+
+    /// Throws when any of `prompts` (`what`: "training", "held-out") is longer than
+    /// `task.max_prompt_tokens`, with how many are, the longest and the value that would fit them.
+    ///
+    /// An error rather than truncation or a silent drop, as `tether train` and verl's dataset
+    /// (`truncation: error`, its default) do: a prompt cut to its last tokens loses its beginning —
+    /// the system turn, the start of the question — so the policy would be trained on a problem
+    /// other than the one its answer is scored against, and dropping prompts would change the task's
+    /// problem set behind the user's back. The run stops at start, before any process is busy.
+    public func checkPromptLengths(_ prompts: [TaskPrompt], what: String) throws {
+        var overlong = 0
+        var longest: (id: String, tokens: Int)?
+        for p in prompts {
+            let n = try p.promptIds(tokenizer).count
+            guard n > maxPromptTokens else { continue }
+            overlong += 1
+            if n > longest?.tokens ?? 0 { longest = (p.id, n) }
+        }
+        guard let longest else { return }
+        throw ConfigError.invalidValue(
+            path: "task.max_prompt_tokens",
+            reason: "\(overlong) of \(prompts.count) \(what) prompts are longer than task.max_prompt_tokens \(maxPromptTokens) (the longest, '\(longest.id)', is \(longest.tokens) tokens); prompts are never truncated: set task.max_prompt_tokens to at least \(longest.tokens) or shorten the prompts")
     }
 
     /// `verifier-` and the first 12 hex digits of the XXH64 of the task name and the reward's
@@ -114,9 +142,36 @@ public struct RunTask: Sendable {
     /// (no per-process hash seed), different as soon as a weight, the extraction mode, the length
     /// ramp, the task or the built-in rules differ.
     public static func verifierRewardVersion(taskName: String, spec: RewardSpec) -> String {
-        let digest = WireChecksum.xxh64(Array("task=\(taskName);\(spec.canonicalDescription)".utf8))
+        "verifier-" + hex12(WireChecksum.xxh64(Array("task=\(taskName);\(spec.canonicalDescription)".utf8)))
+    }
+
+    /// The first 12 of a 64-bit digest's 16 hex digits (48 bits: collisions between the versions of
+    /// one run are out of reach, and the string stays short enough for a log line).
+    static func hex12(_ digest: UInt64) -> String {
         let hex = String(digest, radix: 16)
-        return "verifier-" + String((String(repeating: "0", count: 16 - hex.count) + hex).prefix(12))
+        return String((String(repeating: "0", count: 16 - hex.count) + hex).prefix(12))
+    }
+
+    /// The ids a sampled completion ends at: the tokenizer's `<eos>` and, when the checkpoint has a
+    /// chat template, the chat format's end-of-turn ids (`ChatFormat.endOfTurnIds`: the model
+    /// config's `eos_token_id` list, as `transformers`' `generate` stops on). An instruct model
+    /// closes its turn with `<|im_end|>` or `<|eot_id|>`, which need not be the tokenizer's eos; a
+    /// sampler that ignored it would write past the turn into text no one asked for and score it.
+    public func stopTokenIds(model: LlamaConfig) throws -> [Int] {
+        var ids = tokenizer.eosId.map { [$0] } ?? []
+        if tokenizer.chatTemplate != nil {
+            for id in try ChatFormat(tokenizer: tokenizer).endOfTurnIds(model) where !ids.contains(id) { ids.append(id) }
+        }
+        return ids
+    }
+
+    /// What an actor samples a ticket with: the ticket's settings, stopping at `stopTokenIds` and
+    /// at any stop token the ticket adds.
+    public func samplingParameters(_ s: SamplingSettings, model: LlamaConfig) throws -> SamplingParameters {
+        var stops = try stopTokenIds(model: model)
+        for t in s.stopTokens where !stops.contains(Int(t)) { stops.append(Int(t)) }
+        return SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP, eosTokenId: tokenizer.eosId,
+                                  stopTokenIds: stops)
     }
 
     /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).

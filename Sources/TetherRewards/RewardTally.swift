@@ -13,9 +13,14 @@ public struct RewardTally: Equatable, Sendable {
     public init() {}
 
     public mutating func add(_ breakdown: RewardBreakdown) {
+        add(components: breakdown.components.map { ($0.name, Double($0.value)) })
+    }
+
+    /// One sample's components as (name, unweighted value) pairs: what a scorer sent on the wire.
+    public mutating func add(components: [(name: String, value: Double)]) {
         samples += 1
-        for c in breakdown.components {
-            sums[c.name, default: 0] += Double(c.value)
+        for c in components {
+            sums[c.name, default: 0] += c.value
             counts[c.name, default: 0] += 1
         }
     }

@@ -40,7 +40,11 @@ public struct RewardBreakdown: Equatable, Sendable {
     /// Whether the sample counts as correct: its `correct` component when it has one (a weighted
     /// reward can exceed 1 by its format bonus or fall below it by a length penalty), else a
     /// reward of at least 1 (what the single exact-answer verifiers give a right answer).
-    public var isCorrect: Bool { (self["correct"] ?? reward) >= 1 - 1e-6 }
+    public var isCorrect: Bool { Self.isCorrect(correctComponent: Double(self["correct"] ?? reward)) }
+
+    /// Whether a `correct` component's value (1 for a right answer, 0 otherwise, perhaps rounded on
+    /// the way through a Float) says the answer was right.
+    public static func isCorrect(correctComponent value: Double) -> Bool { value >= 1 - 1e-6 }
 }
 
 /// A reward that must not enter training, or a reward config that cannot be built.

@@ -111,12 +111,12 @@ public final class WireSocket: @unchecked Sendable {
     /// `timeout` seconds (nil: forever) — call it from a thread, or use `trySend` in async code.
     public func send(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil,
                      timeout: Double? = nil) throws {
-        try enqueue(makeFrames(message, attachments, routingId), timeout: timeout)
+        try enqueue(try makeFrames(message, attachments, routingId), timeout: timeout)
     }
 
     /// Queues `message` from async code: waits for outbox space by sleeping the task, never a thread.
     public func sendAsync(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil) async throws {
-        let frames = makeFrames(message, attachments, routingId)
+        let frames = try makeFrames(message, attachments, routingId)
         while try !tryEnqueue(frames) { try await Task.sleep(nanoseconds: 500_000) }
     }
 
@@ -139,7 +139,7 @@ public final class WireSocket: @unchecked Sendable {
     /// Queues `message` unless the outbox is full; never blocks.
     @discardableResult
     public func trySend(_ message: WireMessage, attachments: [WireAttachment] = [], to routingId: [UInt8]? = nil) throws -> Bool {
-        try tryEnqueue(makeFrames(message, attachments, routingId))
+        try tryEnqueue(try makeFrames(message, attachments, routingId))
     }
 
     private func tryEnqueue(_ frames: [OutgoingFrame]) throws -> Bool {
@@ -202,10 +202,20 @@ public final class WireSocket: @unchecked Sendable {
 
     // MARK: - Owner thread
 
-    private func makeFrames(_ message: WireMessage, _ attachments: [WireAttachment], _ routingId: [UInt8]?) -> [OutgoingFrame] {
+    /// The frames of one message; throws `messageTooLarge` for a frame over `maxMessageSize`
+    /// (frame 0 is the envelope, the attachments follow; a routing id is not counted).
+    private func makeFrames(_ message: WireMessage, _ attachments: [WireAttachment], _ routingId: [UInt8]?) throws -> [OutgoingFrame] {
+        let envelope = WireCodec.encode(message)
+        let limit = options.maxMessageSize
+        if limit >= 0 {
+            for (i, bytes) in ([envelope.count] + attachments.map(\.count)).enumerated() where Int64(bytes) > limit {
+                throw WireSocketError.messageTooLarge(socket: options.name, frame: i, bytes: bytes, limit: limit,
+                                                      setting: options.maxMessageSizeSetting)
+            }
+        }
         var frames: [OutgoingFrame] = []
         if let routingId { frames.append(.bytes(routingId)) }
-        frames.append(.bytes(WireCodec.encode(message)))
+        frames.append(.bytes(envelope))
         frames.append(contentsOf: attachments.map { .attachment($0) })
         return frames
     }

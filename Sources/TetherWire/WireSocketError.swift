@@ -9,6 +9,9 @@ public enum WireSocketError: Error, Sendable, Equatable, CustomStringConvertible
     case outboxFull
     case closed
     case unsupported(String)
+    /// A frame over the socket's `maxMessageSize`, refused before it is queued: ZeroMQ would hand
+    /// it over, and the receiver (same limit) would drop the connection without a word.
+    case messageTooLarge(socket: String, frame: Int, bytes: Int, limit: Int64, setting: String)
 
     public var description: String {
         switch self {
@@ -20,6 +23,8 @@ public enum WireSocketError: Error, Sendable, Equatable, CustomStringConvertible
         case .outboxFull: return "send queue is full (the peer is not keeping up)"
         case .closed: return "socket is closed"
         case .unsupported(let what): return what
+        case let .messageTooLarge(socket, frame, bytes, limit, setting):
+            return "\(socket): frame \(frame) of the message is \(bytes) bytes, more than \(setting) \(limit); a receiver would drop it unseen, so it is not sent: raise \(setting) to at least \(bytes) on every process"
         }
     }
 }

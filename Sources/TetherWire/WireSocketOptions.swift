@@ -37,9 +37,14 @@ public struct WireSocketOptions: Sendable {
     /// Messages queued per peer before a sender blocks (PUSH/DEALER) or drops (PUB).
     public var sendHighWaterMark: Int32 = 1000
     public var receiveHighWaterMark: Int32 = 1000
-    /// Largest message a peer may send (bytes, -1: no limit); ZeroMQ disconnects a peer that
-    /// exceeds it before the bytes reach us. Must cover a whole weights frame.
+    /// Largest frame a peer may send (bytes, -1: no limit); ZeroMQ disconnects a peer that
+    /// exceeds it before the bytes reach us, and checks each frame of a multipart message on its
+    /// own (libzmq's decoder). Must cover a whole weights frame. Peers share the value, so the
+    /// sender refuses a frame over its own limit (`WireSocketError.messageTooLarge`) instead of
+    /// letting the receiver drop it unseen.
     public var maxMessageSize: Int64 = 256 << 20
+    /// What `maxMessageSize` is called where the user sets it (a config key), for error messages.
+    public var maxMessageSizeSetting = "maxMessageSize"
     /// How long `close()` keeps trying to deliver queued messages.
     public var lingerMilliseconds: Int32 = 500
     /// ZMTP heartbeats: a peer silent for `heartbeatTimeoutMilliseconds` is disconnected, and

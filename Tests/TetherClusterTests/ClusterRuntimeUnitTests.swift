@@ -129,9 +129,13 @@ final class ClusterRuntimeUnitTests: XCTestCase {
                                        maxPositionEmbeddings: 32)
 
     /// One group of the wire format, as an actor sends it.
-    static func trajectories(prompt: [Int], completions: [[Int]], behaviour: [[Float]], rewards: [Double], version: UInt64 = 0) -> TrajectoryGroup {
+    /// `correctComponents`: each sample also carries a `correct` component equal to its reward (an
+    /// exact-answer verifier's breakdown); without it the samples have no notion of correct.
+    static func trajectories(prompt: [Int], completions: [[Int]], behaviour: [[Float]], rewards: [Double], version: UInt64 = 0,
+                             correctComponents: Bool = false) -> TrajectoryGroup {
         TrajectoryGroup(ticketId: 1, actorId: "a", promptId: "p", promptTokens: prompt.map { UInt32($0) }, samples: zip(completions, zip(behaviour, rewards)).map { c, br in
-            TrajectorySample(completionTokens: c.map { UInt32($0) }, behaviourLogProbs: br.0, tokenVersions: c.map { _ in version }, reward: br.1)
+            TrajectorySample(completionTokens: c.map { UInt32($0) }, behaviourLogProbs: br.0, tokenVersions: c.map { _ in version }, reward: br.1,
+                             rewardComponents: correctComponents ? [TetherWire.RewardComponent(name: "correct", value: br.1)] : [])
         })
     }
 
@@ -150,7 +154,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         let update = try PolicyUpdate(policy: model, reference: nil, options: config.rlOptions(eosTokenId: nil, synchronous: false))
         let completions = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]]
         var batch = try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 5, 9], completions: completions, behaviour: completions.map { $0.map { _ in 0 } },
-                                                                     rewards: [1, 0, 0, 0]), group: 0, verifierRewards: true)
+                                                                     rewards: [1, 0, 0, 0], correctComponents: true), group: 0)
         let before = try update.completionLogProbs(of: model, batch)
         batch.behaviourLogProbs = before
         for _ in 0..<3 { _ = try update.step(batch) }
@@ -171,7 +175,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
         let update = try PolicyUpdate(policy: model, reference: nil, options: config.rlOptions(eosTokenId: nil, synchronous: false))
         let completions = [[3, 4, 2], [7, 7, 2], [11, 2], [6, 8, 9, 2]]
         var batch = try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 5, 9], completions: completions, behaviour: completions.map { $0.map { _ in 0 } },
-                                                                     rewards: [1, 0, 0, 0]), group: 0, verifierRewards: true)
+                                                                     rewards: [1, 0, 0, 0], correctComponents: true), group: 0)
         batch.behaviourLogProbs = try update.completionLogProbs(of: model, batch)
         var failure: NonFiniteUpdate?
         for _ in 0..<5 where failure == nil {
@@ -197,7 +201,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
             let completions = (0..<4).map { i in [(3 + i + g) % 16, (i * 5) % 16, 2] }
             return try RolloutBatch(trajectories: Self.trajectories(prompt: [1, 2 + g, 9], completions: completions,
                                                                     behaviour: completions.map { _ in [-1.1, -0.7, -2.0] },
-                                                                    rewards: (0..<4).map { $0 == g % 4 ? 1 : 0 }), group: g, verifierRewards: true)
+                                                                    rewards: (0..<4).map { $0 == g % 4 ? 1 : 0 }, correctComponents: true), group: g)
         }
         let scorer = try ReferenceScorer<Int>(reference: reference, groupsPerForward: 2, microBatchTokens: 12)
         defer { scorer.stop() }
@@ -263,7 +267,7 @@ final class ClusterRuntimeUnitTests: XCTestCase {
             let wire = Self.trajectories(prompt: prompts[g].tokens, completions: members.map { batch.completionTokens[$0] },
                                          behaviour: members.map { Array(batch.behaviourLogProbs[batch.layout.range(of: $0)]) },
                                          rewards: members.map { Double(batch.rewards[$0]) })
-            return try RolloutBatch(trajectories: wire, group: g, verifierRewards: false)
+            return try RolloutBatch(trajectories: wire, group: g)
         }
         let learner = try copy()
         let cluster = try PolicyUpdate(policy: learner, reference: start, options: config.rlOptions(eosTokenId: nil, synchronous: false))

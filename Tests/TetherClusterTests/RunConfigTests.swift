@@ -237,13 +237,11 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(path, "model", "head_dim 3 is odd: LlamaConfig's rotary check")
     }
 
-    /// The cluster's actors score with the task's verifier: a reward model is refused up front.
-    func testClusterRefusesARewardModel() throws {
-        let config = try RunConfig.load(yaml: "task: {reward: reward_model, reward_model_path: rm}")
-        XCTAssertThrowsError(try config.validateForCluster()) { e in
-            guard case .invalidValue(let path, let reason)? = e as? ConfigError else { return XCTFail("\(e)") }
-            XCTAssertEqual(path, "task.reward")
-            XCTAssertTrue(reason.contains("tether train"), reason)
+    /// The cluster's actors score with a reward model when told to; its path must be given.
+    func testClusterAcceptsARewardModelWithItsPath() throws {
+        XCTAssertNoThrow(try RunConfig.load(yaml: "task: {reward: reward_model, reward_model_path: rm}").validateForCluster())
+        guard case .invalidValue("task.reward_model_path", _)? = loadError("task: {reward: reward_model}") else {
+            return XCTFail("a reward model without a path was accepted")
         }
         XCTAssertNoThrow(try RunConfig.defaults.validateForCluster())
     }

@@ -1,7 +1,9 @@
 import Foundation
 import TetherCluster
 import TetherModel
+import TetherRL
 import TetherRewards
+import TetherWire
 import XCTest
 
 /// The `task:` keys that pick the answer format and weigh the reward, as the cluster uses them:
@@ -34,7 +36,7 @@ final class TaskRewardConfigTests: XCTestCase {
         config.task.formatWeight = 0.5
         let task = try RunTask(config: config, trainPromptCount: 8)
         let tok = task.tokenizer
-        var samples: [(prompt: PromptID, completion: [Int])] = []
+        var tally = RewardTally()
         for id in 0 ..< 4 {
             let p = task.prompt(for: id)
             let wrong = String(Int(p.answer)! + 1)
@@ -42,10 +44,10 @@ final class TaskRewardConfigTests: XCTestCase {
             let b = try task.score(completionTokens: try tok.completionIds(text), for: p)
             XCTAssertEqual(b.components.map(\.name), ["correct", "format", "length"])
             XCTAssertEqual(b.reward, (id == 0 ? 1 : 0) + 0.5, accuracy: 1e-6)
-            samples.append((id, try tok.completionIds(text)))
+            tally.add(b)
         }
         var record = MetricsRecord(step: 3, scalars: [MetricsRecord.Key.accuracy: 0.25])
-        record.addRewardComponents(task.rewardTally(samples))
+        record.addRewardComponents(tally)
         XCTAssertEqual(record.scalars[MetricsRecord.Key.correctRate], 0.25)
         XCTAssertEqual(record.scalars[MetricsRecord.Key.formatRate], 1)
         XCTAssertEqual(record.scalars[MetricsRecord.Key.lengthPenalty], 0)
@@ -53,6 +55,60 @@ final class TaskRewardConfigTests: XCTestCase {
         let line = ProgressLine.format(record, totalSteps: 10)
         XCTAssertTrue(line.contains("correct 25.0%  format 100.0%"), line)
         XCTAssertFalse(line.contains("acc "), line)
+    }
+
+    /// The learner takes the reward components and the `correct` flag from the wire instead of
+    /// re-scoring every completion on its loop thread: for the same completions (right, wrong, badly
+    /// formed, overlong) the tally off decoded trajectory groups equals the verifier's own, bit for
+    /// bit, and a sample is correct by its `correct` component — also when a format bonus lifts a
+    /// wrong answer's reward to 1 or a length penalty pulls a right one below it.
+    func testLearnerMetricsFromWireComponentsEqualRescoring() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:2"
+        config.task.extract = .bare
+        config.task.formatWeight = 1
+        config.task.lengthWeight = 0.5
+        config.task.lengthMaxChars = 8
+        config.task.lengthRampChars = 4
+        let task = try RunTask(config: config, trainPromptCount: 8)
+        var rescored = RewardTally(), fromWire = RewardTally()
+        var expectedCorrect: [Bool?] = [], rewardAtLeastOne: [Bool] = []
+        var groups: [TrajectoryGroup] = []
+        for id in 0 ..< 3 {
+            let p = task.prompt(for: id)
+            let texts = [p.answer, String(Int(p.answer)! + 1), "x" + p.answer, p.answer + "      "]
+            var samples: [TrajectorySample] = []
+            for text in texts {
+                let tokens = try task.tokenizer.completionIds(text)
+                let b = try task.score(completionTokens: tokens, for: p)  // what the actor sends
+                rescored.add(b)
+                expectedCorrect.append(b.isCorrect)
+                rewardAtLeastOne.append(b.reward >= 1 - 1e-6)
+                samples.append(TrajectorySample(completionTokens: tokens.map { UInt32($0) }, behaviourLogProbs: tokens.map { _ in -1 },
+                                                tokenVersions: tokens.map { _ in 0 }, reward: Double(b.reward),
+                                                rewardComponents: b.wireComponents, rewardVersion: task.rewardVersion))
+            }
+            let sent = TrajectoryGroup(ticketId: 1, actorId: "a", promptId: String(id), promptTokens: [1, 2], samples: samples)
+            guard case .trajectoryGroup(let g) = try WireCodec.decode([WireCodec.encode(.trajectoryGroup(sent))]) else { return XCTFail() }
+            groups.append(g)
+        }
+        var batches: [RolloutBatch] = []
+        for (i, g) in groups.enumerated() {
+            for s in g.samples { fromWire.add(s) }
+            batches.append(try RolloutBatch(trajectories: g, group: i))
+        }
+        XCTAssertEqual(fromWire, rescored)
+        XCTAssertEqual(try RolloutBatch(concatenating: batches).correct, expectedCorrect)
+        XCTAssertNotEqual(expectedCorrect.map { $0! }, rewardAtLeastOne, "the completions must tell the correct component from reward ≥ 1")
+        var a = MetricsRecord(step: 1), b = MetricsRecord(step: 1)
+        a.addRewardComponents(fromWire)
+        b.addRewardComponents(rescored)
+        XCTAssertEqual(a.scalars, b.scalars)
+        XCTAssertEqual(Set(a.scalars.keys), [MetricsRecord.Key.correctRate, MetricsRecord.Key.formatRate, MetricsRecord.Key.lengthPenalty])
+        // A scorer without a `correct` component gives no accuracy rather than one made up from the reward.
+        var unlabelled = groups[0]
+        for i in unlabelled.samples.indices { unlabelled.samples[i].rewardComponents.removeAll { $0.name == "correct" } }
+        XCTAssertEqual(try RolloutBatch(trajectories: unlabelled, group: 0).correct, [nil, nil, nil, nil])
     }
 
     /// Every process of a run derives the same reward version from the config; any setting that
