@@ -11,25 +11,29 @@ extension LearnerLoop {
         var batchLags: [Int]
         var version: Int
         var started: Date
+        /// The batch's groups as they arrived (length and reward before the update).
+        var trained: SurvivorshipTally.Row
         var stats = PolicyUpdateMetrics()
     }
 
     /// Converts the announced batch's payloads into the update's batch, once (loop thread).
     func prepareStep(_ groups: [AdmittedGroup]) throws -> StepWork {
         var parts: [RolloutBatch] = []
+        var trained = SurvivorshipTally.Row()
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
         for (gi, admitted) in groups.enumerated() {
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             guard let g = payloads.removeValue(forKey: key) else {
                 throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
             }
+            trained.add(g)
             var part = try RolloutBatch(trajectories: g, group: gi, verifierRewards: config.task.reward == .verifier)
             if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
             for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
             parts.append(part)
         }
         return StepWork(groups: groups, batch: try RolloutBatch(concatenating: parts), batchLags: batchLags,
-                        version: controller.version, started: Date())
+                        version: controller.version, started: Date(), trained: trained)
     }
 
     /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
@@ -69,6 +73,9 @@ extension LearnerLoop {
             record.scalars[K.weightBroadcastLatency] = l.seconds
             record.scalars["weights/latency_version"] = Double(l.version)
         }
+        var survivorship = stepWindow.survivorship
+        survivorship.trained = work.trained
+        for (key, value) in survivorship.scalars { record.scalars[key] = value }
         record.scalars["batch/lag_max"] = Double(batchLags.lastIndex(where: { $0 > 0 }) ?? 0)
         let wire = control.counters.snapshot().merging(trajectories.counters.snapshot(), uniquingKeysWith: +)
         for (reason, n) in wire { record.scalars["wire/errors/\(reason)"] = Double(n) }
