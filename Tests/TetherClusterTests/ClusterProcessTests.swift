@@ -109,7 +109,11 @@ final class ClusterProcessTests: XCTestCase {
         }
         // Seeds 1 and 2 draw different prompts for the draw indices 0 and 1 (a different permutation).
         XCTAssertEqual(Set(c.ints("trained_prompts")), Set(a.ints("trained_prompts")), "prompt ids are draw indices")
-        XCTAssertGreaterThan(abs((a.double("entropy") ?? 0) - (c.double("entropy") ?? 0)), 1e-4, "seeds 1 and 2 sampled identical batches")
+        // The tiny random model is near-uniform, so other samples move its entropy only slightly, but
+        // far more than the same seed's float-order noise.
+        let sameSeed = abs((a.double("entropy") ?? 0) - (b.double("entropy") ?? 0))
+        let otherSeed = abs((a.double("entropy") ?? 0) - (c.double("entropy") ?? 0))
+        XCTAssertGreaterThan(otherSeed, max(10 * sameSeed, 1e-7), "seeds 1 and 2 sampled identical batches")
     }
 
     func testSynchronousOnPolicyWithTwoActors() throws {

@@ -294,7 +294,8 @@ struct StalenessLedger: Hashable {
             gateOpen = true
             let m = controller.state.membership
             check(live == m.count && live == members.count, "gate opened with \(live) live actors, controller has \(m.count), book \(members.count)")
-            let graceOver = event == .tick && m.startedAt.map { now - $0 > policy.membership.startupGraceSeconds } == true
+            // After the grace (counted from the first tick) any event may open it, e.g. a join.
+            let graceOver = m.startedAt.map { now - $0 > policy.membership.startupGraceSeconds } == true
             check(live >= policy.membership.expectedActors || graceOver,
                   "start gate opened with \(live) of \(policy.membership.expectedActors) actors before the grace ran out")
         }

@@ -329,7 +329,8 @@ final class StalenessExactModeTests: XCTestCase {
         let t = try XCTUnwrap(tickets.first)
         let ds = c.groupArrived(GroupArrival(actor: "solo", ticket: t.id, promptID: t.promptIDs[0], sampleVersions: [c.version - 1, c.version]), now: 0)
         XCTAssertTrue(ds.contains { if case .dropGroup(_, .tooStale) = $0 { return true } else { return false } })
-        XCTAssertEqual(c.statistics.pendingReissue, 1)
+        XCTAssertTrue(ds.contains(.reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .tooStale)), "\(ds)")
+        XCTAssertEqual(c.statistics.lost[.tooStale], 1)
         XCTAssertTrue(c.statistics.accountingBalances)
     }
 }
