@@ -259,7 +259,7 @@ public final class ActorProcess {
         let completions = try model.generate(
             prompts: prompts, maxNewTokens: Int(s.maxNewTokens),
             sampling: try task.samplingParameters(s, model: model.config),
-            seed: s.seed ^ ticket.ticketId &* 0x9E37_79B9_7F4A_7C15)
+            seed: s.seed, streams: ticket.prompts.flatMap { p in (0 ..< g).map { RolloutStreams.stream(promptID: p.promptId, sample: $0, groupSize: g) } })
         let genSeconds = Date().timeIntervalSince(start) / Double(max(1, prompts.count))
         let groups = try score(ticket, completions: completions, policyVersion: version, generationSeconds: genSeconds)
         for group in groups {
@@ -321,5 +321,20 @@ extension ActorProcess {
                                        samples: [], unscoredReason: f.reason, scoringRetries: retries)
             }
         }
+    }
+}
+
+/// The random stream each sample of a rollout draws from: a function of the run's seed (the
+/// ticket's sampling seed), the prompt's draw index and the sample's index in its group only. Not of
+/// the ticket, the learner's incarnation, the actor or the timing, so runs with the same seed give a
+/// prompt the same random numbers in every cell of a sweep (common random numbers: differences
+/// between cells come from the weights, not from the dice), and a re-issued prompt redraws the same.
+public enum RolloutStreams {
+    public static func stream(promptID: String, sample: Int, groupSize: Int) -> UInt64 {
+        // Draw indices are non-negative integers; anything else (a foreign learner) still gets a
+        // stream of its own, from the id's hash, high bit set so it cannot meet a numeric one.
+        let base = UInt64(promptID).map { $0 &* UInt64(max(1, groupSize)) }
+            ?? (1 << 63 | DatasetSplit.fnv1a64(promptID) &* UInt64(max(1, groupSize)))
+        return base &+ UInt64(max(0, sample))
     }
 }

@@ -78,6 +78,7 @@ public final class LearnerLoop {
         var busySeconds = 0.0
         var receivedCompletionTokens = 0
         var receivedGroups = 0
+        var survivorship = SurvivorshipTally()
     }
 
     public init(config given: RunConfig, options: Options, logger: Logger) throws {
@@ -357,7 +358,9 @@ public final class LearnerLoop {
         }
         let arrival = GroupArrival(actor: actor, ticket: id.ticket, promptID: prompt, sampleVersions: versions)
         let directives = controller.groupArrived(arrival, now: now)
+        if !versions.isEmpty { stepWindow.survivorship.generated.add(g) }
         for d in directives {
+            if case .dropGroup(_, .tooStale) = d { stepWindow.survivorship.stale.add(g) }
             guard case .admitGroup(let a) = d else { continue }
             let key = GroupKey(ticket: a.ticket, prompt: a.promptID)
             payloads[key] = g

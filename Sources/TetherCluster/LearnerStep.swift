@@ -14,6 +14,8 @@ extension LearnerLoop {
         var started: Date
         /// The batch's reward components, from the wire (`RewardTally.add(_: TrajectorySample)`).
         var rewards: RewardTally
+        /// The batch's groups as they arrived (length and reward before the update).
+        var trained: SurvivorshipTally.Row
         var stats = PolicyUpdateMetrics()
     }
 
@@ -22,6 +24,7 @@ extension LearnerLoop {
     /// (`RewardVersionGate.trainable`); the others are counted as `dropped/reward_version_mixed`.
     func prepareStep(_ announced: [AdmittedGroup]) throws -> StepWork {
         var parts: [RolloutBatch] = []
+        var trained = SurvivorshipTally.Row()
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
         var payloadOf: [TrajectoryGroup] = []
         var rewards = RewardTally()
@@ -46,12 +49,13 @@ extension LearnerLoop {
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             var part = try RolloutBatch(trajectories: g, group: gi)
             for s in g.samples { rewards.add(s) }
+            trained.add(g)
             if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
             for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
             parts.append(part)
         }
         return StepWork(groups: groups, batch: try RolloutBatch(concatenating: parts), batchLags: batchLags,
-                        version: controller.version, started: Date(), rewards: rewards)
+                        version: controller.version, started: Date(), rewards: rewards, trained: trained)
     }
 
     /// Starts the optimizer step of `groups` on the step thread; the loop keeps serving meanwhile.
@@ -91,6 +95,9 @@ extension LearnerLoop {
             record.scalars[K.weightBroadcastLatency] = l.seconds
             record.scalars["weights/latency_version"] = Double(l.version)
         }
+        var survivorship = stepWindow.survivorship
+        survivorship.trained = work.trained
+        for (key, value) in survivorship.scalars { record.scalars[key] = value }
         record.scalars["batch/lag_max"] = Double(batchLags.lastIndex(where: { $0 > 0 }) ?? 0)
         let wire = control.counters.snapshot().merging(trajectories.counters.snapshot(), uniquingKeysWith: +)
         for (reason, n) in wire { record.scalars["wire/errors/\(reason)"] = Double(n) }

@@ -34,7 +34,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Admission-control policy for the learner's `StalenessController`.
     public var stalenessPolicy: StalenessPolicy {
         StalenessPolicy(
-            maxStaleness: staleness.maxStaleness, groupsPerBatch: rollout.promptsPerBatch,
+            maxStaleness: staleness.maxStaleness, mode: staleness.mode, groupsPerBatch: rollout.promptsPerBatch,
             promptsPerTicket: rollout.promptsPerTicket, leaseSeconds: actors.leaseSeconds,
             membership: MembershipPolicy(expectedActors: actors.count, startupGraceSeconds: 30,
                                          heartbeatTimeoutSeconds: actors.heartbeatTimeoutSeconds))
@@ -250,12 +250,14 @@ extension ProximalSource: ConfigChoice {}
 /// η and the correction applied to groups sampled by an older policy.
 public struct StalenessSection: Codable, Equatable, Sendable {
     public var maxStaleness = 2
+    public var mode = StalenessMode.bound
     public var offPolicyCorrection = OffPolicyCorrection.decoupled
     public var isCap = 2.0
     public var proximalLogprobs = ProximalSource.forward
 
     enum CodingKeys: String, CodingKey {
         case maxStaleness = "max_staleness"
+        case mode
         case offPolicyCorrection = "off_policy_correction"
         case isCap = "is_cap"
         case proximalLogprobs = "proximal_logprobs"

@@ -29,6 +29,15 @@ import Foundation
 /// longer than the heartbeat timeout is declared dead and loses its tickets, and no ticket is issued
 /// before the start gate opens (the expected actors are live, or the startup grace ran out).
 ///
+/// Exact mode (`StalenessMode.exact`, k = η): the same slots and budget, with two more rules that
+/// make every lag exactly k. Tickets ask for the current version v and an arrival sampled by any
+/// other version is lost as too stale (its prompt re-queued); and the batch of v is announced only
+/// when the budget is full and nothing is in flight, i.e. when the (v + k + 1)·B − v·B = (k + 1)·B
+/// groups buffered include all B sampled by v for the batch of v + k. So the version never moves
+/// while a group is being sampled, and groups issued at v ≥ 1 fill slots trained at v + k. At the
+/// start only version 0 exists: the first (k + 1)·B groups are all sampled by it and fill the batches
+/// 0…k, whose lags are 0…k (likewise after `resumeAfterRestart`, from the restored version).
+///
 /// Like `SWIM.Instance` (apple/swift-cluster-membership) it owns no sockets and no clock: the learner
 /// feeds events with the current time and performs the returned directives in order.
 public struct StalenessController: Sendable {
@@ -237,7 +246,7 @@ public struct StalenessController: Sendable {
         let count = min(p.promptsPerTicket, available)
         // If everything live arrives first, this ticket's last group is trained at `predicted` ≤ v + η.
         let predicted = (state.liveGroups + count - 1) / p.groupsPerBatch
-        let minVersion = max(0, predicted - p.maxStaleness)
+        let minVersion = p.mode == .exact ? state.version : max(0, predicted - p.maxStaleness)
         guard weightsVersion >= minVersion else { return .waitForWeights(actor: actor, minVersion: minVersion) }
 
         let prompts: [PromptID]
@@ -295,6 +304,8 @@ public struct StalenessController: Sendable {
     private func lossReason(of arrival: GroupArrival, trainVersion: Int) -> DropReason? {
         guard let oldest = arrival.sampleVersions.min(), oldest >= 0 else { return .malformed }
         guard arrival.sampleVersions.max()! <= state.version else { return .futureVersion }
+        // Exact mode: the version has not moved since the ticket was issued (see the type's doc).
+        if state.policy.mode == .exact, oldest != state.version { return .tooStale }
         return trainVersion - oldest > state.policy.maxStaleness ? .tooStale : nil
     }
 
@@ -350,6 +361,8 @@ public struct StalenessController: Sendable {
     private mutating func announceBatchIfReady() -> [StalenessDirective] {
         let b = state.policy.groupsPerBatch
         guard !state.batchAnnounced, state.buffer.count >= b else { return [] }
+        // Exact mode: wait until the groups to be sampled by this version are all in.
+        if state.policy.mode == .exact, state.admittedSlots < state.capacity || state.inFlightGroups > 0 { return [] }
         state.batchAnnounced = true
         return [.batchReady(version: state.version, groups: Array(state.buffer.prefix(b)))]
     }

@@ -20,11 +20,26 @@ public typealias TicketID = Int
 /// A prompt's draw index from the data cursor (the dataset maps it to an item, e.g. modulo its size).
 public typealias PromptID = Int
 
+/// How the lag of a trained sample relates to η.
+public enum StalenessMode: String, ConfigChoice, Hashable {
+    /// η is an upper bound (AReaL's admission control): each lag is whatever the race between
+    /// actors and learner makes it, in 0…η, so it depends on the machine's speed.
+    case bound
+    /// Every trained sample has lag exactly k = η: the batch of version v holds groups sampled by
+    /// version v − k, and the learner keeps the fresher groups until their turn. The first k
+    /// batches (and the first k after a learner restart) train on groups sampled by the first
+    /// version, so their lags are 0, 1, …, k − 1. It isolates the statistical effect of staleness
+    /// from the machine: sampling and training alternate (the throughput of η = 0).
+    case exact
+}
+
 /// The knobs of admission control (AReaL, Fu et al. 2025, §5.1): η, the batch size B in groups,
 /// the ticket size and how long an actor may hold a ticket before its prompts are re-issued.
 public struct StalenessPolicy: Codable, Hashable, Sendable {
     /// η: the largest allowed lag (learner version at training − sampling version). 0 = synchronous.
     public var maxStaleness: Int
+    /// Whether η bounds the lag or fixes it (see `StalenessMode`).
+    public var mode: StalenessMode
     /// B: groups (prompt × G samples) consumed by one optimizer update.
     public var groupsPerBatch: Int
     /// Prompts handed out per ticket (a ticket may be smaller when less budget is left).
@@ -34,13 +49,27 @@ public struct StalenessPolicy: Codable, Hashable, Sendable {
     /// Liveness and the start gate.
     public var membership: MembershipPolicy
 
-    public init(maxStaleness: Int, groupsPerBatch: Int, promptsPerTicket: Int = 1, leaseSeconds: Double = 120,
+    public init(maxStaleness: Int, mode: StalenessMode = .bound, groupsPerBatch: Int, promptsPerTicket: Int = 1, leaseSeconds: Double = 120,
                 membership: MembershipPolicy = MembershipPolicy()) {
         self.maxStaleness = maxStaleness
+        self.mode = mode
         self.groupsPerBatch = groupsPerBatch
         self.promptsPerTicket = promptsPerTicket
         self.leaseSeconds = leaseSeconds
         self.membership = membership
+    }
+
+    enum CodingKeys: String, CodingKey { case maxStaleness, mode, groupsPerBatch, promptsPerTicket, leaseSeconds, membership }
+
+    /// A snapshot checkpointed before `mode` existed decodes as `.bound`, what it ran with.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxStaleness = try c.decode(Int.self, forKey: .maxStaleness)
+        mode = try c.decodeIfPresent(StalenessMode.self, forKey: .mode) ?? .bound
+        groupsPerBatch = try c.decode(Int.self, forKey: .groupsPerBatch)
+        promptsPerTicket = try c.decode(Int.self, forKey: .promptsPerTicket)
+        leaseSeconds = try c.decode(Double.self, forKey: .leaseSeconds)
+        membership = try c.decode(MembershipPolicy.self, forKey: .membership)
     }
 
     public func validate() throws {

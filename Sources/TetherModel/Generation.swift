@@ -24,17 +24,20 @@ extension LlamaModel {
     /// are prefilled together (identical prompts — a GRPO group — only once, then their cached
     /// prefix is copied), then every live sequence advances one token per step in one batched
     /// forward. Sequence i draws from its own random stream `(seed, i)`, so its tokens do not depend
-    /// on which other prompts share the batch.
+    /// on which other prompts share the batch. `streams` names each sequence's stream instead of its
+    /// index (e.g. by the prompt's draw index, so a prompt samples the same random numbers in every
+    /// run with the seed, whatever ticket it arrives in).
     /// `sharePromptPrefixes: false` prefills every prompt separately (same results, more work).
     public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), seed: UInt64,
-                         sharePromptPrefixes: Bool = true) throws -> [Completion] {
+                         streams: [UInt64]? = nil, sharePromptPrefixes: Bool = true) throws -> [Completion] {
         try generate(prompts: prompts, maxNewTokens: Array(repeating: maxNewTokens, count: prompts.count), sampling: sampling, seed: seed,
-                     sharePromptPrefixes: sharePromptPrefixes)
+                     streams: streams, sharePromptPrefixes: sharePromptPrefixes)
     }
 
     public func generate(prompts: [[Int]], maxNewTokens: [Int], sampling: SamplingParameters = SamplingParameters(), seed: UInt64,
-                         sharePromptPrefixes: Bool = true) throws -> [Completion] {
+                         streams: [UInt64]? = nil, sharePromptPrefixes: Bool = true) throws -> [Completion] {
         precondition(maxNewTokens.count == prompts.count, "one maxNewTokens per prompt")
+        precondition(streams == nil || streams!.count == prompts.count, "one stream per prompt")
         let n = prompts.count
         guard n > 0 else { return [] }
         for (i, prompt) in prompts.enumerated() {
@@ -76,7 +79,7 @@ extension LlamaModel {
         // Per-sequence random streams and per-worker sampler scratch, in buffers the sampling
         // workers index directly (row k of a step touches only rngs[live[k]] and drawn[k]).
         let rngs = UnsafeMutableBufferPointer<SeededRandom>.allocate(capacity: n)
-        _ = rngs.initialize(from: (0..<n).map { SeededRandom(seed: seed, stream: UInt64($0)) })
+        _ = rngs.initialize(from: (0..<n).map { SeededRandom(seed: seed, stream: streams?[$0] ?? UInt64($0)) })
         let workers = max(1, BLASThreads.current)
         let samplers = UnsafeMutableBufferPointer<TokenSampler>.allocate(capacity: workers)
         _ = samplers.initialize(from: (0..<workers).map { _ in TokenSampler(vocabSize: V) })

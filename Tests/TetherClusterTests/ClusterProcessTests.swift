@@ -52,6 +52,70 @@ final class ClusterProcessTests: XCTestCase {
         return lines
     }
 
+    /// One run of the tiny config with `staleness` replaced (e.g. `mode: exact`) and `seed`.
+    private func runTiny(_ name: String, staleness: String, seed: Int = 1, steps: Int) throws -> [[String: Any]] {
+        let h = try ClusterHarness(name)
+        defer { h.cleanup() }
+        let config = try h.writeConfig(maxStaleness: 0, steps: steps)
+        let text = try String(contentsOf: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "staleness: {max_staleness: 0, off_policy_correction: decoupled}", with: "staleness: {\(staleness)}")
+            .replacingOccurrences(of: "seed: 1,", with: "seed: \(seed),")
+            .write(to: config, atomically: true, encoding: .utf8)
+        let learner = try h.startLearner(config: config)
+        let a0 = try h.startActor("actor-0", config: config)
+        let a1 = try h.startActor("actor-1", config: config)
+        try h.expectCleanExit(learner, "learner", timeout: 90)
+        try h.expectCleanExit(a0, "actor-0", timeout: 15)
+        try h.expectCleanExit(a1, "actor-1", timeout: 15)
+        let lines = h.metrics()
+        XCTAssertEqual(lines.count, steps, "one metrics line per learner step")
+        return lines
+    }
+
+    /// Exact mode, k = 2, two real actors: the batch of version v holds samples of version
+    /// max(0, v − 2) only, so the trained lags are 0, 1, then 2 at every later step; nothing is
+    /// trained twice; the survivorship metrics are written.
+    func testExactModeTrainsEverySampleAtLagK() throws {
+        let k = 2, steps = 7
+        let lines = try runTiny("exact", staleness: "max_staleness: \(k), mode: exact, off_policy_correction: decoupled", steps: steps)
+        for (i, line) in lines.enumerated() {
+            let lags = line.ints("sample_lags")
+            XCTAssertEqual(lags.count, 2 * 4)
+            XCTAssertEqual(Set(lags), [min(k, i)], "step \(i + 1) (version \(i)) trained lags \(lags)")
+            for key in ["survivorship/generated_groups", "survivorship/trained_length", "survivorship/trained_reward"] {
+                XCTAssertNotNil(line.double(key), "\(key) missing at step \(i + 1)")
+            }
+            XCTAssertEqual(line.double("survivorship/trained_groups"), 2)
+        }
+        let (prompts, _) = trained(lines)
+        XCTAssertEqual(Set(prompts).count, prompts.count, "a prompt was trained twice: \(prompts)")
+        XCTAssertEqual(prompts.count, steps * 2)
+    }
+
+    /// Paired seeds: with the same seed, two cells that differ only in the correction (η = 0,
+    /// exact: both on-policy) start from the same weights, draw the same prompts and sample them with
+    /// the same random streams, so their first batches are the same samples: the same prompts, the
+    /// same mean reward and length. A different seed draws other prompts (the check can fail).
+    func testSameSeedGivesEveryCellTheSamePromptsAndSamples() throws {
+        let none = try runTiny("pair-none", staleness: "max_staleness: 0, mode: exact, off_policy_correction: none", steps: 2)
+        let decoupled = try runTiny("pair-decoupled", staleness: "max_staleness: 0, mode: exact, off_policy_correction: decoupled", steps: 2)
+        let other = try runTiny("pair-seed", staleness: "max_staleness: 0, mode: exact, off_policy_correction: none", seed: 2, steps: 2)
+        let (a, b, c) = (none[0], decoupled[0], other[0])
+        XCTAssertEqual(Set(a.ints("trained_prompts")), Set(b.ints("trained_prompts")))
+        // Equal up to the order of a float sum (the two actors' groups may arrive in either order).
+        for key in ["reward/mean", "entropy", "survivorship/trained_length", "survivorship/trained_reward"] {
+            let (x, y) = (try XCTUnwrap(a.double(key), key), try XCTUnwrap(b.double(key), key))
+            XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(key): the same seed sampled differently in two cells")
+        }
+        // Seeds 1 and 2 draw different prompts for the draw indices 0 and 1 (a different permutation).
+        XCTAssertEqual(Set(c.ints("trained_prompts")), Set(a.ints("trained_prompts")), "prompt ids are draw indices")
+        // The tiny random model is near-uniform, so other samples move its entropy only slightly, but
+        // far more than the same seed's float-order noise.
+        let sameSeed = abs((a.double("entropy") ?? 0) - (b.double("entropy") ?? 0))
+        let otherSeed = abs((a.double("entropy") ?? 0) - (c.double("entropy") ?? 0))
+        XCTAssertGreaterThan(otherSeed, max(10 * sameSeed, 1e-7), "seeds 1 and 2 sampled identical batches")
+    }
+
     func testSynchronousOnPolicyWithTwoActors() throws {
         try runTwoActors(maxStaleness: 0, steps: 4)
     }

@@ -10,7 +10,7 @@ import XCTest
 /// checks the `StalenessLedger` laws on each. `TETHER_EXHAUSTIVE_DEPTH=N` searches every case to
 /// depth N by hand: 8 visits 6·10⁶ states in about 6 minutes and 8 GB (the frontier holds whole worlds).
 final class StalenessExhaustiveTests: XCTestCase {
-    struct Case { var eta: Int; var b: Int; var promptsPerTicket: Int; var depth: Int; var expectedActors = 0 }
+    struct Case { var eta: Int; var b: Int; var promptsPerTicket: Int; var depth: Int; var expectedActors = 0; var mode = StalenessMode.bound }
 
     /// Depths chosen so the whole test takes about 40 s in a release build on a loaded 2-core
     /// machine (each level multiplies the states by 3-5); the larger machines get the shallower search.
@@ -20,6 +20,8 @@ final class StalenessExhaustiveTests: XCTestCase {
         Case(eta: 1, b: 2, promptsPerTicket: 1, depth: 6),
         Case(eta: 2, b: 1, promptsPerTicket: 1, depth: 7, expectedActors: 2),
         Case(eta: 2, b: 2, promptsPerTicket: 2, depth: 6),
+        Case(eta: 1, b: 1, promptsPerTicket: 1, depth: 6, mode: .exact),
+        Case(eta: 2, b: 1, promptsPerTicket: 1, depth: 6, mode: .exact),
     ]
 
     func testEveryInterleavingKeepsTheInvariants() throws {
@@ -31,11 +33,11 @@ final class StalenessExhaustiveTests: XCTestCase {
             let depth = override ?? c.depth
             // Leases last 2 ticks, silence past 1.5 ticks is death, the gate's grace is 1.5 ticks.
             let membership = MembershipPolicy(expectedActors: c.expectedActors, startupGraceSeconds: 1.5, heartbeatTimeoutSeconds: 1.5)
-            let policy = StalenessPolicy(maxStaleness: c.eta, groupsPerBatch: c.b, promptsPerTicket: c.promptsPerTicket,
+            let policy = StalenessPolicy(maxStaleness: c.eta, mode: c.mode, groupsPerBatch: c.b, promptsPerTicket: c.promptsPerTicket,
                                          leaseSeconds: 2, membership: membership)
             let report = try StalenessExploration(policy: policy, depth: depth).run()
-            print(String(format: "exhaustive staleness η=%d B=%d prompts/ticket=%d, 2 actors: %d states, %d transitions, depth %d, %d liveness checks, %.2f s",
-                         c.eta, c.b, c.promptsPerTicket, report.states, report.transitions, report.depthReached, report.livenessChecks, report.seconds))
+            print(String(format: "exhaustive staleness %@ η=%d B=%d prompts/ticket=%d, 2 actors: %d states, %d transitions, depth %d, %d liveness checks, %.2f s",
+                         c.mode.rawValue, c.eta, c.b, c.promptsPerTicket, report.states, report.transitions, report.depthReached, report.livenessChecks, report.seconds))
             if let counterexample = report.counterexample {
                 XCTFail("η=\(c.eta) B=\(c.b) prompts/ticket=\(c.promptsPerTicket): \(counterexample)")
                 return

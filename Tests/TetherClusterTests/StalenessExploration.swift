@@ -278,7 +278,7 @@ struct ExplorationWorld: Hashable {
         var steps = 0
         func settled() -> Bool {
             let s = c.statistics
-            return c.version >= target && s.pendingReissue == 0 && s.bufferedGroups < c.policy.groupsPerBatch && s.inFlightGroups == 0
+            return c.version >= target && s.pendingReissue == 0 && s.bufferedGroups < book.settledBufferLimit && s.inFlightGroups == 0
         }
         while !settled(), broken.isEmpty, steps < 500 {
             steps += 1

@@ -24,6 +24,10 @@ import TetherCluster
 ///   no ticket is issued before the start gate opens, and it opens only when the expected actors
 ///   are live or the grace after the first tick ran out.
 ///
+/// - exact mode (k = η): tickets ask for the current version, a group is admitted only if sampled
+///   by it, a batch is announced only with the budget full and nothing in flight, and every trained
+///   sample's lag is exactly min(k, version − the version the run or its last restart began at).
+///
 /// A value type without references, so the exhaustive search can hash it with the rest of a state.
 struct StalenessLedger: Hashable {
     enum Fate: Hashable { case inFlight(TicketID), buffered, trained, awaitingReissue }
@@ -56,11 +60,17 @@ struct StalenessLedger: Hashable {
     var members: Set<ActorID> = []
     var gateOpen = false
     var tally = Tally()
+    /// The version the current warm-up began at (0, or the version a learner restart resumed at).
+    var warmupStart = 0
 
     init(policy: StalenessPolicy) { self.policy = policy }
 
     var eta: Int { policy.maxStaleness }
     var b: Int { policy.groupsPerBatch }
+    var exact: Bool { policy.mode == .exact }
+    /// Buffered groups a settled run may hold between batches: less than one batch, and in exact
+    /// mode also the k·B fresher groups waiting for their turn.
+    var settledBufferLimit: Int { exact ? (eta + 1) * b : b }
 
     /// Books the directives `controller` returned for `event` (handled at time `now`) and returns
     /// every law they broke, in words.
@@ -111,6 +121,7 @@ struct StalenessLedger: Hashable {
         drainedSeen = false
         members = []
         gateOpen = false
+        warmupStart = controller.version
         forgetSettledTickets()
         return broken
     }
@@ -148,7 +159,7 @@ struct StalenessLedger: Hashable {
             return "a prompt drawn from the cursor was neither trained nor buffered"
         }
         let buffered = fate.values.filter { $0 == .buffered }.count
-        return buffered < b ? nil : "\(buffered) groups buffered, a full batch of \(b) left untrained"
+        return buffered < settledBufferLimit ? nil : "\(buffered) groups buffered, a full batch of \(b) left untrained"
     }
 
     private mutating func recordTrained(version: Int) -> [String] {
@@ -162,6 +173,10 @@ struct StalenessLedger: Hashable {
             let lag = version - bufferBook[k].oldestSampleVersion
             if g.trainVersion != version { broken.append("group of prompt \(g.promptID) slotted for version \(g.trainVersion), trained at \(version)") }
             if lag > eta || lag < 0 { broken.append("prompt \(g.promptID) trained at version \(version) with lag \(lag) outside 0…η=\(eta)") }
+            let exactLag = min(eta, version - warmupStart)
+            if exact, lag != exactLag || g.sampleLags.contains(where: { $0 != exactLag }) {
+                broken.append("exact mode: prompt \(g.promptID) trained at version \(version) with lags \(g.sampleLags), not \(exactLag)")
+            }
         }
         bufferBook.removeFirst(min(groups.count, bufferBook.count))
         trainedCount += groups.count
@@ -178,7 +193,7 @@ struct StalenessLedger: Hashable {
             check(t.leaseDeadline == now + policy.leaseSeconds, "ticket \(t.id) lease deadline \(t.leaseDeadline) ≠ now + lease")
             check(members.contains(t.actor), "ticket \(t.id) issued to \(t.actor), not live since it was declared dead, left or never joined")
             check(gateOpen, "ticket \(t.id) issued before the start gate opened")
-            if eta == 0 { check(t.minVersion == v, "η=0 ticket minVersion \(t.minVersion) ≠ v \(v)") }
+            if eta == 0 || exact { check(t.minVersion == v, "η=0 or exact-mode ticket minVersion \(t.minVersion) ≠ v \(v)") }
             if t.isReissue {
                 for p in t.promptIDs { check(fate[p] == .awaitingReissue, "re-issued prompt \(p) was \(describe(p))") }
             } else {
@@ -199,6 +214,7 @@ struct StalenessLedger: Hashable {
             check(g.sampleLags.allSatisfy { $0 >= 0 && $0 <= g.lag }, "sample lags \(g.sampleLags) vs group lag \(g.lag)")
             if eta == 0 { check(g.sampleLags.allSatisfy { $0 == 0 }, "η=0 but lags \(g.sampleLags)") }
             check(g.trainVersion >= v, "train version \(g.trainVersion) below current \(v)")
+            if exact { check(g.sampleLags.allSatisfy { $0 == g.trainVersion - v }, "exact mode: admitted lags \(g.sampleLags) at version \(v), train version \(g.trainVersion)") }
             let slot = trainedCount + bufferBook.count
             check(g.trainVersion == slot / b, "group in slot \(slot) slotted for version \(g.trainVersion), not \(slot / b)")
             check(fate[g.promptID] == .inFlight(g.ticket), "admitted prompt \(g.promptID) was \(describe(g.promptID))")
@@ -234,6 +250,11 @@ struct StalenessLedger: Hashable {
             check(groups.count == b, "batch of \(groups.count) groups")
             check(groups == bufferBook.prefix(b).map(\.group), "batch is not the oldest buffered groups")
             check(groups.allSatisfy { $0.trainVersion == version }, "batch groups with other train versions")
+            if exact {
+                let st = controller.state
+                check(st.inFlightGroups == 0 && st.admittedSlots == st.capacity,
+                      "exact mode: batch \(version) announced with \(st.inFlightGroups) in flight, \(st.admittedSlots) of \(st.capacity) slots admitted")
+            }
             announced = groups
         case .drained:
             check(!drainedSeen, "drained twice")
@@ -273,7 +294,8 @@ struct StalenessLedger: Hashable {
             gateOpen = true
             let m = controller.state.membership
             check(live == m.count && live == members.count, "gate opened with \(live) live actors, controller has \(m.count), book \(members.count)")
-            let graceOver = event == .tick && m.startedAt.map { now - $0 > policy.membership.startupGraceSeconds } == true
+            // After the grace (counted from the first tick) any event may open it, e.g. a join.
+            let graceOver = m.startedAt.map { now - $0 > policy.membership.startupGraceSeconds } == true
             check(live >= policy.membership.expectedActors || graceOver,
                   "start gate opened with \(live) of \(policy.membership.expectedActors) actors before the grace ran out")
         }

@@ -32,12 +32,12 @@ struct StalenessSimulation {
     let log = FailureLog()
     var failures: [String] { log.items }
 
-    init(seed: UInt64, eta: Int, b: Int, promptsPerTicket: Int) throws {
+    init(seed: UInt64, eta: Int, b: Int, promptsPerTicket: Int, mode: StalenessMode = .bound) throws {
         self.eta = eta
         self.b = b
         rng = SplitMix64(seed: seed)
         let membership = MembershipPolicy(expectedActors: Int(seed % 3), startupGraceSeconds: 5, heartbeatTimeoutSeconds: 6)
-        let policy = StalenessPolicy(maxStaleness: eta, groupsPerBatch: b, promptsPerTicket: promptsPerTicket, leaseSeconds: 10,
+        let policy = StalenessPolicy(maxStaleness: eta, mode: mode, groupsPerBatch: b, promptsPerTicket: promptsPerTicket, leaseSeconds: 10,
                                      membership: membership)
         controller = try StalenessController(policy: policy)
         ledger = StalenessLedger(policy: policy)
@@ -190,7 +190,7 @@ struct StalenessSimulation {
         var guardSteps = 0
         func settled(_ sim: StalenessSimulation) -> Bool {
             let s = sim.controller.statistics
-            return sim.controller.version >= target && s.pendingReissue == 0 && s.bufferedGroups < sim.b && s.inFlightGroups == 0
+            return sim.controller.version >= target && s.pendingReissue == 0 && s.bufferedGroups < sim.ledger.settledBufferLimit && s.inFlightGroups == 0
         }
         while !settled(self), failures.isEmpty, guardSteps < 20_000 {
             guardSteps += 1
@@ -263,6 +263,75 @@ final class StalenessPropertyTests: XCTestCase {
         for path in ["joined", "restarted", "left", "dead", "gate opened by joins", "gate opened by grace", "wait for start gate"] {
             XCTAssertGreaterThan(membership[path, default: 0], 0, "no event order reached '\(path)'")
         }
+    }
+}
+
+final class StalenessExactModeTests: XCTestCase {
+    /// Exact mode under the same chaos as bound mode: the ledger checks after every event that every
+    /// trained sample's lag is exactly min(k, version) (k = η), that a batch waits for the groups of
+    /// its version, and (`finish`) that every prompt drawn is trained or buffered: nothing lost.
+    func testRandomEventOrdersTrainEverySampleAtLagExactlyK() throws {
+        var trainedAtK = 0, warmupSamples = 0, lostStale = 0
+        for eta in [0, 1, 2, 4] {
+            for seed in 0 ..< 100 {
+                let b = 1 + seed % 4
+                var sim = try StalenessSimulation(seed: UInt64(seed * 104_729 + eta), eta: eta, b: b, promptsPerTicket: 1 + seed % 3, mode: .exact)
+                sim.chaos(steps: 400)
+                if sim.failures.isEmpty { sim.finish() }
+                XCTAssert(sim.failures.isEmpty, "exact η=\(eta) seed=\(seed) B=\(b): \(sim.failures.joined(separator: "; "))")
+                if !sim.failures.isEmpty { return }
+                let s = sim.controller.statistics
+                XCTAssertGreaterThanOrEqual(s.version, 3)
+                XCTAssertTrue(s.accountingBalances)
+                trainedAtK += s.sampleLagHistogram[eta]
+                warmupSamples += s.sampleLagHistogram.dropLast().reduce(0, +)
+                lostStale += s.lost[.tooStale, default: 0]
+            }
+        }
+        print("staleness exact mode: 400 event orders, samples admitted at lag k \(trainedAtK), in warm-up \(warmupSamples), lost as not sampled by the current version \(lostStale)")
+        XCTAssertGreaterThan(trainedAtK, 10_000)
+        XCTAssertGreaterThan(lostStale, 0, "no arrival sampled by another version was ever refused")
+    }
+
+    /// One prompt-perfect actor, k = 2, B = 2: version 0 hands out (k + 1)·B = 6 prompts, no batch is
+    /// announced before all 6 are in, then each version hands out B and the lags of the trained
+    /// batches are 0, 1, 2, 2, 2, … (warm-up: batches 0 and 1 come from version 0).
+    func testWarmUpThenLagK() throws {
+        let k = 2, b = 2
+        var c = try StalenessController(policy: StalenessPolicy(maxStaleness: k, mode: .exact, groupsPerBatch: b, promptsPerTicket: 1))
+        _ = c.actorJoined("solo", pid: 1, now: 0)
+        var tickets: [TicketGrant] = []
+        func request() { for d in c.ticketRequested(by: "solo", weightsVersion: c.version, now: 0) { if case .issueTicket(let t) = d { tickets.append(t) } } }
+        for _ in 0 ..< 10 { request() }
+        XCTAssertEqual(tickets.flatMap(\.promptIDs), Array(0 ..< (k + 1) * b), "version 0 hands out (k + 1)·B prompts")
+        XCTAssertTrue(tickets.allSatisfy { $0.minVersion == 0 })
+        var trainedLags: [[Int]] = []
+        for v in 0 ..< 8 {
+            var announced: [AdmittedGroup]?
+            for (i, t) in tickets.enumerated() {
+                for d in c.groupArrived(GroupArrival(actor: "solo", ticket: t.id, promptID: t.promptIDs[0], sampleVersions: [v, v]), now: 0) {
+                    if case .batchReady(_, let groups) = d { announced = groups }
+                }
+                if i < tickets.count - 1 { XCTAssertNil(announced, "version \(v): batch announced before the version's groups were all in") }
+            }
+            let batch = try XCTUnwrap(announced, "version \(v): no batch")
+            trainedLags.append(batch.flatMap(\.sampleLags))
+            tickets = []
+            // Requests queued while the budget was full are answered as the version moves on.
+            for d in try c.batchTrained(version: v, now: 0) { if case .issueTicket(let t) = d { tickets.append(t) } }
+            for _ in 0 ..< 10 { request() }
+            XCTAssertEqual(tickets.count, b, "version \(v + 1) hands out B prompts")
+            XCTAssertTrue(tickets.allSatisfy { $0.minVersion == v + 1 })
+        }
+        XCTAssertEqual(trainedLags, [0, 1, 2, 2, 2, 2, 2, 2].map { [Int](repeating: $0, count: 2 * b) })
+        XCTAssertEqual(c.statistics.bufferedGroups, k * b, "the k·B fresher groups wait for their turn")
+        // An arrival sampled by an older version is refused and its prompt re-issued, never trained.
+        let t = try XCTUnwrap(tickets.first)
+        let ds = c.groupArrived(GroupArrival(actor: "solo", ticket: t.id, promptID: t.promptIDs[0], sampleVersions: [c.version - 1, c.version]), now: 0)
+        XCTAssertTrue(ds.contains { if case .dropGroup(_, .tooStale) = $0 { return true } else { return false } })
+        XCTAssertTrue(ds.contains(.reissuePrompts(lostTicket: t.id, promptIDs: t.promptIDs, reason: .tooStale)), "\(ds)")
+        XCTAssertEqual(c.statistics.lost[.tooStale], 1)
+        XCTAssertTrue(c.statistics.accountingBalances)
     }
 }
 
