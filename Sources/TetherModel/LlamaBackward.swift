@@ -11,8 +11,8 @@ extension LlamaModel {
         precondition(dEntropy == nil || a.entropyComputed, "dEntropy given but the forward did not compute entropy")
         precondition(dEntropy == nil || dEntropy!.count == a.outputCount, "dEntropy has the wrong size")
         // A grouped batch's rows are not its output positions: gather the coefficients per row.
-        let rowLogProbs = a.outputIndex.map { gatherRows($0, dLogProbs) } ?? dLogProbs
-        let rowEntropy = dEntropy.map { d in a.outputIndex.map { gatherRows($0, d) } ?? d }
+        let rowLogProbs = a.outputIndex.map { gatherRows($0, rows: a.rows, dLogProbs) } ?? dLogProbs
+        let rowEntropy = dEntropy.map { d in a.outputIndex.map { gatherRows($0, rows: a.rows, d) } ?? d }
         rowLogProbs.withUnsafeBufferPointer { dlp in
             if let rowEntropy {
                 rowEntropy.withUnsafeBufferPointer { lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: $0.baseAddress!) }
@@ -23,8 +23,8 @@ extension LlamaModel {
         backwardFromFinalNorm(a)
     }
 
-    private func gatherRows(_ index: UnsafeMutableBufferPointer<Int32>, _ values: [Float]) -> [Float] {
-        index.map { $0 >= 0 ? values[Int($0)] : 0 }
+    private func gatherRows(_ index: UnsafeMutableBufferPointer<Int32>, rows: Int, _ values: [Float]) -> [Float] {
+        index[..<rows].map { $0 >= 0 ? values[Int($0)] : 0 }
     }
 
     /// Backward from dLoss/d(final-norm output) held in `a.dNormed` (the LM head's input; a scalar

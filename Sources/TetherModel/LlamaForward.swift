@@ -10,10 +10,14 @@ extension LlamaModel {
         activations(plan: causalPlan(batch: batch, seqLen: seqLen))
     }
 
-    /// The training activations for `plan`, reused while the shape stays the same.
+    /// The training activations for `plan`: the last workspace when the plan fits in it, else a
+    /// new one.
     func activations(plan: AttentionPlan) -> TrainingActivations {
         let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = training, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
+        if let a = training, a.fits(plan, lmHeadChunkRows: chunk) {
+            a.adopt(plan)
+            return a
+        }
         training = nil  // free the old shape before allocating the new one
         let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk)
         training = a
@@ -29,7 +33,10 @@ extension LlamaModel {
     /// so a reference or proximal forward between `sequenceLogProbs` and `backward` is harmless).
     func forwardOnlyWorkspace(plan: AttentionPlan) -> TrainingActivations {
         let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = forwardOnly, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
+        if let a = forwardOnly, a.fits(plan, lmHeadChunkRows: chunk) {
+            a.adopt(plan)
+            return a
+        }
         forwardOnly = nil
         let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false)
         forwardOnly = a
@@ -89,7 +96,7 @@ extension LlamaModel {
                 a.positions[b * inputLength + t] = Int32(t)
             }
         }
-        try checkTokens(UnsafeBufferPointer(a.tokens))
+        try checkTokens(UnsafeBufferPointer(rebasing: a.tokens[..<a.rows]))
         if inputLength > config.maxPositionEmbeddings {
             throw ModelError.sequenceTooLong(length: inputLength, maxPositions: config.maxPositionEmbeddings)
         }
