@@ -54,6 +54,8 @@ final class PolicyUpdateTests: XCTestCase {
         let before = policy.parameters.toArray()
         let metrics = try update.step(batch)
         XCTAssertEqual(metrics.optimizerSteps, 1)
+        XCTAssertTrue(policy.holdsGradients)
+        XCTAssertFalse(reference.holdsGradients, "the frozen reference needs no gradient buffer of its weights' size")
         XCTAssertGreaterThan(metrics.kl ?? 0, 0.01, "the reference differs: KL must be exercised")
         XCTAssertEqual(metrics.clipFraction, 0, "stay away from the clip's kinks")
         let correct = batch.correct.compactMap { $0 }
