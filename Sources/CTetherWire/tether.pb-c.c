@@ -1255,7 +1255,7 @@ const ProtobufCMessageDescriptor tether__reward_component__descriptor =
   (ProtobufCMessageInit) tether__reward_component__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__sample__field_descriptors[8] =
+static const ProtobufCFieldDescriptor tether__sample__field_descriptors[9] =
 {
   {
     "completion_tokens",
@@ -1353,6 +1353,18 @@ static const ProtobufCFieldDescriptor tether__sample__field_descriptors[8] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reward_version",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Sample, reward_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__sample__field_indices_by_name[] = {
   1,   /* field[1] = behaviour_logprobs */
@@ -1361,13 +1373,14 @@ static const unsigned tether__sample__field_indices_by_name[] = {
   6,   /* field[6] = generation_seconds */
   3,   /* field[3] = reward */
   4,   /* field[4] = reward_components */
+  8,   /* field[8] = reward_version */
   7,   /* field[7] = scoring_seconds */
   2,   /* field[2] = token_versions */
 };
 static const ProtobufCIntRange tether__sample__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor tether__sample__descriptor =
 {
@@ -1377,7 +1390,7 @@ const ProtobufCMessageDescriptor tether__sample__descriptor =
   "Tether__Sample",
   "tether",
   sizeof(Tether__Sample),
-  8,
+  9,
   tether__sample__field_descriptors,
   tether__sample__field_indices_by_name,
   1,  tether__sample__number_ranges,

@@ -267,7 +267,8 @@ public final class ActorProcess {
                     tokenVersions: Array(repeating: UInt64(version), count: c.tokens.count), reward: Double(reward.reward),
                     rewardComponents: reward.components.map { TetherWire.RewardComponent(name: $0.name, value: Double($0.value)) },
                     finishReason: c.finishReason == .eos ? .stop : .length,
-                    generationSeconds: genSeconds, scoringSeconds: Date().timeIntervalSince(scoreStart)))
+                    generationSeconds: genSeconds, scoringSeconds: Date().timeIntervalSince(scoreStart),
+                    rewardVersion: task.rewardVersion))
             }
             let group = TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId,
                                         promptTokens: p.tokens, samples: samples)

@@ -2,6 +2,7 @@ import Foundation
 import TetherKernels
 import TetherModel
 import TetherRewards
+import TetherWire
 
 /// The task of a run, from the `task` section of a `RunConfig`, as `tether train`, the learner,
 /// every actor and `tether eval --config` see it. All of them derive the prompt lists
@@ -21,6 +22,9 @@ public struct RunTask: Sendable {
     /// components); accuracy is its `correct` component (`RewardBreakdown.isCorrect`), whatever the
     /// training reward.
     public let verifier: any Verifier
+    /// The version every sample scored by `verifier` carries (`TrajectorySample.rewardVersion`):
+    /// `verifierRewardVersion(taskName:spec:)` of this config.
+    public let rewardVersion: String
     /// The training split's prompts.
     public let trainPrompts: [TaskPrompt]
     public let maxPromptTokens: Int
@@ -42,7 +46,9 @@ public struct RunTask: Sendable {
         maxPromptTokens = t.maxPromptTokens
         seed = UInt64(truncatingIfNeeded: config.run.seed)
         shuffle = t.shuffle
-        verifier = try t.rewardSpec().makeVerifier()
+        let spec = try t.rewardSpec()
+        verifier = spec.makeVerifier()
+        rewardVersion = RunTask.verifierRewardVersion(taskName: t.name, spec: spec)
         if let g = try RunTask.generator(named: t.name, answerFormat: t.extract) {
             generator = g
             // RL prompts from the splits `task.rl_prompts` names; never the held-out split.
@@ -101,6 +107,16 @@ public struct RunTask: Sendable {
     public func promptTokens(_ prompt: TaskPrompt) throws -> [Int] {
         let tokens = try prompt.promptIds(tokenizer)
         return Array(tokens.suffix(maxPromptTokens))
+    }
+
+    /// `verifier-` and the first 12 hex digits of the XXH64 of the task name and the reward's
+    /// canonical settings (`RewardSpec.canonicalDescription`): the same for every process of a run
+    /// (no per-process hash seed), different as soon as a weight, the extraction mode, the length
+    /// ramp, the task or the built-in rules differ.
+    public static func verifierRewardVersion(taskName: String, spec: RewardSpec) -> String {
+        let digest = WireChecksum.xxh64(Array("task=\(taskName);\(spec.canonicalDescription)".utf8))
+        let hex = String(digest, radix: 16)
+        return "verifier-" + String((String(repeating: "0", count: 16 - hex.count) + hex).prefix(12))
     }
 
     /// The verifier's reward for sampled tokens (everything after `<eos>` is ignored).

@@ -57,6 +57,18 @@ public struct RewardSpec: Equatable, Sendable {
         self.lengthRampChars = lengthRampChars
     }
 
+    /// The revision of the built-in scoring rules (answer extraction, format check, length ramp).
+    /// Bump it with any change to what those verifiers return for the same text, so runs scored
+    /// by the old and the new rules get different reward versions.
+    public static let rulesRevision = 1
+
+    /// Every setting that decides the reward of a completion, in a fixed order and spelling: the
+    /// input of a reward version (equal descriptions score every completion the same).
+    public var canonicalDescription: String {
+        "rules=\(Self.rulesRevision);correct=\(correct);format=\(format);length=\(length);extract=\(answerFormat.rawValue);"
+            + "length_max_chars=\(lengthMaxChars);length_ramp_chars=\(lengthRampChars)"
+    }
+
     /// The verifier this spec describes; its breakdown's components are named `correct`, `format`, `length`.
     public func makeVerifier() -> WeightedVerifier {
         WeightedVerifier([

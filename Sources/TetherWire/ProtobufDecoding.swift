@@ -109,7 +109,8 @@ enum ProtobufDecoder {
                     RewardComponent(name: string(r.name), value: r.value)
                 },
                 finishReason: try enumValue(s.finish_reason.rawValue, "sample.finish_reason"),
-                generationSeconds: s.generation_seconds, scoringSeconds: s.scoring_seconds)
+                generationSeconds: s.generation_seconds, scoringSeconds: s.scoring_seconds,
+                rewardVersion: string(s.reward_version))
         }
         return TrajectoryGroup(ticketId: c.ticket_id, actorId: string(c.actor_id), promptId: string(c.prompt_id),
                                promptTokens: array(c.prompt_tokens, c.n_prompt_tokens), samples: samples)

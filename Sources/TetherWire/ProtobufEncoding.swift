@@ -177,6 +177,7 @@ struct ProtobufEncoder {
             cs.pointee.finish_reason = Tether__FinishReason(rawValue: s.finishReason.rawValue)
             cs.pointee.generation_seconds = s.generationSeconds
             cs.pointee.scoring_seconds = s.scoringSeconds
+            cs.pointee.reward_version = arena.string(s.rewardVersion)
             return cs
         }
         return c

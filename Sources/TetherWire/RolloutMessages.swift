@@ -98,13 +98,18 @@ public struct TrajectorySample: Sendable, Equatable {
     public var finishReason: FinishReason
     public var generationSeconds: Double
     public var scoringSeconds: Double
+    /// What scored this sample (a hash of the scorer's code and config, a user string, or a reward
+    /// model checkpoint's checksum); "" means unversioned. Rewards of different versions are not
+    /// comparable, so a batch mixing them would bias the group baseline.
+    public var rewardVersion: String
 
     public init(completionTokens: [UInt32], behaviourLogProbs: [Float], tokenVersions: [UInt64], reward: Double,
                 rewardComponents: [RewardComponent] = [], finishReason: FinishReason = .stop,
-                generationSeconds: Double = 0, scoringSeconds: Double = 0) {
+                generationSeconds: Double = 0, scoringSeconds: Double = 0, rewardVersion: String = "") {
         self.completionTokens = completionTokens; self.behaviourLogProbs = behaviourLogProbs
         self.tokenVersions = tokenVersions; self.reward = reward; self.rewardComponents = rewardComponents
         self.finishReason = finishReason; self.generationSeconds = generationSeconds; self.scoringSeconds = scoringSeconds
+        self.rewardVersion = rewardVersion
     }
 
     /// The oldest policy version among this sample's tokens (what staleness is measured from).

@@ -5,7 +5,10 @@ import Foundation
 final class WireInbox: @unchecked Sendable {
     // @unchecked Sendable: all state behind `condition`.
     private let condition = NSCondition()
-    private var items: [WireReceived] = []
+    /// Popped slots are emptied at once: a consumed message (a weights broadcast holds hundreds of
+    /// megabytes of ZeroMQ frames) must be freed when its consumer drops it, not when the array is
+    /// next compacted.
+    private var items: [WireReceived?] = []
     private var head = 0
     private var waiters: [CheckedContinuation<WireReceived?, Never>] = []
     private var closed = false
@@ -34,9 +37,11 @@ final class WireInbox: @unchecked Sendable {
     private func popLocked() -> (WireReceived, Bool)? {
         guard head < items.count else { return nil }
         let wasFull = items.count - head >= capacity
-        let item = items[head]
+        guard let item = items[head] else { return nil }
+        items[head] = nil
         head += 1
-        if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+        else if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
         return (item, wasFull)
     }
 

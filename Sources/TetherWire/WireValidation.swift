@@ -11,6 +11,8 @@ public struct WireValidation: Sendable, Equatable {
     public static let maxVersion: UInt64 = 1 << 53
     /// Largest ticket count an actor may ask for in one request.
     public static let maxTicketRequestCount: UInt32 = 1 << 16
+    /// Longest `Sample.reward_version`: a hash or a short user string, repeated on every sample.
+    public static let maxRewardVersionBytes = 256
 
     /// With CURVE: which actor ids a sender may claim, given its key's name in the allow-list
     /// (the ZAP user id). Like a Kubernetes service account bound to its token, a key named
@@ -162,6 +164,10 @@ public struct WireValidation: Sendable, Equatable {
         for (i, s) in m.samples.enumerated() {
             try requireCount(s.rewardComponents.count, "trajectory_group.samples[\(i)].reward_components")
             for c in s.rewardComponents { try requireText(c.name, "trajectory_group.samples[\(i)].reward_components.name") }
+            if s.rewardVersion.utf8.count > Self.maxRewardVersionBytes {
+                throw WireError.textTooLong(field: "trajectory_group.samples[\(i)].reward_version", bytes: s.rewardVersion.utf8.count,
+                                            limit: Self.maxRewardVersionBytes)
+            }
             if let newest = s.tokenVersions.max() { try requireVersion(newest, "trajectory_group.samples[\(i)].token_versions") }
             let n = s.completionTokens.count
             if s.behaviourLogProbs.count != n {

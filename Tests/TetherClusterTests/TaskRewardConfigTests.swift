@@ -55,6 +55,34 @@ final class TaskRewardConfigTests: XCTestCase {
         XCTAssertFalse(line.contains("acc "), line)
     }
 
+    /// Every process of a run derives the same reward version from the config; any setting that
+    /// changes a reward (task, a weight, the extraction mode, the length ramp) changes it.
+    func testVerifierRewardVersionFollowsEveryScoringSetting() throws {
+        var config = RunConfig()
+        config.task.name = "arithmetic:2"
+        let base = try RunTask(config: config, trainPromptCount: 8).rewardVersion
+        XCTAssertEqual(try RunTask(config: config, trainPromptCount: 16).rewardVersion, base, "prompt count does not score")
+        XCTAssertTrue(base.hasPrefix("verifier-") && base.count == "verifier-".count + 12, base)
+        XCTAssertTrue(base.dropFirst("verifier-".count).allSatisfy(\.isHexDigit), base)
+        let changes: [(String, (inout RunConfig) -> Void)] = [
+            ("task.name", { $0.task.name = "arithmetic:1" }), ("task.correct_weight", { $0.task.correctWeight = 2 }),
+            ("task.format_weight", { $0.task.formatWeight = 0.1 }), ("task.length_weight", { $0.task.lengthWeight = 0.1 }),
+            ("task.extract", { $0.task.extract = .boxed }), ("task.length_max_chars", { $0.task.lengthMaxChars = 200 }),
+            ("task.length_ramp_chars", { $0.task.lengthRampChars = 64 }),
+        ]
+        var seen: Set<String> = [base]
+        for (key, change) in changes {
+            var c = config
+            change(&c)
+            let v = try RunTask(config: c, trainPromptCount: 8).rewardVersion
+            XCTAssertTrue(seen.insert(v).inserted, "\(key) must change the reward version (\(v))")
+        }
+        // The text the digest is taken of: a value formatted differently on another host would split one run's versions.
+        let spec = try config.task.rewardSpec()
+        XCTAssertEqual(spec.canonicalDescription,
+                       "rules=1;correct=1.0;format=0.0;length=0.0;extract=last-integer;length_max_chars=256;length_ramp_chars=128")
+    }
+
     /// A user dataset line without an answer (or with a non-integer one) stops the cluster's task
     /// with the file and line; `id` and `task` are optional.
     func testClusterJSONLContract() throws {

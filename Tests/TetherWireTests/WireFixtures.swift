@@ -7,7 +7,7 @@ enum WireFixtures {
         TrajectorySample(completionTokens: tokens, behaviourLogProbs: tokens.map { -0.25 * Float($0 + 1) },
                          tokenVersions: tokens.map { _ in version }, reward: reward,
                          rewardComponents: [RewardComponent(name: "correct", value: reward), RewardComponent(name: "format", value: 0.5)],
-                         finishReason: .stop, generationSeconds: 0.125, scoringSeconds: 0.0625)
+                         finishReason: .stop, generationSeconds: 0.125, scoringSeconds: 0.0625, rewardVersion: "verifier-0123456789ab")
     }
 
     static func group(actor: String = "actor-1", samples: [TrajectorySample]? = nil) -> TrajectoryGroup {
@@ -60,7 +60,8 @@ enum WireFixtures {
         let maxSample = TrajectorySample(completionTokens: tokens, behaviourLogProbs: tokens.map { _ in -Float.greatestFiniteMagnitude },
                                          tokenVersions: tokens.map { _ in UInt64.max }, reward: -Double.greatestFiniteMagnitude,
                                          rewardComponents: (0..<100).map { RewardComponent(name: "\(long)\($0)", value: Double.leastNonzeroMagnitude) },
-                                         finishReason: .error, generationSeconds: Double.greatestFiniteMagnitude, scoringSeconds: 1e-300)
+                                         finishReason: .error, generationSeconds: Double.greatestFiniteMagnitude, scoringSeconds: 1e-300,
+                                         rewardVersion: long)
         return [
             .actorJoin(ActorJoin(actorId: long, host: long, pid: .max, blasThreads: .max, scorers: Array(repeating: long, count: 50), haveVersion: .max)),
             .ticketRequest(TicketRequest(actorId: long, count: .max)),

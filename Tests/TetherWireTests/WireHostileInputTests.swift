@@ -64,6 +64,8 @@ final class WireHostileInputTests: XCTestCase {
         let forged = "x\nFORGED learner done\u{1B}[2J"
         var withLongComponent = TrajectorySample(completionTokens: [2], behaviourLogProbs: [-0.5], tokenVersions: [0], reward: 1)
         withLongComponent.rewardComponents = [RewardComponent(name: String(repeating: "n", count: PeerText.maxTextBytes + 1), value: .nan)]
+        var withLongVersion = TrajectorySample(completionTokens: [2], behaviourLogProbs: [-0.5], tokenVersions: [0], reward: 1)
+        withLongVersion.rewardVersion = String(repeating: "v", count: WireValidation.maxRewardVersionBytes + 1)
         let bad: [WireMessage] = [
             .actorJoin(ActorJoin(actorId: forged)),
             .actorJoin(ActorJoin(actorId: String(repeating: "a", count: 1 << 20))),
@@ -71,11 +73,12 @@ final class WireHostileInputTests: XCTestCase {
             .actorJoin(ActorJoin(actorId: "")),
             .control(Control(kind: .stop, reason: String(repeating: "r", count: PeerText.maxTextBytes + 1))),
             .trajectoryGroup(TrajectoryGroup(ticketId: 1, actorId: "a", promptId: "0", promptTokens: [1], samples: [withLongComponent])),
+            .trajectoryGroup(TrajectoryGroup(ticketId: 1, actorId: "a", promptId: "0", promptTokens: [1], samples: [withLongVersion])),
         ]
         let got = try sendThenGood(peer, router, bad)
         XCTAssertEqual(got.count, 1, "only the good message may arrive")
         XCTAssertEqual(router.counters.count(.invalidIdentifier), 4, "\(router.counters.snapshot())")
-        XCTAssertEqual(router.counters.count(.textTooLong), 2, "\(router.counters.snapshot())")
+        XCTAssertEqual(router.counters.count(.textTooLong), 3, "\(router.counters.snapshot())")
         for reason in [WireErrorReason.invalidIdentifier, .textTooLong] {
             let text = "\(router.counters.lastError(reason)!)"
             XCTAssertFalse(text.contains("\n") || text.contains("\u{1B}") || text.contains("\u{202E}"), text)

@@ -28,7 +28,7 @@ final class WirePythonInteropTests: XCTestCase {
         let sample = TrajectorySample(completionTokens: [0, 63, 65_535], behaviourLogProbs: [-0.5, -1.25, -0.1],
                                       tokenVersions: [7, 8, UInt64.max], reward: -2.5,
                                       rewardComponents: [RewardComponent(name: "correct", value: 1), RewardComponent(name: "länge", value: -3.5)],
-                                      finishReason: .length, generationSeconds: 0.75, scoringSeconds: 0.001)
+                                      finishReason: .length, generationSeconds: 0.75, scoringSeconds: 0.001, rewardVersion: "rm-ä1b2")
         let group = TrajectoryGroup(ticketId: 1 << 40, actorId: "actor-π", promptId: "p-1", promptTokens: [1, 2, 3], samples: [sample])
         try toPython.send(.trajectoryGroup(group))
         let line = stdout.fileHandleForReading.readLine()
@@ -47,6 +47,7 @@ final class WirePythonInteropTests: XCTestCase {
         XCTAssertEqual(s["token_versions"] as? [String], ["7", "8", String(UInt64.max)])
         XCTAssertEqual(s["reward"] as? Double, -2.5)
         XCTAssertEqual(s["finish_reason"] as? String, "FINISH_REASON_LENGTH")
+        XCTAssertEqual(s["reward_version"] as? String, "rm-ä1b2")
         let components = try XCTUnwrap(s["reward_components"] as? [[String: Any]])
         XCTAssertEqual(components.map { $0["name"] as? String }, ["correct", "länge"])
         XCTAssertEqual(components.map { $0["value"] as? Double }, [1, -3.5])

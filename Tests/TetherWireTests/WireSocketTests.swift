@@ -138,6 +138,37 @@ final class WireSocketTests: XCTestCase {
         buffer.deallocate()
     }
 
+    /// A consumed message's frames are freed as soon as the consumer drops it. The inbox used to
+    /// keep popped messages until it compacted (after 1,024 pops), so an actor held every weights
+    /// broadcast it had installed: 538 MB per version at SmolLM2's size, until the OOM killer came.
+    func testReceivedFramesAreFreedWhenTheConsumerDropsThem() throws {
+        let ctx = try WireContext()
+        defer { ctx.close() }
+        let pull = try WireSocket(context: ctx, options: WireSocketOptions(kind: .pull, bind: ["tcp://127.0.0.1:*"], name: "actor"))
+        let push = try WireSocket(context: ctx, options: WireSocketOptions(kind: .push, connect: pull.boundEndpoints, name: "learner"))
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: 256)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1)
+        for version in 1...3 {
+            let (message, frames) = WeightsFrames.message(version: UInt64(version), slots: [.init(name: "w", shape: [256], elementOffset: 0)],
+                                                         buffer: UnsafeRawBufferPointer(buffer), keepAlive: nil, onRelease: {})
+            try push.send(message, attachments: frames)
+            weak var frame: WireFrameBuffer?
+            do {
+                guard let r = pull.receive(timeout: 10) else { return XCTFail("version \(version) never arrived") }
+                withExtendedLifetime(r) {
+                    XCTAssertEqual(r.attachments.count, 1)
+                    frame = r.attachments.first
+                    XCTAssertNotNil(frame)
+                }
+            }
+            // The socket's own thread may still be returning from the hand-off with the frames in hand.
+            let deadline = Date(timeIntervalSinceNow: 2)
+            while frame != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            XCTAssertNil(frame, "version \(version): the inbox still holds a consumed message's frames")
+        }
+    }
+
     func testBorrowedFramesAreReleasedEvenWhenNeverDelivered() throws {
         let ctx = try WireContext()
         defer { ctx.close() }

@@ -242,10 +242,16 @@ struct  Tether__Sample
   Tether__FinishReason finish_reason;
   double generation_seconds;
   double scoring_seconds;
+  /*
+   * What scored this sample: a hash of the scorer's code and config, a user string, or a reward
+   * model checkpoint's checksum. "" means unversioned. Samples scored by different versions
+   * are not comparable rewards; the learner may refuse to mix them in one batch.
+   */
+  char *reward_version;
 };
 #define TETHER__SAMPLE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__sample__descriptor) \
-    , 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, TETHER__FINISH_REASON__FINISH_REASON_UNSPECIFIED, 0, 0 }
+    , 0,NULL, 0,NULL, 0,NULL, 0, 0,NULL, TETHER__FINISH_REASON__FINISH_REASON_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
