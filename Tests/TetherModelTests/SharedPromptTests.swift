@@ -187,36 +187,37 @@ final class SharedPromptTests: XCTestCase {
         }
     }
 
-    /// A model's workspaces are reused for every later batch that fits in them: after a larger
-    /// grouped batch, a larger plain one and their backward, a smaller batch's log-probs, entropies
-    /// and gradients (training and forward-only, grouped and plain) are those of a fresh model.
+    /// A model's workspaces are reused for every later batch that fits in them: after larger
+    /// batches of the same kind (grouped, or plain) and their backward, a smaller batch's
+    /// log-probs, entropies and gradients, training and forward-only, are those of a fresh model.
     func testWorkspaceReusedAfterLargerShapesChangesNothing() throws {
         let config = Self.small(tied: true)
-        let large = try Self.groupedBatch(vocab: config.vocabSize, seed: 31, scale: 2)
         let small = try GroupedTokenBatch(prompts: [[3, 1, 4, 1], [5]], completions: [[9, 2], [6, 5, 3], [5]], groupOf: [0, 1, 0])
-        func run(_ model: LlamaModel) throws -> [[Float]] {
-            let grouped = try model.sequenceLogProbs(small, entropy: true)
-            let d = Self.coefficients(small, seed: 4)
-            model.zeroGradients()
-            model.backward(dLogProbs: d, dEntropy: d)
-            let groupedGradient = model.gradients.toArray()
-            let plain = try model.sequenceLogProbs(small.plain, entropy: true)
-            model.zeroGradients()
-            model.backward(dLogProbs: d, dEntropy: d)
-            return [grouped.logProbs, grouped.entropy!, groupedGradient, plain.logProbs, plain.entropy!, model.gradients.toArray(),
-                    try model.tokenLogProbs(small).logProbs, try model.tokenLogProbs(small.plain).logProbs]
+        let larger = [try Self.groupedBatch(vocab: config.vocabSize, seed: 31, scale: 2), try Self.groupedBatch(vocab: config.vocabSize, seed: 32)]
+        let d = Self.coefficients(small, seed: 4)
+        for grouped in [true, false] {
+            func forward(_ model: LlamaModel, _ batch: GroupedTokenBatch) throws -> SequenceLogProbs {
+                try grouped ? model.sequenceLogProbs(batch, entropy: true) : model.sequenceLogProbs(batch.plain, entropy: true)
+            }
+            func forwardOnly(_ model: LlamaModel, _ batch: GroupedTokenBatch) throws -> SequenceLogProbs {
+                try grouped ? model.tokenLogProbs(batch, entropy: true) : model.tokenLogProbs(batch.plain, entropy: true)
+            }
+            func run(_ model: LlamaModel) throws -> [[Float]] {
+                let trained = try forward(model, small)
+                model.zeroGradients()
+                model.backward(dLogProbs: d, dEntropy: d)
+                let only = try forwardOnly(model, small)
+                return [trained.logProbs, trained.entropy!, model.gradients.toArray(), only.logProbs, only.entropy!]
+            }
+            let fresh = try run(try LlamaModel(config: config, seed: 9, std: 0.2))
+            let used = try LlamaModel(config: config, seed: 9, std: 0.2)
+            for batch in larger {
+                _ = try forward(used, batch)
+                used.backward(dLogProbs: Self.coefficients(batch, seed: 5), dEntropy: Self.coefficients(batch, seed: 6))
+                _ = try forwardOnly(used, batch)
+            }
+            for (k, (a, b)) in zip(try run(used), fresh).enumerated() { XCTAssertEqual(a, b, "grouped: \(grouped), output \(k)") }
         }
-        let fresh = try run(try LlamaModel(config: config, seed: 9, std: 0.2))
-        let used = try LlamaModel(config: config, seed: 9, std: 0.2)
-        for batch in [large, try Self.groupedBatch(vocab: config.vocabSize, seed: 32, scale: 2)] {
-            _ = try used.sequenceLogProbs(batch, entropy: true)
-            used.backward(dLogProbs: Self.coefficients(batch, seed: 5), dEntropy: Self.coefficients(batch, seed: 6))
-            _ = try used.sequenceLogProbs(batch.plain, entropy: true)
-            used.backward(dLogProbs: Self.coefficients(batch, seed: 7))
-            _ = try used.tokenLogProbs(batch, entropy: true)
-            _ = try used.tokenLogProbs(batch.plain, entropy: true)
-        }
-        for (k, (a, b)) in zip(try run(used), fresh).enumerated() { XCTAssertEqual(a, b, "output \(k)") }
     }
 
     /// Bad grouped batches are typed errors naming the problem.
