@@ -83,6 +83,6 @@ let package = Package(
                            .product(name: "Yams", package: "Yams")]
         ),
         // The `tether` executable run as a process (`swift test` builds it with the other products).
-        .testTarget(name: "TetherCLITests", dependencies: ["TetherModel", "TetherTestSupport"]),
+        .testTarget(name: "TetherCLITests", dependencies: ["TetherModel", "TetherCluster", "TetherTestSupport"]),
     ]
 )

@@ -35,7 +35,6 @@ def tether_config(a, dataset):
     return f"""# Written by scripts/compare-trl: the TRL run's settings for `tether train`.
 model:
   checkpoint: {os.path.abspath(a.checkpoint)}
-  max_position_embeddings: 2048
 task:
   name: jsonl
   dataset_path: {dataset}
@@ -133,7 +132,7 @@ def tether_steps(run_dir):
             r = json.loads(line)
             s = r.get("scalars", r)
             if "reward/mean" in s:
-                out.append((r["step"], s["time/rollout_s"] + s["time/update_s"], s["reward/mean"]))
+                out.append((r["step"], s["step_seconds"], s["reward/mean"]))
     return out
 
 

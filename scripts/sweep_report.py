@@ -17,7 +17,7 @@ import re
 import sys
 from collections import defaultdict
 
-CORRECTION_ORDER = ["none", "decoupled", "truncated_is"]
+CORRECTION_ORDER = ["none", "decoupled", "truncated_is", "masked_is", "sequence_truncated_is"]
 RUN_NAME = re.compile(r"^eta-(\d+)_corr-([a-z_]+)_seed-(\d+)$")
 
 

@@ -1397,7 +1397,7 @@ const ProtobufCMessageDescriptor tether__sample__descriptor =
   (ProtobufCMessageInit) tether__sample__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__trajectory_group__field_descriptors[5] =
+static const ProtobufCFieldDescriptor tether__trajectory_group__field_descriptors[7] =
 {
   {
     "ticket_id",
@@ -1459,18 +1459,44 @@ static const ProtobufCFieldDescriptor tether__trajectory_group__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unscored_reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__TrajectoryGroup, unscored_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "scoring_retries",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__TrajectoryGroup, scoring_retries),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__trajectory_group__field_indices_by_name[] = {
   1,   /* field[1] = actor_id */
   2,   /* field[2] = prompt_id */
   3,   /* field[3] = prompt_tokens */
   4,   /* field[4] = samples */
+  6,   /* field[6] = scoring_retries */
   0,   /* field[0] = ticket_id */
+  5,   /* field[5] = unscored_reason */
 };
 static const ProtobufCIntRange tether__trajectory_group__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor tether__trajectory_group__descriptor =
 {
@@ -1480,7 +1506,7 @@ const ProtobufCMessageDescriptor tether__trajectory_group__descriptor =
   "Tether__TrajectoryGroup",
   "tether",
   sizeof(Tether__TrajectoryGroup),
-  5,
+  7,
   tether__trajectory_group__field_descriptors,
   tether__trajectory_group__field_indices_by_name,
   1,  tether__trajectory_group__number_ranges,

@@ -36,6 +36,8 @@ public final class ActorProcess {
     public var simulatedDelaySeconds = 0.0
     /// Set when a stop arrives while a ticket is being served.
     var stopRequested = false
+    /// The reward workers (`task.reward: service`), started lazily by their first request.
+    let rewardService: RewardServicePool?
 
     public init(config: RunConfig, actorID: String, logger: Logger) throws {
         self.config = config
@@ -43,6 +45,7 @@ public final class ActorProcess {
         self.logger = logger
         try config.validateForCluster()
         task = try RunTask(config: config)
+        rewardService = config.task.reward == .service ? try RewardServicePool(options: config.task.rewardService.options) : nil
         model = try LlamaModel(config: try config.policyArchitecture())
         let ctx = try WireContext()
         context = ctx
@@ -92,7 +95,7 @@ public final class ActorProcess {
 
     /// Runs until the learner says stop or a signal arrives. Returns normally in both cases.
     public func run(shouldStop: () -> Bool = { StopSignal.requested }) throws {
-        defer { context.close() }
+        defer { context.close(); rewardService?.stop() }
         let layout = model.layout
         let heartbeatPeriod = config.actors.heartbeatSeconds
         let subscriberDone = DispatchSemaphore(value: 0)
@@ -198,7 +201,7 @@ public final class ActorProcess {
 
     private func join() {
         let join = ActorJoin(actorId: actorID, host: ProcessInfo.processInfo.hostName, pid: UInt32(getpid()),
-                             blasThreads: 1, scorers: [task.verifier.name], haveVersion: UInt64(max(0, installedVersion)))
+                             blasThreads: 1, scorers: [rewardService == nil ? task.verifier.name : "reward_service"], haveVersion: UInt64(max(0, installedVersion)))
         try? control.send(.actorJoin(join), timeout: 1)
         try? control.send(.weightsRequest(WeightsRequest(actorId: actorID, haveVersion: UInt64(max(0, installedVersion)))), timeout: 1)
     }
@@ -255,26 +258,65 @@ public final class ActorProcess {
             sampling: SamplingParameters(temperature: s.temperature, topK: Int(s.topK), topP: s.topP, eosTokenId: task.tokenizer.eosId),
             seed: s.seed ^ ticket.ticketId &* 0x9E37_79B9_7F4A_7C15)
         let genSeconds = Date().timeIntervalSince(start) / Double(max(1, prompts.count))
-        for (pi, p) in ticket.prompts.enumerated() {
-            guard let promptID = PromptID(p.promptId) else { continue }
-            let prompt = task.prompt(for: promptID)
-            var samples: [TrajectorySample] = []
-            for c in completions[pi * g ..< (pi + 1) * g] {
-                let scoreStart = Date()
-                let reward = try task.score(completionTokens: c.tokens, for: prompt)
-                samples.append(TrajectorySample(
-                    completionTokens: c.tokens.map { UInt32($0) }, behaviourLogProbs: c.rawLogProbs,
-                    tokenVersions: Array(repeating: UInt64(version), count: c.tokens.count), reward: Double(reward.reward),
-                    rewardComponents: reward.components.map { TetherWire.RewardComponent(name: $0.name, value: Double($0.value)) },
-                    finishReason: c.finishReason == .eos ? .stop : .length,
-                    generationSeconds: genSeconds, scoringSeconds: Date().timeIntervalSince(scoreStart),
-                    rewardVersion: task.rewardVersion))
-            }
-            let group = TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId,
-                                        promptTokens: p.tokens, samples: samples)
+        let groups = try score(ticket, completions: completions, policyVersion: version, generationSeconds: genSeconds)
+        for group in groups {
             if simulatedDelaySeconds > 0 { Thread.sleep(forTimeInterval: simulatedDelaySeconds) }
             try trajectories.send(.trajectoryGroup(group), timeout: 30)
             groupsPushed += 1
+        }
+    }
+}
+
+extension ActorProcess {
+    /// The scored groups of a ticket, one per prompt, in order: by the task's verifier in this
+    /// process, or through the reward workers (a ticket's groups in parallel, one request each).
+    /// A group the workers could not score after every attempt goes out without samples and with
+    /// its reason (`unscored_reason`): the learner re-issues its prompt; it never becomes a zero reward.
+    func score(_ ticket: RolloutTicket, completions: [Completion], policyVersion version: Int,
+               generationSeconds: Double) throws -> [TrajectoryGroup] {
+        let g = Int(ticket.groupSize)
+        let sample = { (c: Completion, reward: RewardBreakdown, seconds: Double, rewardVersion: String) in
+            TrajectorySample(
+                completionTokens: c.tokens.map { UInt32($0) }, behaviourLogProbs: c.rawLogProbs,
+                tokenVersions: Array(repeating: UInt64(version), count: c.tokens.count), reward: Double(reward.reward),
+                rewardComponents: reward.components.map { TetherWire.RewardComponent(name: $0.name, value: Double($0.value)) },
+                finishReason: c.finishReason == .eos ? .stop : .length,
+                generationSeconds: generationSeconds, scoringSeconds: seconds, rewardVersion: rewardVersion)
+        }
+        let known = ticket.prompts.enumerated().compactMap { (pi, p) in PromptID(p.promptId).map { (pi, p, task.prompt(for: $0)) } }
+        guard let rewardService else {
+            return try known.map { (pi, p, prompt) in
+                let samples = try completions[pi * g ..< (pi + 1) * g].map { c in
+                    let scoreStart = Date()
+                    let reward = try task.score(completionTokens: c.tokens, for: prompt)
+                    return sample(c, reward, Date().timeIntervalSince(scoreStart), task.rewardVersion)
+                }
+                return TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId, promptTokens: p.tokens, samples: samples)
+            }
+        }
+        let requests = try known.map { (pi, _, prompt) in
+            try completions[pi * g ..< (pi + 1) * g].map { c in
+                RewardServiceSample(prompt: prompt.prompt, completion: try PolicyEvaluator.text(of: c.tokens, tokenizer: task.tokenizer),
+                                    answer: prompt.answer,
+                                    metadata: ["task": prompt.task, "prompt_id": prompt.id, "finish_reason": c.finishReason == .eos ? "stop" : "length"])
+            }
+        }
+        let scored = rewardService.score(requests)
+        return zip(known, scored).map { (entry, result) in
+            let (pi, p, _) = entry
+            let retries = UInt32(clamping: result.failures.count)
+            for f in result.failures { logger.warning("reward service, prompt \(p.promptId): \(f)") }
+            switch result.result {
+            case .success(let reply):
+                let perSample = result.seconds / Double(max(1, g))
+                let samples = zip(completions[pi * g ..< (pi + 1) * g], reply.rewards).map { sample($0, $1, perSample, reply.version) }
+                return TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId, promptTokens: p.tokens,
+                                       samples: samples, scoringRetries: retries)
+            case .failure(let f):
+                logger.error("reward service gave up on prompt \(p.promptId) after \(result.failures.count) attempts (\(f.reason)): the learner re-issues it")
+                return TrajectoryGroup(ticketId: ticket.ticketId, actorId: actorID, promptId: p.promptId, promptTokens: p.tokens,
+                                       samples: [], unscoredReason: f.reason, scoringRetries: retries)
+            }
         }
     }
 }

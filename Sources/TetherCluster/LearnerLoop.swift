@@ -3,6 +3,7 @@ import Logging
 import TetherKernels
 import TetherModel
 import TetherRL
+import TetherRewards
 import TetherWire
 
 /// The learner process (`tether learner`): the I/O shell around the pure `StalenessController`.
@@ -60,6 +61,10 @@ public final class LearnerLoop {
     var draining = false
     /// Learner-side drops outside the controller (groups of an earlier learner incarnation, bad ids).
     var shellDrops: [String: Int] = [:]
+    /// Reward versions seen and the no-mixing rule (`RewardVersionGate`).
+    var rewardVersions: RewardVersionGate
+    /// Failed reward-service attempts the actors reported (each retried on a restarted worker).
+    var rewardRetries = 0
     /// Checkpoint writes that failed (full disk): the run went on and retried at the next one.
     var checkpointFailures = 0
     var stepWindow = StepWindow()
@@ -144,6 +149,7 @@ public final class LearnerLoop {
         broadcaster = WeightBroadcaster(publisher: weightsSocket, control: controlSocket, layout: policy.layout,
                                         initial: WeightSnapshot(version: staleness.version, parameters: policy.parameters))
         metrics = try MetricsWriter(runDirectory: runDir)
+        rewardVersions = RewardVersionGate(allowMixed: config.task.rewardService.allowMixedVersions)
     }
 
     /// Runs until `run.steps` versions are trained or a stop signal drains the run.
@@ -259,6 +265,23 @@ public final class LearnerLoop {
         return nil
     }
 
+    /// Passes the group's reward versions through the gate; the counter name when it is refused.
+    func checkRewardVersion(_ g: TrajectoryGroup) -> String? {
+        switch rewardVersions.arrival(versions: g.samples.map(\.rewardVersion)) {
+        case .accept: return nil
+        case .changed(let from, let to):
+            if let from {
+                let rule = config.task.rewardService.allowMixedVersions ? "batches may mix them (allow_mixed_versions)"
+                    : "groups scored by the old one are no longer trained; their prompts are re-issued"
+                logger.warning("reward version changed at version \(controller.version): \(PeerText.loggable(from)) → \(PeerText.loggable(to)) (first from actor \(PeerText.loggable(g.actorId))); \(rule)")
+            } else {
+                logger.info("reward version \(PeerText.loggable(to))")
+            }
+            return nil
+        case .refuse(let reason): return reason
+        }
+    }
+
     // MARK: Messages
 
     /// A control message from actor `id`: remembers its route and tells the controller it is alive
@@ -313,9 +336,17 @@ public final class LearnerLoop {
         // A group the learner cannot train (wrong size, inconsistent per-token arrays, values out of
         // range) reaches the controller with no versions: it is lost as `malformed` and re-issued
         // at once; the specific reason is counted as `dropped/<reason>`.
+        // A group the actor could not score (its reward workers failed every attempt) carries no
+        // samples: lost the same way, counted as `dropped/reward_<reason>`.
+        rewardRetries += Int(g.scoringRetries)
         var versions: [Int] = []
-        if let reason = untrainableReason(g) {
+        if !g.unscoredReason.isEmpty {
+            let reason = RewardServiceFailure.allReasons.contains(g.unscoredReason) ? g.unscoredReason : "other"
+            shellDrops["reward_\(reason)", default: 0] += 1
+        } else if let reason = untrainableReason(g) {
             shellDrops[reason, default: 0] += 1
+        } else if let refusal = checkRewardVersion(g) {
+            shellDrops[refusal, default: 0] += 1
         } else {
             versions = g.samples.map { s in s.tokenVersions.lazy.compactMap { Int(exactly: $0) }.min() ?? -1 }
         }

@@ -15,14 +15,31 @@ extension LearnerLoop {
     }
 
     /// Converts the announced batch's payloads into the update's batch, once (loop thread).
-    func prepareStep(_ groups: [AdmittedGroup]) throws -> StepWork {
+    /// A batch admitted across a reward-version change trains only its newest version's groups
+    /// (`RewardVersionGate.trainable`); the others are counted as `dropped/reward_version_mixed`.
+    func prepareStep(_ announced: [AdmittedGroup]) throws -> StepWork {
         var parts: [RolloutBatch] = []
         var batchLags = [Int](repeating: 0, count: config.staleness.maxStaleness + 1)
-        for (gi, admitted) in groups.enumerated() {
+        var payloadOf: [TrajectoryGroup] = []
+        for admitted in announced {
             let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             guard let g = payloads.removeValue(forKey: key) else {
                 throw ClusterError.processFailed("internal: admitted group \(key) has no payload")
             }
+            payloadOf.append(g)
+        }
+        let kept = rewardVersions.trainable(payloadOf.map { $0.samples.first?.rewardVersion ?? "" })
+        if kept.count < announced.count {
+            shellDrops["reward_version_mixed", default: 0] += announced.count - kept.count
+            logger.warning("batch of version \(controller.version) spans a reward-version change: training its \(kept.count) groups of the newest version, leaving out \(announced.count - kept.count)")
+        }
+        let groups = kept.map { announced[$0] }
+        for i in announced.indices where !kept.contains(i) {
+            _ = referenceScorer?.take(GroupKey(ticket: announced[i].ticket, prompt: announced[i].promptID))
+        }
+        for (gi, i) in kept.enumerated() {
+            let admitted = announced[i], g = payloadOf[i]
+            let key = GroupKey(ticket: admitted.ticket, prompt: admitted.promptID)
             var part = try RolloutBatch(trajectories: g, group: gi, verifierRewards: config.task.reward == .verifier)
             if let reference = referenceScorer?.take(key) { part.referenceLogProbs = reference }
             for lag in admitted.sampleLags { batchLags[min(max(lag, 0), batchLags.count - 1)] += 1 }
@@ -37,7 +54,7 @@ extension LearnerLoop {
         var work = try prepareStep(groups)
         let update = self.update
         step.start(name: "tether.learner.step") {
-            do { work.stats = try update.step(work.batch) } catch var e as NonFiniteUpdate {
+            do { work.stats = try update.step(work.batch, learnerVersion: work.version) } catch var e as NonFiniteUpdate {
                 e.version = work.version + 1
                 throw e
             }
@@ -63,7 +80,7 @@ extension LearnerLoop {
         record.scalars[K.actorTokensPerSecond] = Double(stepWindow.receivedCompletionTokens) / elapsed
         record.scalars[K.learnerIdleFraction] = max(0, 1 - stepWindow.busySeconds / elapsed)
         record.scalars["samples_per_s"] = Double(stats.sequences) / elapsed
-        record.scalars["step_seconds"] = elapsed
+        record.scalars[MetricsRecord.Key.stepSeconds] = elapsed
         record.scalars["weights/publish_seconds"] = publishSeconds
         if let l = broadcaster.latestLatency {
             record.scalars[K.weightBroadcastLatency] = l.seconds
@@ -87,6 +104,9 @@ extension LearnerLoop {
         record.scalars["groups/pending_reissue"] = Double(s.pendingReissue)
         record.scalars["groups/cursor"] = Double(s.cursor)
         for (reason, n) in s.lost { record.scalars["groups/lost/\(reason.rawValue)"] = Double(n) }
+        record.scalars["reward/retries"] = Double(rewardRetries)
+        record.scalars["reward/version_changes"] = Double(rewardVersions.changes)
+        if let v = rewardVersions.current { record.extras["reward_version"] = .string(v) }
         record.scalars["checkpoint/failures"] = Double(checkpointFailures)
         record.scalars["metrics/write_failures"] = Double(metrics.failedAppends)
         record.scalars["metrics/backlog"] = Double(metrics.backlog)

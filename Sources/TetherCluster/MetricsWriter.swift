@@ -55,9 +55,17 @@ public struct MetricsRecord: Equatable, Sendable {
         public static let entropy = "entropy"
         public static let clipFraction = "clip_fraction"
         public static let effectiveSampleSize = "ess"
+        /// k3 estimate of KL(π_behav ‖ π_θ) over the trained tokens.
+        public static let mismatchKL = "mismatch_kl"
+        /// Fractions of tokens dropped or truncated by the behaviour-weight rule.
+        public static let maskedFraction = "is/masked_fraction"
+        public static let truncatedFraction = "is/truncated_fraction"
         public static let actorTokensPerSecond = "actor/tokens_per_s"
         public static let learnerTokensPerSecond = "learner/tokens_per_s"
         public static let learnerIdleFraction = "learner/idle_fraction"
+        /// Wall seconds of one RL step: sampling, scoring and the update (`tether train`), or the
+        /// learner's step between versions (cluster).
+        public static let stepSeconds = "step_seconds"
         public static let weightBroadcastLatency = "weights/broadcast_latency_s"
         public static let lagP50 = "lag/p50"
         public static let lagMax = "lag/max"
@@ -93,6 +101,9 @@ public struct MetricsRecord: Equatable, Sendable {
         scalars[Key.entropy] = m.entropy
         scalars[Key.clipFraction] = m.clipFraction
         scalars[Key.effectiveSampleSize] = m.effectiveSampleFraction
+        scalars[Key.mismatchKL] = m.mismatchKL
+        scalars[Key.maskedFraction] = m.maskedFraction
+        scalars[Key.truncatedFraction] = m.truncatedFraction
         scalars["response_length"] = m.responseLength
         if let z = m.zeroAdvantageGroupFraction { scalars["zero_advantage_groups"] = z }
         scalars["loss"] = m.loss

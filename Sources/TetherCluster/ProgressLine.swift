@@ -2,7 +2,7 @@ import Foundation
 
 /// The one-line progress report `tether launch` prints per learner step, e.g.
 ///
-///     step 12/200  v12  reward 0.412±0.108  correct 38.0%  format 91.0%  tok/s actor 1.2k learner 3.4k  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)
+///     step 12/200  v12  reward 0.412±0.108  correct 38.0%  format 91.0%  tok/s actor 1.2k learner 3.4k  lag p50 0 max 1 mkl 0.0021  dropped 3 (too_stale 2, lease_expired 1)
 ///
 /// A pure function of a `MetricsRecord`, so what the terminal shows is what metrics.jsonl holds.
 public enum ProgressLine {
@@ -16,7 +16,11 @@ public enum ProgressLine {
         parts.append(reward)
         parts.append(contentsOf: rewardShares(s))
         parts.append("tok/s actor \(compact(s[K.actorTokensPerSecond])) learner \(compact(s[K.learnerTokensPerSecond]))")
-        parts.append("lag p50 \(integer(s[K.lagP50])) max \(integer(s[K.lagMax]))")
+        var lag = "lag p50 \(integer(s[K.lagP50])) max \(integer(s[K.lagMax]))"
+        // What the lag does to the loss: the behaviour–current KL, and the tokens a rule dropped.
+        if let k = s[K.mismatchKL], k.isFinite { lag += String(format: " mkl %.4f", k) }
+        if let f = s[K.maskedFraction], f.isFinite, f > 0 { lag += String(format: " masked %.1f%%", f * 100) }
+        parts.append(lag)
         let reasons = DropReason.allCases
             .compactMap { reason -> (String, Int)? in
                 guard let n = s[K.dropped(reason)], n > 0 else { return nil }

@@ -94,7 +94,9 @@ public struct ModelSection: Codable, Equatable, Sendable {
     }
 }
 
-public enum RewardSource: String, ConfigChoice { case verifier, rewardModel = "reward_model" }
+/// What scores completions: the task's built-in verifier, a reward model, or reward workers
+/// speaking the reward-service protocol (`task.reward_service`).
+public enum RewardSource: String, ConfigChoice { case verifier, rewardModel = "reward_model", service }
 /// Which splits of a built-in task RL draws its prompts from. `train` keeps RL on problems the SFT
 /// base never saw; `train_and_sft` adds the SFT split, for small problem spaces (one-digit addition
 /// has 100 problems, 30 of them in `train`) where an under-trained base still has headroom on the
@@ -121,6 +123,7 @@ public struct TaskSection: Codable, Equatable, Sendable {
     public var lengthWeight = 0.0
     public var lengthMaxChars = 256
     public var lengthRampChars = 128
+    public var rewardService = RewardServiceSection()
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -138,12 +141,39 @@ public struct TaskSection: Codable, Equatable, Sendable {
         case lengthWeight = "length_weight"
         case lengthMaxChars = "length_max_chars"
         case lengthRampChars = "length_ramp_chars"
+        case rewardService = "reward_service"
     }
 
     /// The verifier reward these keys describe (`RewardSpec`: correct, format and length components).
     public func rewardSpec() throws -> RewardSpec {
         try RewardSpec(correct: Float(correctWeight), format: Float(formatWeight), length: Float(lengthWeight),
                        answerFormat: extract, lengthMaxChars: lengthMaxChars, lengthRampChars: lengthRampChars)
+    }
+}
+
+/// Reward workers (`task.reward: service`): each actor starts `workers` processes of `command` and
+/// scores every group through them (`RewardServicePool`; protocol in proto/README.md).
+public struct RewardServiceSection: Codable, Equatable, Sendable {
+    public var command = ""
+    public var workers = 1
+    public var timeoutSeconds = 30.0
+    public var startupTimeoutSeconds = 60.0
+    public var maxAttempts = 3
+    /// Whether the learner may train one batch on samples scored by different reward versions.
+    public var allowMixedVersions = false
+
+    enum CodingKeys: String, CodingKey {
+        case command, workers
+        case timeoutSeconds = "timeout_seconds"
+        case startupTimeoutSeconds = "startup_timeout_seconds"
+        case maxAttempts = "max_attempts"
+        case allowMixedVersions = "allow_mixed_versions"
+    }
+
+    /// The pool options these keys describe.
+    public var options: RewardServiceOptions {
+        RewardServiceOptions(command: command, workers: workers, timeoutSeconds: timeoutSeconds,
+                             startupTimeoutSeconds: startupTimeoutSeconds, maxAttempts: maxAttempts)
     }
 }
 
@@ -206,22 +236,29 @@ public struct RolloutSection: Codable, Equatable, Sendable {
     }
 }
 
+/// The loss's treatment of samples from an older policy (`RunConfig.rlOptions` maps each to a
+/// `PolicyObjective`; docs/staleness.md has the equations).
 public enum OffPolicyCorrection: String, ConfigChoice {
     case none
     case decoupled
     case truncatedIS = "truncated_is"
+    case maskedIS = "masked_is"
+    case sequenceTruncatedIS = "sequence_truncated_is"
 }
+extension ProximalSource: ConfigChoice {}
 
 /// η and the correction applied to groups sampled by an older policy.
 public struct StalenessSection: Codable, Equatable, Sendable {
     public var maxStaleness = 2
     public var offPolicyCorrection = OffPolicyCorrection.decoupled
     public var isCap = 2.0
+    public var proximalLogprobs = ProximalSource.forward
 
     enum CodingKeys: String, CodingKey {
         case maxStaleness = "max_staleness"
         case offPolicyCorrection = "off_policy_correction"
         case isCap = "is_cap"
+        case proximalLogprobs = "proximal_logprobs"
     }
 }
 

@@ -33,6 +33,12 @@ extension RunConfig {
         try require(task.name != "jsonl" || !task.datasetPath.isEmpty, "task.dataset_path", "required when task.name is jsonl")
         try require(task.reward != .rewardModel || !task.rewardModelPath.isEmpty, "task.reward_model_path",
                     "required when task.reward is reward_model")
+        try require(task.reward != .service || !task.rewardService.command.trimmingCharacters(in: .whitespaces).isEmpty,
+                    "task.reward_service.command", "required when task.reward is service (e.g. python3 scripts/rewards/worker.py --reward math)")
+        try positive(task.rewardService.workers, "task.reward_service.workers", max: 256)
+        try number(task.rewardService.timeoutSeconds, "task.reward_service.timeout_seconds", 0.001, 86_400)
+        try number(task.rewardService.startupTimeoutSeconds, "task.reward_service.startup_timeout_seconds", 0.001, 86_400)
+        try positive(task.rewardService.maxAttempts, "task.reward_service.max_attempts", max: 100)
         try positive(task.maxPromptTokens, "task.max_prompt_tokens", max: L.positions)
         for (value, key) in [(task.correctWeight, "correct_weight"), (task.formatWeight, "format_weight"), (task.lengthWeight, "length_weight")] {
             try number(value, "task.\(key)", 0, L.coefficient)
@@ -67,6 +73,8 @@ extension RunConfig {
         // η + 1 sized histograms are allocated up front and checkpointed, so η is bounded too.
         try integer(staleness.maxStaleness, "staleness.max_staleness", 0, 1024)
         try number(staleness.isCap, "staleness.is_cap", 1, L.coefficient)
+        try require(staleness.offPolicyCorrection != .maskedIS || staleness.isCap > 1, "staleness.is_cap",
+                    "masked_is drops tokens whose behaviour ratio leaves [1/is_cap, is_cap]: needs is_cap > 1 (1 would drop every token), got \(staleness.isCap)")
 
         let l = learner
         try positive(l.blasThreads, "learner.blas_threads", max: L.threads)

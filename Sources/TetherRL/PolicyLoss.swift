@@ -73,11 +73,16 @@ public struct PolicyLossDiagnostics: Equatable, Sendable {
     public var clipHighFraction: Double
     /// KL(π_old ‖ π_θ) by k3 (CleanRL's `approx_kl`), π_old = π_prox for decoupled PPO, else π_behav.
     public var approxKL: Double
+    /// KL(π_behav ‖ π_θ) by k3 over every token of the batch (Schulman 2020: E_behav[ρ − 1 − log ρ],
+    /// ρ = π_θ/π_behav, unbiased and ≥ 0): how far the policy being trained is from the one that
+    /// sampled, whatever the objective centres its clip on; masked tokens included.
+    public var mismatchKL: Double
     /// Mean KL-to-reference estimate per token (nil without reference log-probs).
     public var refKL: Double?
     public var entropyMean: Double?
     /// The importance weight of the objective: π_θ/π_behav (PPO clip, truncated IS) or
-    /// π_prox/π_behav (decoupled PPO), before any cap.
+    /// π_prox/π_behav (decoupled PPO; for the sequence-level rule, each token carries its
+    /// sequence's product, reported up to e^300), before any cap.
     public var importanceWeightMean: Double
     public var importanceWeightMin: Double
     public var importanceWeightMax: Double
@@ -85,17 +90,19 @@ public struct PolicyLossDiagnostics: Equatable, Sendable {
     /// token count (1 = on-policy; small = few tokens dominate the update).
     public var effectiveSampleSize: Double
     public var effectiveSampleFraction: Double
-    /// Fraction of tokens whose weight exceeded the cap (truncated or masked).
-    public var cappedFraction: Double
+    /// Fraction of tokens a behaviour-weight rule dropped from the loss (AReaL's cap, masked IS).
+    public var maskedFraction: Double
+    /// Fraction of tokens whose weight a rule lowered to its cap (truncated IS, token or sequence).
+    public var truncatedFraction: Double
 
     /// Flat name/value pairs for the metrics JSONL (nil-valued entries omitted).
     public var metrics: [(String, Double)] {
         var m: [(String, Double)] = [
             ("loss/policy", policyLoss), ("loss/kl", klLoss), ("loss/entropy", entropyLoss),
             ("clip_frac", clipFraction), ("clip_frac_low", clipLowFraction), ("clip_frac_high", clipHighFraction),
-            ("approx_kl", approxKL), ("is_weight/mean", importanceWeightMean), ("is_weight/min", importanceWeightMin),
+            ("approx_kl", approxKL), ("mismatch_kl", mismatchKL), ("is_weight/mean", importanceWeightMean), ("is_weight/min", importanceWeightMin),
             ("is_weight/max", importanceWeightMax), ("ess", effectiveSampleSize), ("ess_frac", effectiveSampleFraction),
-            ("capped_frac", cappedFraction), ("tokens", Double(tokenCount)),
+            ("is/masked_fraction", maskedFraction), ("is/truncated_fraction", truncatedFraction), ("tokens", Double(tokenCount)),
         ]
         if let k = refKL { m.append(("ref_kl", k)) }
         if let h = entropyMean { m.append(("entropy", h)) }
@@ -127,10 +134,11 @@ extension PolicyLossDiagnostics {
         return PolicyLossDiagnostics(
             tokenCount: n, policyLoss: scaled(\.policyLoss), klLoss: scaled(\.klLoss), entropyLoss: scaled(\.entropyLoss),
             clipFraction: mean(\.clipFraction), clipLowFraction: mean(\.clipLowFraction), clipHighFraction: mean(\.clipHighFraction),
-            approxKL: mean(\.approxKL), refKL: optionalMean(\.refKL), entropyMean: optionalMean(\.entropyMean),
+            approxKL: mean(\.approxKL), mismatchKL: mean(\.mismatchKL), refKL: optionalMean(\.refKL), entropyMean: optionalMean(\.entropyMean),
             importanceWeightMean: mean(\.importanceWeightMean), importanceWeightMin: nonEmpty.map(\.importanceWeightMin).min() ?? 0,
             importanceWeightMax: nonEmpty.map(\.importanceWeightMax).max() ?? 0, effectiveSampleSize: ess,
-            effectiveSampleFraction: n == 0 ? 0 : ess / nd, cappedFraction: mean(\.cappedFraction))
+            effectiveSampleFraction: n == 0 ? 0 : ess / nd, maskedFraction: mean(\.maskedFraction),
+            truncatedFraction: mean(\.truncatedFraction))
     }
 }
 
@@ -151,11 +159,16 @@ public enum PolicyLoss {
             try RLError.checkFinite(name, a)
         }
         var prox: [Float]? = nil
-        if config.objective.needsProximal {
+        var behaviourWeights: [CorrectedWeight] = []
+        var rawLogWeights: [Double] = []
+        if case .decoupledPPO(_, _, let cap, let mode) = config.objective {
             guard let p = x.proximalLogProbs else { throw RLError.missingInput(name: "proximalLogProbs", neededBy: "decoupled PPO") }
             try RLError.checkCount("proximalLogProbs", p, n)
             try RLError.checkFinite("proximalLogProbs", p)
             prox = p
+            let logRatios = (0 ..< n).map { Double(p[$0]) - Double(x.behaviourLogProbs[$0]) }
+            rawLogWeights = mode.rawLogWeights(logRatios: logRatios, layout: x.layout)
+            behaviourWeights = mode.apply(logRatios: logRatios, layout: x.layout, cap: cap.map(Double.init))
         }
         let klInLoss = config.kl.map { $0.placement == .loss && $0.beta != 0 } ?? false
         if let r = x.refLogProbs {
@@ -180,8 +193,8 @@ public enum PolicyLoss {
         var dEntropy: [Float]? = entropyOn ? [Float](repeating: 0, count: n) : nil
 
         var pgLoss = 0.0, klLoss = 0.0, entLoss = 0.0
-        var clipLow = 0, clipHigh = 0, capped = 0
-        var approxKL = 0.0, refKL = 0.0, entropySum = 0.0
+        var clipLow = 0, clipHigh = 0, masked = 0, truncated = 0
+        var approxKL = 0.0, mismatchKL = 0.0, refKL = 0.0, entropySum = 0.0
         var wSum = 0.0, w2Sum = 0.0, wMin = Double.infinity, wMax = -Double.infinity
 
         for t in 0 ..< n {
@@ -194,24 +207,22 @@ public enum PolicyLoss {
                 s = Surrogate.clipped(logRatio: logp - behav, advantage: a, epsilonLow: Double(el), epsilonHigh: Double(eh))
                 weight = exp(logp - behav)
                 oldLogp = behav
-            case .decoupledPPO(let el, let eh, let cap, let mode):
+            case .decoupledPPO(let el, let eh, _, _):
                 let p = Double(prox![t])
-                var w = exp(p - behav)
-                weight = w
-                if let cap, w > Double(cap) {
-                    capped += 1
-                    w = mode == .mask ? 0 : Double(cap)
-                }
+                let w = behaviourWeights[t]
+                weight = exp(min(rawLogWeights[t], 300))  // a sequence's product can overflow; its statistics need not
+                if w.masked { masked += 1 }
+                if w.truncated { truncated += 1 }
                 s = Surrogate.clipped(logRatio: logp - p, advantage: a, epsilonLow: Double(el), epsilonHigh: Double(eh))
-                s.loss *= w
-                s.dLogProb *= w
+                s.loss *= w.weight
+                s.dLogProb *= w.weight
                 oldLogp = p
             case .truncatedIS(let cap):
                 let rho = exp(logp - behav)
                 weight = rho
                 let c = Double(cap)
                 if rho > c {
-                    capped += 1
+                    truncated += 1
                     s = TokenSurrogate(loss: -a * c * (1 + (logp - behav - log(c))), dLogProb: -c * a)
                 } else {
                     s = TokenSurrogate(loss: -a * rho, dLogProb: -a * rho)
@@ -224,6 +235,7 @@ public enum PolicyLoss {
             wMin = min(wMin, weight); wMax = max(wMax, weight)
             let lr = logp - oldLogp
             approxKL += exp(lr) - 1 - lr
+            mismatchKL += KLEstimator.k3.valueAndGradient(logProb: behav, refLogProb: logp).value
 
             var g = s.dLogProb
             pgLoss += agg[t] * s.loss
@@ -250,11 +262,12 @@ public enum PolicyLoss {
         let diagnostics = PolicyLossDiagnostics(
             tokenCount: n, policyLoss: pgLoss, klLoss: klLoss, entropyLoss: entLoss,
             clipFraction: Double(clipLow + clipHigh) / nd, clipLowFraction: Double(clipLow) / nd,
-            clipHighFraction: Double(clipHigh) / nd, approxKL: approxKL / nd,
+            clipHighFraction: Double(clipHigh) / nd, approxKL: approxKL / nd, mismatchKL: mismatchKL / nd,
             refKL: x.refLogProbs == nil ? nil : refKL / nd, entropyMean: x.entropy == nil ? nil : entropySum / nd,
             importanceWeightMean: n == 0 ? 0 : wSum / nd, importanceWeightMin: n == 0 ? 0 : wMin,
             importanceWeightMax: n == 0 ? 0 : wMax, effectiveSampleSize: ess,
-            effectiveSampleFraction: n == 0 ? 0 : ess / nd, cappedFraction: Double(capped) / nd)
+            effectiveSampleFraction: n == 0 ? 0 : ess / nd, maskedFraction: Double(masked) / nd,
+            truncatedFraction: Double(truncated) / nd)
         return PolicyLossResult(
             loss: Float(pgLoss + klLoss + entLoss), dLogProbs: dLogProbs, dEntropy: dEntropy, diagnostics: diagnostics)
     }

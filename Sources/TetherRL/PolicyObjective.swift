@@ -22,8 +22,9 @@ public enum PolicyObjective: Equatable, Sendable {
     ///
     /// The behaviour policy appears only in the (constant) importance weight, the trust region is
     /// centred on the proximal policy, so stale samples do not widen the clip. `behaviourWeightCap`
-    /// bounds w_t: AReaL masks tokens whose weight exceeds it; `.truncate` clips the weight instead
-    /// (Yao et al. 2025's truncated importance sampling on top of PPO).
+    /// bounds w_t by the rule `capMode` names (`BehaviourWeight`): AReaL masks tokens whose weight
+    /// exceeds it, `.truncate` clips the weight (Yao et al. 2025), `.maskOutside` drops tokens
+    /// outside [1/C, C] (IcePop / MIS), `.truncateSequence` truncates each sequence's product.
     case decoupledPPO(epsilonLow: Float, epsilonHigh: Float, behaviourWeightCap: Float?, capMode: BehaviourWeightCapMode)
 
     /// Truncated importance sampling (IMPALA's ρ̄ truncation, Espeholt et al. 2018 eq. 1; Yao et
@@ -45,12 +46,48 @@ public enum PolicyObjective: Equatable, Sendable {
     var needsProximal: Bool { if case .decoupledPPO = self { return true } else { return false } }
 }
 
-/// What to do with a behaviour importance weight above the cap.
-public enum BehaviourWeightCapMode: String, Sendable, Codable {
-    /// Drop the token from the loss (weight 0), as AReaL does.
+/// Which `BehaviourWeight` rule bounds decoupled PPO's behaviour weight w = π_prox/π_behav.
+public enum BehaviourWeightCapMode: String, Sendable, Codable, CaseIterable {
+    /// Drop tokens with w > C from the loss (weight 0), as AReaL does.
     case mask
-    /// Use the cap as the weight (truncated importance sampling).
+    /// Use min(w, C) as the weight (token-level truncated importance sampling).
     case truncate
+    /// Drop tokens with w outside [1/C, C] (token-level masked importance sampling: IcePop, MIS).
+    case maskOutside = "mask_outside"
+    /// One weight per sequence, min(Π_t w_t, C), shared by its tokens (sequence-level truncated IS).
+    case truncateSequence = "truncate_sequence"
+
+    /// log of each token's raw weight from its log π_prox − log π_behav: the token's own, or for the
+    /// sequence rule its sequence's sum (the log of the product).
+    func rawLogWeights(logRatios: [Double], layout: SequenceLayout) -> [Double] {
+        guard self == .truncateSequence else { return logRatios }
+        var out = logRatios
+        for s in 0 ..< layout.sequenceCount {
+            let r = layout.range(of: s)
+            let sum = logRatios[r].reduce(0, +)
+            for t in r { out[t] = sum }
+        }
+        return out
+    }
+
+    /// The rule applied to every token of `layout` (`logRatios` = log π_prox − log π_behav per
+    /// token; no cap: the raw weights).
+    func apply(logRatios: [Double], layout: SequenceLayout, cap: Double?) -> [CorrectedWeight] {
+        guard let cap else { return rawLogWeights(logRatios: logRatios, layout: layout).map { CorrectedWeight(weight: exp($0)) } }
+        switch self {
+        case .mask: return logRatios.map { BehaviourWeight.maskedAbove(exp($0), cap: cap) }
+        case .truncate: return logRatios.map { BehaviourWeight.truncated(exp($0), cap: cap) }
+        case .maskOutside: return logRatios.map { BehaviourWeight.maskedOutside(exp($0), bound: cap) }
+        case .truncateSequence:
+            var out = [CorrectedWeight](repeating: CorrectedWeight(weight: 1), count: layout.tokenCount)
+            for s in 0 ..< layout.sequenceCount {
+                let r = layout.range(of: s)
+                let w = BehaviourWeight.sequenceTruncated(logRatios: logRatios[r], cap: cap)
+                for t in r { out[t] = w }
+            }
+            return out
+        }
+    }
 }
 
 /// One token's surrogate loss and its derivative with respect to log π_θ.

@@ -12,7 +12,9 @@ import TetherModel
 ///    groups, PPO's GAE), so every minibatch sees advantages normalised over complete groups.
 /// 3. π_prox, the weights before this update, only when the objective has one (AReaL's decoupled
 ///    PPO, Fu et al. 2025 eq. 5) and the batch takes more than one optimizer step; with a single
-///    step π_prox is π_θ itself and its forward is the loss's own.
+///    step π_prox is π_θ itself and its forward is the loss's own. With `ProximalSource.loglinear`
+///    no forward runs: each loss evaluation interpolates π_prox from π_behav and π_θ by version
+///    (`ProximalApproximation`).
 /// 4. `epochsPerBatch` passes over `minibatches` minibatches split along groups; each is one AdamW
 ///    step (Loshchilov & Hutter 2019) on the loss of `RLObjective.evaluate` (PPO's clipped
 ///    surrogate, Schulman et al. 2017 eq. 7, or the configured off-policy objective), after
@@ -63,7 +65,10 @@ public final class PolicyUpdate {
 
     // MARK: The step
 
-    public func step(_ batch: RolloutBatch) throws -> PolicyUpdateMetrics {
+    /// `learnerVersion` is the version of the weights before this update (the cluster's version; the
+    /// samples' versions are ≤ it); nil takes the newest sample's. Only the log-linear proximal
+    /// approximation reads it.
+    public func step(_ batch: RolloutBatch, learnerVersion: Int? = nil) throws -> PolicyUpdateMetrics {
         let start = Date()
         let config = options.algorithm
         var m = PolicyUpdateMetrics()
@@ -85,9 +90,13 @@ public final class PolicyUpdate {
         let prepared = try RLObjective.prepare(batch, config: config, refLogProbs: refLogProbs, values: values)
         let minibatches = Self.minibatches(of: batch, count: options.minibatches)
         let stepCount = options.epochsPerBatch * minibatches.count
-        let proximal = config.objective.needsProximal && stepCount > 1 ? try completionLogProbs(of: policy, batch) : nil
+        let needsProximal = config.objective.needsProximal && stepCount > 1
+        let approximate = needsProximal && config.proximal == .loglinear
+        let proximal = needsProximal && !approximate ? try completionLogProbs(of: policy, batch) : nil
+        let version = learnerVersion ?? batch.policyVersions.max() ?? 0
 
-        var klSum = 0.0, approxKLSum = 0.0, entropySum = 0.0, clipSum = 0.0, essSum = 0.0
+        var klSum = 0.0, approxKLSum = 0.0, mismatchSum = 0.0, maskedSum = 0.0, truncatedSum = 0.0
+        var entropySum = 0.0, clipSum = 0.0, essSum = 0.0
         var lossSum = 0.0, valueLossSum = 0.0, normSum = 0.0
         let lr = options.learningRate
         for _ in 0..<options.epochsPerBatch {
@@ -97,7 +106,9 @@ public final class PolicyUpdate {
                 critic?.zeroGradients()
                 let out = try lossAndGradients(mb, prepared: prepared.sequences(indices, of: batch.layout),
                                                refLogProbs: refLogProbs.map { batch.layout.gather($0, sequences: indices) },
-                                               proximalLogProbs: proximal.map { batch.layout.gather($0, sequences: indices) })
+                                               proximalLogProbs: proximal.map { batch.layout.gather($0, sequences: indices) },
+                                               proximalVersions: approximate
+                                                   ? ProximalVersions(learnerVersion: version, step: m.optimizerSteps, steps: stepCount) : nil)
                 guard out.totalLoss.isFinite else { throw NonFiniteUpdate(quantity: "loss (\(out.totalLoss))", learningRate: lr) }
                 let norm = GradientClipping.clipGlobalNorm(policy.gradients, maxNorm: options.maxGradientNorm)
                 guard norm.isFinite else { throw NonFiniteUpdate(quantity: "gradient norm (\(norm))", learningRate: lr) }
@@ -114,6 +125,9 @@ public final class PolicyUpdate {
                 let d = out.policy.diagnostics
                 klSum += d.refKL ?? 0
                 approxKLSum += d.approxKL
+                mismatchSum += d.mismatchKL
+                maskedSum += d.maskedFraction
+                truncatedSum += d.truncatedFraction
                 entropySum += d.entropyMean ?? 0
                 clipSum += d.clipFraction
                 essSum += d.effectiveSampleFraction
@@ -131,6 +145,9 @@ public final class PolicyUpdate {
         m.accuracy = known.isEmpty ? nil : Double(known.filter { $0 }.count) / Double(known.count)
         m.kl = refLogProbs == nil ? nil : klSum / n
         m.approxKL = approxKLSum / n
+        m.mismatchKL = mismatchSum / n
+        m.maskedFraction = maskedSum / n
+        m.truncatedFraction = truncatedSum / n
         m.entropy = entropySum / n
         m.clipFraction = clipSum / n
         m.effectiveSampleFraction = essSum / n
@@ -227,9 +244,12 @@ public final class PolicyUpdate {
 
     /// The loss of minibatch `batch` at the current weights with its gradient ADDED into
     /// `policy.gradients` (and the critic's), summed over its micro-batches. Public so that tests
-    /// can check the gradient against finite differences of `totalLoss`.
+    /// can check the gradient against finite differences of `totalLoss`. π_prox, when the objective
+    /// has one: `proximalLogProbs` if given, else interpolated by `proximalVersions` if given, else
+    /// π_θ's own log-probs.
     public func lossAndGradients(_ batch: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?,
-                                 proximalLogProbs: [Float]? = nil, backward: Bool = true) throws -> RLLossOutput {
+                                 proximalLogProbs: [Float]? = nil, proximalVersions: ProximalVersions? = nil,
+                                 backward: Bool = true) throws -> RLLossOutput {
         var parts: [(output: RLLossOutput, share: Double, sequences: [Int])] = []
         for indices in Self.microBatches(of: batch, tokens: options.microBatchTokens, sharedPrompts: microBatchesSharePrompts) {
             let micro = try batch.sequences(indices)
@@ -237,7 +257,7 @@ public final class PolicyUpdate {
             let output = try accumulate(micro, prepared: prepared.sequences(indices, of: batch.layout),
                                         refLogProbs: refLogProbs.map { batch.layout.gather($0, sequences: indices) },
                                         proximalLogProbs: proximalLogProbs.map { batch.layout.gather($0, sequences: indices) },
-                                        share: share, backward: backward)
+                                        proximalVersions: proximalVersions, share: share, backward: backward)
             parts.append((output, share, indices))
         }
         return RLLossOutput(merging: parts, layout: batch.layout)
@@ -247,7 +267,7 @@ public final class PolicyUpdate {
     /// entropies (and the critic's values), its loss evaluated alone and scaled by `share`, and the
     /// backward passes adding the scaled gradients in.
     func accumulate(_ micro: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?, proximalLogProbs: [Float]?,
-                    share: Double, backward: Bool) throws -> RLLossOutput {
+                    proximalVersions: ProximalVersions?, share: Double, backward: Bool) throws -> RLLossOutput {
         let map = TokenIndexMap(micro)
         let lp = options.sharePrompts
             ? try policy.sequenceLogProbs(GroupedTokenBatch(promptOfEach: micro.promptTokens, completions: micro.completionTokens), entropy: true)
@@ -258,7 +278,17 @@ public final class PolicyUpdate {
         }
         let entropy = map.gather(lp.entropy!, rowStride: lp.positions)
         let values = try critic.map { map.gather(try $0.scores(map.tokens), rowStride: map.tokens.length) }
-        let proximal = proximalLogProbs ?? (options.algorithm.objective.needsProximal ? logProbs : nil)
+        var proximal: [Float]? = nil
+        if options.algorithm.objective.needsProximal {
+            if let p = proximalLogProbs {
+                proximal = p
+            } else if let v = proximalVersions {
+                proximal = try ProximalApproximation.loglinear(behaviour: micro.behaviourLogProbs, current: logProbs, layout: micro.layout,
+                                                               behaviourVersions: micro.policyVersions, versions: v)
+            } else {
+                proximal = logProbs
+            }
+        }
         let outputs = PolicyOutputs(logProbs: logProbs, entropy: entropy, refLogProbs: refLogProbs, proximalLogProbs: proximal, values: values)
         let out = try RLObjective.evaluate(micro, prepared: prepared, outputs: outputs, config: options.algorithm).scaled(by: share)
         guard backward else { return out }

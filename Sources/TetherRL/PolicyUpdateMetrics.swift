@@ -11,6 +11,13 @@ public struct PolicyUpdateMetrics: Sendable {
     public var kl: Double?
     /// k3 estimate of KL(π_old ‖ π_θ), π_old the policy the clip is centred on (CleanRL's `approx_kl`).
     public var approxKL = 0.0
+    /// k3 estimate of KL(π_behav ‖ π_θ) over the batch's tokens: the behaviour–current mismatch
+    /// that staleness (and sampler/learner numerics) create, whatever the correction.
+    public var mismatchKL = 0.0
+    /// Fractions of tokens a behaviour-weight rule dropped (AReaL's cap, masked IS) or truncated
+    /// (token or sequence truncated IS); `clipFraction` is PPO's clip.
+    public var maskedFraction = 0.0
+    public var truncatedFraction = 0.0
     /// Mean per-token entropy of π_θ at the sampled tokens' positions.
     public var entropy = 0.0
     public var clipFraction = 0.0

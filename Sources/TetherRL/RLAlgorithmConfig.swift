@@ -15,6 +15,8 @@ public enum RLAlgorithm: String, Sendable, CaseIterable {
 public struct RLAlgorithmConfig: Equatable, Sendable {
     public var algorithm: RLAlgorithm
     public var objective: PolicyObjective
+    /// Where decoupled PPO's π_prox comes from when a batch takes several optimizer steps.
+    public var proximal: ProximalSource
     public var aggregation: LossAggregation
     public var kl: KLPenalty?
     public var entropyCoefficient: Float
@@ -28,12 +30,13 @@ public struct RLAlgorithmConfig: Equatable, Sendable {
     public var whitenAdvantages: Bool
 
     public init(
-        algorithm: RLAlgorithm, objective: PolicyObjective = .ppo, aggregation: LossAggregation = .tokenMean,
+        algorithm: RLAlgorithm, objective: PolicyObjective = .ppo, proximal: ProximalSource = .forward, aggregation: LossAggregation = .tokenMean,
         kl: KLPenalty? = nil, entropyCoefficient: Float = 0, grpoEpsilon: Float = 1e-4, grpoStd: RewardStd = .unbiased,
         gamma: Float = 1, lambda: Float = 0.95, valueClip: Float = 0.2, whitenAdvantages: Bool = true
     ) {
         self.algorithm = algorithm
         self.objective = objective
+        self.proximal = proximal
         self.aggregation = aggregation
         self.kl = kl
         self.entropyCoefficient = entropyCoefficient

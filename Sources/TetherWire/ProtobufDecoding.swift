@@ -113,7 +113,8 @@ enum ProtobufDecoder {
                 rewardVersion: string(s.reward_version))
         }
         return TrajectoryGroup(ticketId: c.ticket_id, actorId: string(c.actor_id), promptId: string(c.prompt_id),
-                               promptTokens: array(c.prompt_tokens, c.n_prompt_tokens), samples: samples)
+                               promptTokens: array(c.prompt_tokens, c.n_prompt_tokens), samples: samples,
+                               unscoredReason: string(c.unscored_reason), scoringRetries: c.scoring_retries)
     }
 
     private static func weightsHeader(_ c: Tether__WeightsHeader) throws -> WeightsHeader {

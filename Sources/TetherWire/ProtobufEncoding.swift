@@ -155,6 +155,8 @@ struct ProtobufEncoder {
         c.pointee.prompt_id = arena.string(m.promptId)
         c.pointee.n_prompt_tokens = m.promptTokens.count
         c.pointee.prompt_tokens = arena.copy(m.promptTokens)
+        c.pointee.unscored_reason = arena.string(m.unscoredReason)
+        c.pointee.scoring_retries = m.scoringRetries
         c.pointee.n_samples = m.samples.count
         c.pointee.samples = arena.messages(m.samples) { s in
             let cs = arena.allocate(Tether__Sample.self)

@@ -123,10 +123,17 @@ public struct TrajectoryGroup: Sendable, Equatable {
     public var promptId: String
     public var promptTokens: [UInt32]
     public var samples: [TrajectorySample]
+    /// Non-empty when the actor could not score the group (its reward workers failed every
+    /// attempt): `samples` is then empty and the learner re-issues the prompt.
+    public var unscoredReason: String
+    /// Failed reward-service attempts before the group was scored or given up.
+    public var scoringRetries: UInt32
 
-    public init(ticketId: UInt64, actorId: String, promptId: String, promptTokens: [UInt32], samples: [TrajectorySample]) {
+    public init(ticketId: UInt64, actorId: String, promptId: String, promptTokens: [UInt32], samples: [TrajectorySample],
+                unscoredReason: String = "", scoringRetries: UInt32 = 0) {
         self.ticketId = ticketId; self.actorId = actorId; self.promptId = promptId
         self.promptTokens = promptTokens; self.samples = samples
+        self.unscoredReason = unscoredReason; self.scoringRetries = scoringRetries
     }
 
     /// Completion tokens over all samples.

@@ -161,6 +161,7 @@ public struct WireValidation: Sendable, Equatable {
         try requireKnown(m.actorId, "trajectory_group.actor_id")
         try requireText(m.promptId, "trajectory_group.prompt_id")
         try checkTokens(m.promptTokens, "trajectory_group.prompt_tokens")
+        try requireText(m.unscoredReason, "trajectory_group.unscored_reason")
         for (i, s) in m.samples.enumerated() {
             try requireCount(s.rewardComponents.count, "trajectory_group.samples[\(i)].reward_components")
             for c in s.rewardComponents { try requireText(c.name, "trajectory_group.samples[\(i)].reward_components.name") }

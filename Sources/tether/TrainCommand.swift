@@ -82,6 +82,9 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("\(e)")
         }
         let c = runConfig
+        guard c.task.reward != .service else {
+            throw ValidationError("task.reward: service runs in the cluster only (its actors start the reward workers): use `tether launch`")
+        }
         let task = try RunTask(config: c)
         let heldOut = try task.heldOutPrompts(count: evalPrompts ?? c.run.evalPrompts)
         let rewardModel = c.task.reward == .rewardModel ? try RewardModelScorer(directory: c.task.rewardModelPath) : nil
@@ -158,6 +161,7 @@ struct TrainCommand: AsyncParsableCommand {
             record.addUpdate(m)
             record.scalars[MetricsRecord.Key.actorTokensPerSecond] = m.rolloutTokensPerSecond
             record.scalars["time/rollout_s"] = m.rolloutSeconds
+            record.scalars[MetricsRecord.Key.stepSeconds] = Date().timeIntervalSince(stepStart)
             record.addRewardComponents(components)
             try metrics.write(record)
             let done = trainer.step - firstStep, total = c.run.steps - firstStep

@@ -1,4 +1,5 @@
 import Foundation
+import TetherCluster
 import TetherTestSupport
 import XCTest
 
@@ -104,12 +105,12 @@ final class PeerBenchmarkScriptTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/tether", withIntermediateDirectories: true)
         try """
         {"eval/accuracy":0.2,"step":0,"wall_time":1.0}
-        {"reward/mean":0.375,"step":1,"time/rollout_s":8.0,"time/update_s":4.0,"wall_time":2.0}
-        {"reward/mean":0.625,"step":2,"time/rollout_s":6.0,"time/update_s":4.0,"wall_time":3.0}
+        {"reward/mean":0.375,"step":1,"\(MetricsRecord.Key.stepSeconds)":12.0,"time/rollout_s":8.0,"wall_time":2.0}
+        {"reward/mean":0.625,"step":2,"\(MetricsRecord.Key.stepSeconds)":10.0,"time/rollout_s":6.0,"wall_time":3.0}
         """.write(toFile: dir + "/tether/metrics.jsonl", atomically: true, encoding: .utf8)
         let out = try runDriver(["table", dir], script: Self.scripts + "/compare_trl.py")
         let rows = out.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
-        XCTAssertTrue(rows.contains("1 120.0 0.250 12.0 0.375"), out)  // Tether: rollout + update seconds
+        XCTAssertTrue(rows.contains("1 120.0 0.250 12.0 0.375"), out)  // Tether: the step's wall seconds, the key `tether train` writes
         XCTAssertTrue(rows.contains("2 100.0 0.500 10.0 0.625"), out)
         XCTAssertTrue(rows.contains("mean 110.0 0.375 11.0 0.500"), out)
         XCTAssertTrue(out.contains("Tether is 10.0× faster per step"), out)

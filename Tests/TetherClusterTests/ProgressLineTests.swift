@@ -1,5 +1,6 @@
 import Foundation
 import TetherCluster
+import TetherRL
 import XCTest
 
 final class ProgressLineTests: XCTestCase {
@@ -15,6 +16,28 @@ final class ProgressLineTests: XCTestCase {
         record.scalars[K.droppedTotal] = 3
         XCTAssertEqual(ProgressLine.format(record, totalSteps: 200),
                        "step 12/200  v12  reward 0.412±0.108  acc 38.0%  tok/s actor 1.2k learner 3.5M  lag p50 0 max 1  dropped 3 (too_stale 2, lease_expired 1)")
+    }
+
+    /// The update's off-policy figures reach metrics.jsonl under their tags and the lag part of the
+    /// progress line: the behaviour–current KL always, the masked share when a rule dropped tokens.
+    func testUpdateMetricsCarryTheCorrectionsFigures() {
+        typealias K = MetricsRecord.Key
+        var stats = PolicyUpdateMetrics()
+        stats.mismatchKL = 0.01234
+        stats.maskedFraction = 0.125
+        stats.truncatedFraction = 0.25
+        stats.effectiveSampleFraction = 0.8
+        var record = MetricsRecord(step: 3, scalars: [K.lagP50: 1, K.lagMax: 2])
+        record.addUpdate(stats)
+        XCTAssertEqual(record.scalars["mismatch_kl"], 0.01234)
+        XCTAssertEqual(record.scalars["is/masked_fraction"], 0.125)
+        XCTAssertEqual(record.scalars["is/truncated_fraction"], 0.25)
+        XCTAssertEqual(record.scalars["ess"], 0.8)
+        XCTAssertTrue(ProgressLine.format(record, totalSteps: 9).contains("lag p50 1 max 2 mkl 0.0123 masked 12.5%  "),
+                      ProgressLine.format(record, totalSteps: 9))
+        stats.maskedFraction = 0
+        record.addUpdate(stats)
+        XCTAssertTrue(ProgressLine.format(record, totalSteps: 9).contains("lag p50 1 max 2 mkl 0.0123  "))
     }
 
     func testProgressLineMarksMissingAndNonFiniteFigures() {

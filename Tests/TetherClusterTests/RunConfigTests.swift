@@ -1,6 +1,7 @@
 import Foundation
 import TetherCluster
 import TetherModel
+import TetherRL
 import Yams
 import XCTest
 
@@ -45,7 +46,11 @@ final class RunConfigTests: XCTestCase {
         let sections = Mirror(reflecting: RunConfig.defaults).children.filter { $0.label != "givenKeys" }
         XCTAssertEqual(sections.count, Set(keys.map { $0.split(separator: ".")[0] }).count)
         for section in sections {
-            let stored = Mirror(reflecting: section.value).children.count
+            // A nested section (`task.reward_service`) counts its own properties.
+            let stored = Mirror(reflecting: section.value).children.reduce(0) { n, child in
+                let m = Mirror(reflecting: child.value)
+                return n + (m.displayStyle == .struct ? m.children.count : 1)
+            }
             let coded = keys.filter { $0.hasPrefix("\(section.label!).") }.count
             XCTAssertEqual(stored, coded, "section \(section.label!): \(stored) properties but \(coded) keys")
         }
@@ -241,6 +246,44 @@ final class RunConfigTests: XCTestCase {
             XCTAssertTrue(reason.contains("tether train"), reason)
         }
         XCTAssertNoThrow(try RunConfig.defaults.validateForCluster())
+    }
+
+    /// Each `staleness.off_policy_correction` name maps to its objective with `is_cap` as its bound,
+    /// `proximal_logprobs` reaches the update, and bad names and bounds are errors naming the key.
+    func testOffPolicyCorrectionsMapToTheirObjectivesAndBadValuesAreNamed() throws {
+        func objective(_ correction: String, cap: String = "2.0") throws -> PolicyObjective {
+            try RunConfig.load(yaml: "", overrides: ["staleness.off_policy_correction=\(correction)", "staleness.is_cap=\(cap)"])
+                .rlOptions(eosTokenId: nil, synchronous: false).algorithm.objective
+        }
+        XCTAssertEqual(try objective("none"), .ppoClip(epsilonLow: 0.2, epsilonHigh: 0.2))
+        XCTAssertEqual(try objective("decoupled"), .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .mask))
+        XCTAssertEqual(try objective("truncated_is", cap: "3"), .truncatedIS(cap: 3))
+        XCTAssertEqual(try objective("masked_is", cap: "5"),
+                       .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 5, capMode: .maskOutside))
+        XCTAssertEqual(try objective("sequence_truncated_is"),
+                       .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .truncateSequence))
+        // tether train samples with the weights it trains: no correction applies.
+        let sync = try RunConfig.load(yaml: "", overrides: ["staleness.off_policy_correction=masked_is"]).rlOptions(eosTokenId: nil, synchronous: true)
+        XCTAssertEqual(sync.algorithm.objective, .ppoClip(epsilonLow: 0.2, epsilonHigh: 0.2))
+
+        XCTAssertEqual(RunConfig.defaults.rlOptions(eosTokenId: nil, synchronous: false).algorithm.proximal, .forward)
+        let loglinear = try RunConfig.load(yaml: "staleness: {proximal_logprobs: loglinear}")
+        XCTAssertEqual(loglinear.rlOptions(eosTokenId: nil, synchronous: false).algorithm.proximal, .loglinear)
+
+        guard case .invalidValue(let path, let reason)? = loadError("", overrides: ["staleness.off_policy_correction=icepop"]) else { return XCTFail() }
+        XCTAssertEqual(path, "staleness.off_policy_correction")
+        XCTAssertTrue(reason.contains("'icepop'") && reason.contains("none, decoupled, truncated_is, masked_is, sequence_truncated_is"), reason)
+        guard case .invalidValue(let p2, let r2)? = loadError("", overrides: ["staleness.proximal_logprobs=linear"]) else { return XCTFail() }
+        XCTAssertEqual(p2, "staleness.proximal_logprobs")
+        XCTAssertTrue(r2.contains("forward, loglinear"), r2)
+        // masked_is keeps tokens with ratio in [1/c, c]: c = 1 would keep only exact matches.
+        guard case .invalidValue(let p3, let r3)? = loadError("", overrides: ["staleness.off_policy_correction=masked_is", "staleness.is_cap=1"])
+        else { return XCTFail("masked_is with is_cap 1 accepted") }
+        XCTAssertEqual(p3, "staleness.is_cap")
+        XCTAssertTrue(r3.contains("masked_is") && r3.contains("> 1"), r3)
+        XCTAssertNoThrow(try RunConfig.load(yaml: "", overrides: ["staleness.off_policy_correction=truncated_is", "staleness.is_cap=1"]))
+        XCTAssertEqual(loadError("", overrides: ["staleness.off_policy_correction=masked_is", "staleness.is_cap=0.5"])?.description,
+                       "staleness.is_cap: must be a finite number in [1.0, 1000000.0], got 0.5")
     }
 
     func testDuplicateKeysAreAnErrorNamingTheKey() {

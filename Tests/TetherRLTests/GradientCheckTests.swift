@@ -21,6 +21,8 @@ final class GradientCheckTests: XCTestCase {
         .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.3, capMode: .mask),
         .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.3, capMode: .truncate),
         .truncatedIS(cap: 1.4),
+        .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.3, capMode: .maskOutside),
+        .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.1, capMode: .truncateSequence),
     ]
 
     /// Log-ratio offsets that stay ≥ 2h (in log space) from every kink: ρ ∈ {0.8, 1.2, 1.28, 1.4}.
@@ -88,6 +90,12 @@ final class GradientCheckTests: XCTestCase {
         let r = try PolicyLoss.compute(x, config: .init(objective: .ppo))
         XCTAssertGreaterThan(r.dLogProbs.filter { $0 != 0 }.count, 5)
         XCTAssertGreaterThan(r.diagnostics.clipFraction, 0, "the sample should exercise the clip")
+        // ... and the rules of the decoupled objectives drop or truncate some of its tokens.
+        for (objective, what) in [(Self.objectives[4], \PolicyLossDiagnostics.maskedFraction), (Self.objectives[5], \.truncatedFraction)] {
+            let d = try PolicyLoss.compute(x, config: .init(objective: objective)).diagnostics
+            XCTAssertGreaterThan(d[keyPath: what], 0, "\(objective)")
+            XCTAssertLessThan(d[keyPath: what], 1, "\(objective)")
+        }
     }
 
     func testValueLossGradientMatchesFiniteDifferences() throws {

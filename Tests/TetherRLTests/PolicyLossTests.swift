@@ -115,7 +115,7 @@ final class PolicyLossTests: XCTestCase {
         // Cap 1.5, AReaL masking: t0 dropped → (0 + 0.5)/2 = 0.25.
         let masked = try PolicyLoss.compute(input(), config: .init(objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.5, capMode: .mask)))
         XCTAssertEqual(masked.loss, 0.25, accuracy: 1e-5)
-        XCTAssertEqual(masked.diagnostics.cappedFraction, 0.5)
+        XCTAssertEqual(masked.diagnostics.maskedFraction, 0.5)
         // Cap 1.5, truncation: t0 weight 1.5 → ℓ = −1.5·1.2 = −1.8; (−1.8 + 0.5)/2 = −0.65.
         let truncated = try PolicyLoss.compute(input(), config: .init(objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 1.5, capMode: .truncate)))
         XCTAssertEqual(truncated.loss, -0.65, accuracy: 1e-5)
@@ -136,7 +136,98 @@ final class PolicyLossTests: XCTestCase {
         let r = try PolicyLoss.compute(x, config: .init(objective: .truncatedIS(cap: 2)))
         XCTAssertEqual(r.loss, -2.0568528, accuracy: 1e-5)
         assertClose(r.dLogProbs, [-1, -0.75])
-        XCTAssertEqual(r.diagnostics.cappedFraction, 0.5)
+        XCTAssertEqual(r.diagnostics.truncatedFraction, 0.5)
+    }
+
+    func testMaskedISByHand() throws {
+        // π_θ = π_prox (r = 1, inside the clip), behaviour −1, c = 2, so w = π_prox/π_behav:
+        //   t0: w = 3    > 2    → masked: no loss, no gradient, whatever Â (= 1)
+        //   t1: w = 1.2         → kept: ℓ = −1.2·1 = −1.2, dℓ/dlogp = −1.2
+        //   t2: w = 0.25 < 1/2  → masked (Â = −1)
+        //   t3: w = 1           → kept: ℓ = −2, dℓ/dlogp = −2
+        // token-mean: (−1.2 − 2)/4 = −0.8; gradient [0, −0.3, 0, −0.5]; half the tokens masked.
+        let weights: [Float] = [3, 1.2, 0.25, 1]
+        let logProbs = weights.map { -1 + log($0) }
+        let x = PolicyLossInput(layout: try SequenceLayout(lengths: [1, 3]), logProbs: logProbs, behaviourLogProbs: [-1, -1, -1, -1],
+                                advantages: [1, 1, -1, 2], proximalLogProbs: logProbs)
+        let mis = PolicyObjective.decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .maskOutside)
+        let r = try PolicyLoss.compute(x, config: .init(objective: mis))
+        XCTAssertEqual(r.loss, -0.8, accuracy: 1e-5)
+        assertClose(r.dLogProbs, [0, -0.3, 0, -0.5])
+        XCTAssertEqual(r.dLogProbs[0], 0, "a token above c contributes no gradient")
+        XCTAssertEqual(r.dLogProbs[2], 0, "a token below 1/c contributes no gradient")
+        // Metrics on the same tokens: masked 2 of 4, nothing truncated or clipped;
+        // ESS of w = (5.45)²/11.5025 = 2.5822647 (fraction 0.6455662);
+        // mismatch KL = mean(w − 1 − ln w) = (0.9013877 + 0.0176784 + 0.6362944 + 0)/4 = 0.3888401
+        // (π_θ = π_prox here, so ρ = w); approx KL against π_prox = 0.
+        let d = r.diagnostics
+        XCTAssertEqual(d.maskedFraction, 0.5)
+        XCTAssertEqual(d.truncatedFraction, 0)
+        XCTAssertEqual(d.clipFraction, 0)
+        XCTAssertEqual(d.effectiveSampleSize, 2.5822647, accuracy: 1e-5)
+        XCTAssertEqual(d.effectiveSampleFraction, 0.6455662, accuracy: 1e-6)
+        XCTAssertEqual(d.mismatchKL, 0.3888401, accuracy: 1e-6)
+        XCTAssertEqual(d.approxKL, 0, accuracy: 1e-12)
+        // AReaL's one-sided cap keeps t2 (w = 0.25 ≤ 2): −0.25·(−1) = 0.25 joins the sum.
+        let areal = try PolicyLoss.compute(x, config: .init(objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .mask)))
+        XCTAssertEqual(areal.loss, (-1.2 + 0.25 - 2) / 4, accuracy: 1e-5)
+        XCTAssertEqual(areal.diagnostics.maskedFraction, 0.25)
+        // The rule alone: both bounds, inclusive.
+        XCTAssertEqual(BehaviourWeight.maskedOutside(2, bound: 2), CorrectedWeight(weight: 2))
+        XCTAssertEqual(BehaviourWeight.maskedOutside(0.5, bound: 2), CorrectedWeight(weight: 0.5))
+        XCTAssertEqual(BehaviourWeight.maskedOutside(0.49, bound: 2), CorrectedWeight(weight: 0, masked: true))
+    }
+
+    func testSequenceTruncatedISByHand() throws {
+        // π_θ = π_prox, behaviour −1. Sequence 0: log-ratios 0.5, 0.6 → w = e^{1.1} = 3.004 > C = 2,
+        // both tokens weigh 2 (token-level truncation at 2 would have kept e^{0.5}, e^{0.6});
+        // sequence 1: log-ratio −0.3 → w = e^{−0.3} = 0.7408182, kept.
+        //   ℓ = −2·1, −2·(−1), −0.7408182·2 → token-mean (−2 + 2 − 1.4816364)/3 = −0.4938788
+        //   gradient [−2/3, 2/3, −0.4938788]; 2 of 3 tokens truncated.
+        let logRatios: [Float] = [0.5, 0.6, -0.3]
+        let logProbs = logRatios.map { -1 + $0 }
+        let x = PolicyLossInput(layout: try SequenceLayout(lengths: [2, 1]), logProbs: logProbs, behaviourLogProbs: [-1, -1, -1],
+                                advantages: [1, -1, 2], proximalLogProbs: logProbs)
+        let seq = PolicyObjective.decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .truncateSequence)
+        let r = try PolicyLoss.compute(x, config: .init(objective: seq))
+        XCTAssertEqual(r.loss, -0.4938788, accuracy: 1e-5)
+        assertClose(r.dLogProbs, [-2.0 / 3.0, 2.0 / 3.0, -0.4938788])
+        let d = r.diagnostics
+        XCTAssertEqual(d.truncatedFraction, 2.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(d.maskedFraction, 0)
+        // ESS over the tokens' raw sequence weights [e^{1.1}, e^{1.1}, e^{−0.3}] = 2.4491330;
+        // mismatch KL = mean over tokens of ρ − 1 − ln ρ with ρ = e^{0.5}, e^{0.6}, e^{−0.3} = 0.1372194.
+        XCTAssertEqual(d.effectiveSampleSize, 2.4491330, accuracy: 1e-5)
+        XCTAssertEqual(d.importanceWeightMax, exp(1.1), accuracy: 1e-5)
+        XCTAssertEqual(d.mismatchKL, 0.1372194, accuracy: 1e-6)
+        let token = try PolicyLoss.compute(x, config: .init(objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .truncate)))
+        XCTAssertEqual(token.diagnostics.truncatedFraction, 0, "no single token's ratio exceeds 2")
+        // A product far beyond Float's and Double's range is still the cap, not ∞ or NaN.
+        let long = BehaviourWeight.sequenceTruncated(logRatios: ArraySlice(repeating: 50, count: 40), cap: 2)
+        XCTAssertEqual(long, CorrectedWeight(weight: 2, truncated: true))
+    }
+
+    func testLogLinearProximalApproximationByHand() throws {
+        // α = (v_p − v_b)/(v_θ − v_b), clamped: v_b 5, v_p 7, v_θ 7.5 → 2/2.5 = 0.8.
+        XCTAssertEqual(ProximalApproximation.interpolationWeight(behaviourVersion: 5, proximalVersion: 7, currentVersion: 7.5), 0.8, accuracy: 1e-12)
+        // A fresh sample (v_b = v_p) is the proximal policy: α = 0, π_prox = π_behav.
+        XCTAssertEqual(ProximalApproximation.interpolationWeight(behaviourVersion: 7, proximalVersion: 7, currentVersion: 7.5), 0)
+        // v_θ = v_b (first step, fresh sample): no span to interpolate over, α = 0.
+        XCTAssertEqual(ProximalApproximation.interpolationWeight(behaviourVersion: 7, proximalVersion: 7, currentVersion: 7), 0)
+        // First optimizer step of the update (v_θ = v_p) on a stale sample: α = 1, π_prox = π_θ, exact.
+        XCTAssertEqual(ProximalApproximation.interpolationWeight(behaviourVersion: 3, proximalVersion: 7, currentVersion: 7), 1)
+        // A sample newer than the proximal version cannot pull α below 0.
+        XCTAssertEqual(ProximalApproximation.interpolationWeight(behaviourVersion: 8, proximalVersion: 7, currentVersion: 9), 0)
+        XCTAssertEqual(ProximalVersions(learnerVersion: 7, step: 1, steps: 4), ProximalVersions(proximal: 7, current: 7.25))
+        // log π_prox = −2 + 0.8·(−1 − (−2)) = −1.2 for the first sequence (v_b 5); the second (v_b 7) keeps π_behav.
+        let prox = try ProximalApproximation.loglinear(
+            behaviour: [-2, -3, -0.5], current: [-1, -1, -1], layout: try SequenceLayout(lengths: [2, 1]),
+            behaviourVersions: [5, 7], versions: ProximalVersions(proximal: 7, current: 7.5))
+        assertClose(prox, [-1.2, -1.4, -0.5])
+        XCTAssertThrowsError(try ProximalApproximation.loglinear(
+            behaviour: [-2], current: [-1], layout: try SequenceLayout(lengths: [1]), behaviourVersions: [], versions: ProximalVersions(proximal: 1, current: 2))) {
+            XCTAssertEqual($0 as? RLError, .countMismatch(name: "behaviour versions", expected: 1, found: 0))
+        }
     }
 
     func testValueLossByHand() throws {

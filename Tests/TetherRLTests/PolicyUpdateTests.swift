@@ -1,6 +1,7 @@
 import TetherKernels
 import TetherModel
 import TetherRL
+import TetherTestSupport
 import XCTest
 
 /// `PolicyUpdate.step` end to end: the weights it writes follow the finite-difference gradient of
@@ -33,33 +34,48 @@ final class PolicyUpdateTests: XCTestCase {
                                 rewards: rewards, groupIDs: groups, correct: rewards.map { $0 >= 1 })
     }
 
+    /// The batch of `makeBatch` with behaviour log-probs set off the policy by a fixed pattern of
+    /// log-ratio offsets (±0.02, ±0.05 small, ±0.35 beyond every bound the corrections below use)
+    /// and stale versions (groups 9, 7, 8 versions; the learner is at 10).
+    func makeOffPolicyBatch(policy: LlamaModel) throws -> RolloutBatch {
+        let b = try makeBatch(policy: policy)
+        let current = try PolicyUpdate.completionLogProbs(of: policy, b, microBatchTokens: 1000)
+        let offsets: [Float] = [0.02, -0.35, 0.05, -0.02, 0.35, -0.05]
+        return try RolloutBatch(promptTokens: b.promptTokens, completionTokens: b.completionTokens,
+                                behaviourLogProbs: current.indices.map { current[$0] + offsets[$0 % offsets.count] },
+                                rewards: b.rewards, groupIDs: b.groupIDs, policyVersions: b.groupIDs.map { [9, 7, 8][$0] }, correct: b.correct)
+    }
+
     /// With AdamW's ε large, its first step is Δθ = −lr·g/(|g| + ε), which inverts exactly to the
     /// gradient `step` applied: g = −sign(Δθ)·|Δθ|·ε/(lr − |Δθ|). That gradient must be the central
-    /// finite difference of the loss of the batch (GRPO advantages, k3 KL to a different reference,
-    /// entropy bonus, token mean) through the model, with micro-batches of one or two sequences.
-    func testStepFollowsTheFiniteDifferenceGradientOfItsLoss() throws {
+    /// finite difference of the loss of the batch through the model, with micro-batches of one or
+    /// two sequences. π_prox (decoupled objectives, one optimizer step: π_θ's own log-probs) is a
+    /// constant of the loss, so the difference quotient holds it at its value before the step.
+    @discardableResult
+    func assertStepFollowsFiniteDifferences(_ name: String, algorithm: RLAlgorithmConfig, batch make: (LlamaModel) throws -> RolloutBatch,
+                                            file: StaticString = #filePath, line: UInt = #line) throws -> PolicyUpdateMetrics {
         let policy = try LlamaModel(config: Self.config, seed: 3, std: 0.3)
         let reference = try LlamaModel(config: Self.config, seed: 4, std: 0.3)
-        let algorithm = RLAlgorithmConfig(algorithm: .grpo, kl: KLPenalty(beta: 0.3, estimator: .k3), entropyCoefficient: 0.05)
         let lr: Float = 1, epsilon: Float = 1000
         let options = RLTrainerOptions(algorithm: algorithm, learningRate: lr, adamW: AdamWHyperparameters(epsilon: epsilon, weightDecay: 0),
                                        maxGradientNorm: 1e9, microBatchTokens: 14)
         let update = try PolicyUpdate(policy: policy, reference: reference, options: options)
-        let batch = try makeBatch(policy: policy)
-        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 14, sharedPrompts: true).count, 4, "want several micro-batches")
+        let batch = try make(policy)
+        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 14, sharedPrompts: true).count, 4, "want several micro-batches",
+                             file: file, line: line)
 
-        let ref = try update.completionLogProbs(of: reference, batch)
+        let ref = update.needsReference ? try update.completionLogProbs(of: reference, batch) : nil
+        var proximal: [Float]? = nil
+        if case .decoupledPPO = algorithm.objective { proximal = try update.completionLogProbs(of: policy, batch) }
         let prepared = try RLObjective.prepare(batch, config: algorithm, refLogProbs: ref)
-        func loss() throws -> Double { Double(try update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, backward: false).totalLoss) }
+        func loss() throws -> Double {
+            Double(try update.lossAndGradients(batch, prepared: prepared, refLogProbs: ref, proximalLogProbs: proximal, backward: false).totalLoss)
+        }
         let before = policy.parameters.toArray()
-        let metrics = try update.step(batch)
-        XCTAssertEqual(metrics.optimizerSteps, 1)
-        XCTAssertTrue(policy.holdsGradients)
-        XCTAssertFalse(reference.holdsGradients, "the frozen reference needs no gradient buffer of its weights' size")
-        XCTAssertGreaterThan(metrics.kl ?? 0, 0.01, "the reference differs: KL must be exercised")
-        XCTAssertEqual(metrics.clipFraction, 0, "stay away from the clip's kinks")
-        let correct = batch.correct.compactMap { $0 }
-        XCTAssertEqual(metrics.accuracy!, Double(correct.filter { $0 }.count) / Double(correct.count), accuracy: 1e-12)
+        let metrics = try update.step(batch, learnerVersion: 10)
+        XCTAssertEqual(metrics.optimizerSteps, 1, name, file: file, line: line)
+        XCTAssertTrue(policy.holdsGradients, name, file: file, line: line)
+        XCTAssertFalse(reference.holdsGradients, "\(name): the frozen reference needs no gradient buffer of its weights' size", file: file, line: line)
         let after = policy.parameters.toArray()
         _ = policy.parameters.buffer.update(from: before)
 
@@ -80,11 +96,111 @@ final class PolicyUpdateTests: XCTestCase {
                 p.pointee = saved - h; let lm = try loss()
                 p.pointee = saved
                 let fd = (lp - lm) / Double(2 * h)
-                XCTAssertLessThan(abs(fd - applied[i]), 0.03 * scale + 0.03 * abs(fd), "\(e.name)[\(i)]: finite difference \(fd) vs step \(applied[i])")
+                XCTAssertLessThan(abs(fd - applied[i]), 0.03 * scale + 0.03 * abs(fd),
+                                  "\(name) \(e.name)[\(i)]: finite difference \(fd) vs step \(applied[i])", file: file, line: line)
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 3 * policy.layout.entries.count)
+        XCTAssertEqual(checked, 3 * policy.layout.entries.count, file: file, line: line)
+        return metrics
+    }
+
+    /// GRPO advantages, k3 KL to a different reference, entropy bonus, token mean.
+    func testStepFollowsTheFiniteDifferenceGradientOfItsLoss() throws {
+        let algorithm = RLAlgorithmConfig(algorithm: .grpo, kl: KLPenalty(beta: 0.3, estimator: .k3), entropyCoefficient: 0.05)
+        let batch = { try self.makeBatch(policy: $0) }
+        let metrics = try assertStepFollowsFiniteDifferences("grpo", algorithm: algorithm, batch: batch)
+        XCTAssertGreaterThan(metrics.kl ?? 0, 0.01, "the reference differs: KL must be exercised")
+        XCTAssertEqual(metrics.clipFraction, 0, "stay away from the clip's kinks")
+        let b = try makeBatch(policy: try LlamaModel(config: Self.config, seed: 3, std: 0.3))
+        let correct = b.correct.compactMap { $0 }
+        XCTAssertEqual(metrics.accuracy!, Double(correct.filter { $0 }.count) / Double(correct.count), accuracy: 1e-12)
+    }
+
+    /// Every off-policy correction's step follows the finite difference of its loss, on a batch
+    /// whose behaviour ratios fall on both sides of each rule's bound (away from every kink: the
+    /// rules of the decoupled objectives act on the constant π_prox/π_behav, and the ±0.35 log-ratio
+    /// offsets sit ≥ 0.12 from the clip edges and the truncation cap), and each rule's fraction
+    /// reaches the step's metrics.
+    func testEveryCorrectionsStepFollowsTheFiniteDifferenceGradient() throws {
+        let kl = KLPenalty(beta: 0.1, estimator: .k3)
+        func decoupled(_ cap: Float, _ mode: BehaviourWeightCapMode) -> PolicyObjective {
+            .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: cap, capMode: mode)
+        }
+        let cases: [(String, PolicyObjective, masked: Bool, truncated: Bool)] = [
+            ("none", .ppo, false, false),
+            ("decoupled", decoupled(1.3, .mask), true, false),
+            ("truncated_is", .truncatedIS(cap: 1.25), false, true),
+            ("masked_is", decoupled(1.2, .maskOutside), true, false),
+            ("sequence_truncated_is", decoupled(1.1, .truncateSequence), false, true),
+        ]
+        for (name, objective, masked, truncated) in cases {
+            let algorithm = RLAlgorithmConfig(algorithm: .grpo, objective: objective, kl: kl)
+            let m = try assertStepFollowsFiniteDifferences(name, algorithm: algorithm, batch: { try self.makeOffPolicyBatch(policy: $0) })
+            XCTAssertEqual(m.maskedFraction > 0, masked, "\(name): masked \(m.maskedFraction)")
+            XCTAssertEqual(m.truncatedFraction > 0, truncated, "\(name): truncated \(m.truncatedFraction)")
+            XCTAssertLessThan(m.maskedFraction + m.truncatedFraction, 1, name)
+            // KL(π_behav ‖ π_θ) of the offsets: each token's ρ − 1 − ln ρ is 2e-4 … 0.07.
+            XCTAssertGreaterThan(m.mismatchKL, 0.005, name)
+            XCTAssertLessThan(m.mismatchKL, 0.06, name)
+        }
+    }
+
+    /// AReaL's log-linear π_prox (no forward) through the model: π_prox moves with π_θ, yet where
+    /// no clip or cap acts the surrogate's gradient w·r·Â = (π_θ/π_behav)·Â is what treating π_prox
+    /// as a constant gives, so the analytic gradient is the finite difference. The versions put
+    /// π_θ half-way through the update (α = 2/3, 6/7, 4/5 for the three groups), where the
+    /// approximation differs from both π_θ and π_behav.
+    func testLogLinearProximalGradientThroughTheModel() throws {
+        let policy = try LlamaModel(config: Self.config, seed: 3, std: 0.3)
+        let algorithm = RLAlgorithmConfig(
+            algorithm: .grpo, objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .mask), proximal: .loglinear)
+        let update = try PolicyUpdate(policy: policy, reference: nil, options: RLTrainerOptions(algorithm: algorithm, microBatchTokens: 14))
+        let batch = try makeOffPolicyBatch(policy: policy)
+        let prepared = try RLObjective.prepare(batch, config: algorithm)
+        let versions = ProximalVersions(proximal: 10, current: 10.5)
+        policy.zeroGradients()
+        let out = try update.lossAndGradients(batch, prepared: prepared, refLogProbs: nil, proximalVersions: versions)
+        let d = out.policy.diagnostics
+        XCTAssertEqual(d.clipFraction, 0, "stay away from the clip's kinks")
+        XCTAssertEqual(d.maskedFraction, 0)
+        XCTAssertGreaterThan(d.approxKL, 1e-4, "π_prox must differ from π_θ")
+        XCTAssertLessThan(d.approxKL, d.mismatchKL, "π_prox lies between π_behav and π_θ")
+        let analytic = policy.gradients.toArray()
+        let n = try checkParameterGradients("loglinear", parameters: policy.parameters.pointer, gradients: analytic,
+                                            tensors: policy.layout.entries.map { ($0.name, $0.offset, $0.count) }, spread: 2,
+                                            scaleFloor: 1e-4, relativeTolerance: 0.03) {
+            Double(try update.lossAndGradients(batch, prepared: prepared, refLogProbs: nil, proximalVersions: versions, backward: false).totalLoss)
+        }
+        XCTAssertEqual(n, 3 * policy.layout.entries.count)
+    }
+
+    /// The log-linear approximation replaces the proximal forward only when a batch takes several
+    /// optimizer steps: with one step both runs are the same update (π_prox = π_θ), with three the
+    /// later steps centre the clip on the interpolated π_prox and the updates differ, but point the
+    /// same way. (Where no clip or cap acts, w·r = π_θ/π_behav whatever π_prox is, so the
+    /// difference comes from the clip: AdamW's sign-like steps move π_θ into it.)
+    func testLogLinearProximalReplacesTheForwardOnlyOverSeveralSteps() throws {
+        func run(_ proximal: ProximalSource, minibatches: Int) throws -> [Float] {
+            let policy = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
+            let algorithm = RLAlgorithmConfig(
+                algorithm: .grpo, objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .mask), proximal: proximal)
+            let options = RLTrainerOptions(algorithm: algorithm, minibatches: minibatches, learningRate: 1e-2,
+                                           adamW: AdamWHyperparameters(epsilon: 1e-3, weightDecay: 0))
+            let update = try PolicyUpdate(policy: policy, reference: nil, options: options)
+            let before = policy.parameters.toArray()
+            let m = try update.step(try makeOffPolicyBatch(policy: policy), learnerVersion: 10)
+            XCTAssertEqual(m.optimizerSteps, minibatches)
+            return zip(policy.parameters.toArray(), before).map { $0 - $1 }
+        }
+        func norm(_ v: [Float]) -> Double { v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        XCTAssertEqual(try run(.forward, minibatches: 1), try run(.loglinear, minibatches: 1))
+        let forward = try run(.forward, minibatches: 3), loglinear = try run(.loglinear, minibatches: 3)
+        let size = norm(forward), difference = norm(zip(forward, loglinear).map { $0 - $1 })
+        XCTAssertGreaterThan(size, 1e-3)
+        XCTAssertGreaterThan(difference, 1e-3 * size, "later steps interpolate π_prox, so the updates differ")
+        XCTAssertLessThan(difference, 0.5 * size, "… but point the same way")
+        print("log-linear vs forward π_prox over 3 optimizer steps: updates differ by \(difference / size) of their size")
     }
 
     /// One step with every sequence its own micro-batch equals the unsplit step, for each loss

@@ -3,7 +3,8 @@ import TetherRL
 import TetherTestSupport
 import XCTest
 
-/// Checks GRPO advantages, the clipped/decoupled policy losses with KL and entropy terms, and
+/// Checks GRPO advantages, the clipped/decoupled policy losses (with AReaL's, IcePop/MIS's and
+/// verl's sequence-level bounds on the behaviour weight) with KL and entropy terms, and
 /// every aggregation mode against PyTorch autograd (the peer of `shared/peers/torch_reference.py`,
 /// whose GRPO step is reproduced here in float64 with a padded batch and a mask, verl's layout).
 /// Skipped with the reason when no Python with torch is found.
@@ -26,7 +27,7 @@ adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).view(-1,
 old, ref, prox = pad(d["old"]), pad(d["ref"]), pad(d["prox"])
 el, eh, beta, c = d["eps_low"], d["eps_high"], d["beta"], d["entropy_coef"]
 results = {"advantages": adv.view(-1).tolist()}
-for objective in ["ppo", "decoupled"]:
+for objective in ["ppo", "decoupled", "masked_is", "sequence_truncated_is"]:
     for mode in ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]:
         lp = pad(d["logp"]).requires_grad_(True)
         ent = pad(d["entropy"]).requires_grad_(True)
@@ -35,6 +36,11 @@ for objective in ["ppo", "decoupled"]:
             pg = -torch.min(ratio * adv, ratio.clamp(1 - el, 1 + eh) * adv)
         else:  # AReaL: behaviour weight detached, trust region around the proximal policy
             w = (prox - old).exp()
+            if objective == "masked_is":  # IcePop/MIS: weight 0 outside [1/c, c]
+                c_mis = d["mis_bound"]
+                w = torch.where((w >= 1 / c_mis) & (w <= c_mis), w, torch.zeros_like(w))
+            elif objective == "sequence_truncated_is":  # verl's sequence-level rollout IS, truncated
+                w = ((prox - old) * mask).sum(-1, keepdim=True).exp().clamp(max=d["seq_cap"]).expand(B, T)
             ratio = (lp - prox).exp()
             pg = -w * torch.min(ratio * adv, ratio.clamp(1 - el, 1 + eh) * adv)
         kl = (ref - lp).exp() - (ref - lp) - 1
@@ -72,6 +78,7 @@ print(json.dumps(results))
             "old": old.map(Double.init), "prox": prox.map(Double.init), "logp": logp.map(Double.init), "ref": ref.map(Double.init),
             "entropy": entropy.map(Double.init), "eps_low": Double(Float(0.2)), "eps_high": Double(Float(0.28)),
             "beta": Double(Float(0.04)), "entropy_coef": Double(Float(0.01)), "max_tokens": maxTokens,
+            "mis_bound": Double(Float(1.2)), "seq_cap": Double(Float(1.5)),
         ]
         let stdout = try PeerPython.run(Self.script, input: try JSONSerialization.data(withJSONObject: payload))
         let peer = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
@@ -93,10 +100,14 @@ print(json.dumps(results))
         let objectives: [(String, PolicyObjective)] = [
             ("ppo", .ppoClip(epsilonLow: 0.2, epsilonHigh: 0.28)),
             ("decoupled", .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.28, behaviourWeightCap: nil, capMode: .mask)),
+            ("masked_is", .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.28, behaviourWeightCap: 1.2, capMode: .maskOutside)),
+            ("sequence_truncated_is", .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.28, behaviourWeightCap: 1.5, capMode: .truncateSequence)),
         ]
         for (oname, objective) in objectives {
             for (mname, mode) in modes {
                 let r = try PolicyLoss.compute(input, config: .init(objective: objective, aggregation: mode, kl: KLPenalty(beta: 0.04), entropyCoefficient: 0.01))
+                let bounded = r.diagnostics.maskedFraction + r.diagnostics.truncatedFraction
+                XCTAssertEqual(bounded > 0 && bounded < 1, oname == "masked_is" || oname == "sequence_truncated_is", "\(oname): the sample must exercise the rule")
                 let p = try XCTUnwrap(peer[oname + "/" + mname] as? [String: Any])
                 let loss = try XCTUnwrap(p["loss"] as? Double)
                 XCTAssertEqual(Double(r.loss), loss, accuracy: 1e-6 + 1e-5 * abs(loss), "\(oname) \(mname)")

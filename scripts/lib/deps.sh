@@ -19,9 +19,10 @@ tether_python() {
     if [ -x /tmp/peers/bin/python ]; then echo /tmp/peers/bin/python; else command -v python3 || echo python3; fi
 }
 
-# The peers every Python check compares against, as pip names and the modules they provide.
-TETHER_PEER_PACKAGES=(torch transformers tokenizers safetensors gguf accelerate tensorboard pyzmq protobuf kubernetes-validate jinja2)
-TETHER_PEER_MODULES=(torch transformers tokenizers safetensors gguf accelerate tensorboard zmq google.protobuf kubernetes_validate jinja2)
+# The peers every Python check compares against, as pip names and the modules they provide
+# (sympy: the reference reward worker's math equivalence, scripts/rewards/worker.py).
+TETHER_PEER_PACKAGES=(torch transformers tokenizers safetensors gguf accelerate tensorboard pyzmq protobuf kubernetes-validate jinja2 sympy)
+TETHER_PEER_MODULES=(torch transformers tokenizers safetensors gguf accelerate tensorboard zmq google.protobuf kubernetes_validate jinja2 sympy)
 
 # Creates (once) the peers venv at $TETHER_PEERS_VENV (default /tmp/peers) and exports
 # TETHER_PYTHON pointing at it. A stamp file holding the package list makes a complete venv a

@@ -267,10 +267,20 @@ struct  Tether__TrajectoryGroup
   uint32_t *prompt_tokens;
   size_t n_samples;
   Tether__Sample **samples;
+  /*
+   * Set when the actor could not score the group (its reward workers failed every attempt: a
+   * reason such as "timeout", "crashed", "wrong_count"): `samples` is then empty, and the learner
+   * re-issues the prompt and counts `dropped/reward_<reason>`. Never a zero reward instead.
+   */
+  char *unscored_reason;
+  /*
+   * Failed reward-service attempts before this group was scored or given up (each restarted a worker).
+   */
+  uint32_t scoring_retries;
 };
 #define TETHER__TRAJECTORY_GROUP__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__trajectory_group__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
