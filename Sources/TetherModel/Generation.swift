@@ -48,7 +48,7 @@ extension LlamaModel {
             try checkSlidingWindow(length: total)
         }
         // An explicit stop token, else every eos id of the config (Llama 3 instruct lists several).
-        let stopTokens = (sampling.eosTokenId.map { Set([$0]) } ?? Set(config.eosTokenIds?.all ?? []))
+        let stopTokens = sampling.ignoresStopTokens ? [] : (sampling.eosTokenId.map { Set([$0]) } ?? Set(config.eosTokenIds?.all ?? []))
             .union(sampling.stopTokenIds ?? [])
         let capacity = zip(prompts, maxNewTokens).map { $0.count + max(0, $1) }.max()!
         let cache: KVCache

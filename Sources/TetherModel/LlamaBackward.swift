@@ -11,8 +11,8 @@ extension LlamaModel {
         precondition(dEntropy == nil || a.entropyComputed, "dEntropy given but the forward did not compute entropy")
         precondition(dEntropy == nil || dEntropy!.count == a.outputCount, "dEntropy has the wrong size")
         // A grouped batch's rows are not its output positions: gather the coefficients per row.
-        let rowLogProbs = a.outputIndex.map { gatherRows($0, dLogProbs) } ?? dLogProbs
-        let rowEntropy = dEntropy.map { d in a.outputIndex.map { gatherRows($0, d) } ?? d }
+        let rowLogProbs = a.outputIndex.map { gatherRows($0, rows: a.rows, dLogProbs) } ?? dLogProbs
+        let rowEntropy = dEntropy.map { d in a.outputIndex.map { gatherRows($0, rows: a.rows, d) } ?? d }
         rowLogProbs.withUnsafeBufferPointer { dlp in
             if let rowEntropy {
                 rowEntropy.withUnsafeBufferPointer { lmHeadBackward(a, dLogProbs: dlp.baseAddress!, dEntropy: $0.baseAddress!) }
@@ -23,8 +23,8 @@ extension LlamaModel {
         backwardFromFinalNorm(a)
     }
 
-    private func gatherRows(_ index: UnsafeMutableBufferPointer<Int32>, _ values: [Float]) -> [Float] {
-        index.map { $0 >= 0 ? values[Int($0)] : 0 }
+    private func gatherRows(_ index: UnsafeMutableBufferPointer<Int32>, rows: Int, _ values: [Float]) -> [Float] {
+        index[..<rows].map { $0 >= 0 ? values[Int($0)] : 0 }
     }
 
     /// Backward from dLoss/d(final-norm output) held in `a.dNormed` (the LM head's input; a scalar
@@ -39,11 +39,15 @@ extension LlamaModel {
         RMSNorm.backward(x: a.residual[layers.count].pointer, weight: w + finalNormOffset, rstd: a.rstdFinal.pointer,
                          dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + finalNormOffset)
         for (l, o) in layers.enumerated().reversed() {
-            // MLP half: x_{l+1} = mid + down(swiglu(gateUp(norm2(mid)))).
-            BLAS.linearBackward(x: a.act[l].pointer, weight: w + o.down, dy: dx, dx: a.dAct.pointer,
+            // MLP half: x_{l+1} = mid + down(swiglu(gateUp(norm2(mid)))). The inputs of the
+            // down and gate/up projections are recomputed (see `TrainingActivations.normed`).
+            SwiGLU.forward(gateUp: a.gateUp[l].pointer, rows: n, dim: f, out: a.act.pointer)
+            BLAS.linearBackward(x: a.act.pointer, weight: w + o.down, dy: dx, dx: a.dAct.pointer,
                                 dWeight: g + o.down, rows: n, inFeatures: f, outFeatures: h)
             SwiGLU.backward(gateUp: a.gateUp[l].pointer, dOut: a.dAct.pointer, rows: n, dim: f, dGateUp: a.dGateUp.pointer)
-            BLAS.linearBackward(x: a.normed2[l].pointer, weight: w + o.gateUp, dy: a.dGateUp.pointer, dx: dn,
+            RMSNorm.forward(x: a.residualMid[l].pointer, weight: w + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps,
+                            out: a.normed.pointer, rstd: nil)
+            BLAS.linearBackward(x: a.normed.pointer, weight: w + o.gateUp, dy: a.dGateUp.pointer, dx: dn,
                                 dWeight: g + o.gateUp, rows: n, inFeatures: h, outFeatures: 2 * f)
             RMSNorm.backward(x: a.residualMid[l].pointer, weight: w + o.postNorm, rstd: a.rstd2[l].pointer,
                              dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + o.postNorm)
@@ -63,7 +67,9 @@ extension LlamaModel {
                                 dqWeight: g + qn, dkWeight: g + kn, scratch: a.dQKRow.pointer)
             }
             if let b = o.qkvBias { Bias.backward(dy: dqkv, rows: n, dim: qkvw, dBias: g + b) }
-            BLAS.linearBackward(x: a.normed1[l].pointer, weight: w + o.qkv, dy: dqkv, dx: dn,
+            RMSNorm.forward(x: a.residual[l].pointer, weight: w + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps,
+                            out: a.normed.pointer, rstd: nil)
+            BLAS.linearBackward(x: a.normed.pointer, weight: w + o.qkv, dy: dqkv, dx: dn,
                                 dWeight: g + o.qkv, rows: n, inFeatures: h, outFeatures: qkvw)
             RMSNorm.backward(x: a.residual[l].pointer, weight: w + o.inputNorm, rstd: a.rstd1[l].pointer,
                              dOut: dn, rows: n, dim: h, dx: dx, dWeight: g + o.inputNorm)

@@ -10,10 +10,14 @@ extension LlamaModel {
         activations(plan: causalPlan(batch: batch, seqLen: seqLen))
     }
 
-    /// The training activations for `plan`, reused while the shape stays the same.
+    /// The training activations for `plan`: the last workspace when the plan fits in it, else a
+    /// new one.
     func activations(plan: AttentionPlan) -> TrainingActivations {
         let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = training, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
+        if let a = training, a.fits(plan, lmHeadChunkRows: chunk) {
+            a.adopt(plan)
+            return a
+        }
         training = nil  // free the old shape before allocating the new one
         let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk)
         training = a
@@ -29,7 +33,10 @@ extension LlamaModel {
     /// so a reference or proximal forward between `sequenceLogProbs` and `backward` is harmless).
     func forwardOnlyWorkspace(plan: AttentionPlan) -> TrainingActivations {
         let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = forwardOnly, a.plan == plan, a.lmHeadChunkRows == chunk { return a }
+        if let a = forwardOnly, a.fits(plan, lmHeadChunkRows: chunk) {
+            a.adopt(plan)
+            return a
+        }
         forwardOnly = nil
         let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false)
         forwardOnly = a
@@ -50,8 +57,8 @@ extension LlamaModel {
             let i = a.layer(l)
             let x = a.residual[i].pointer, qkv = a.qkv[i].pointer
             RMSNorm.forward(x: x, weight: w + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps,
-                            out: a.normed1[i].pointer, rstd: a.rstd1[i].pointer)
-            BLAS.linearForward(x: a.normed1[i].pointer, weight: w + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+                            out: a.normed.pointer, rstd: a.rstd1[i].pointer)
+            BLAS.linearForward(x: a.normed.pointer, weight: w + o.qkv, y: qkv, rows: n, inFeatures: h, outFeatures: qkvw)
             if let b = o.qkvBias { Bias.forward(qkv, bias: w + b, rows: n, dim: qkvw) }
             if let qn = o.qNorm, let kn = o.kNorm {
                 QKNorm.forward(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
@@ -69,12 +76,12 @@ extension LlamaModel {
             BLAS.linearForward(x: a.attnOut[i].pointer, weight: w + o.o, y: mid, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
             if let b = o.oBias { Bias.forward(mid, bias: w + b, rows: n, dim: h) }
             RMSNorm.forward(x: mid, weight: w + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps,
-                            out: a.normed2[i].pointer, rstd: a.rstd2[i].pointer)
-            BLAS.linearForward(x: a.normed2[i].pointer, weight: w + o.gateUp, y: a.gateUp[i].pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
-            SwiGLU.forward(gateUp: a.gateUp[i].pointer, rows: n, dim: f, out: a.act[i].pointer)
+                            out: a.normed.pointer, rstd: a.rstd2[i].pointer)
+            BLAS.linearForward(x: a.normed.pointer, weight: w + o.gateUp, y: a.gateUp[i].pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
+            SwiGLU.forward(gateUp: a.gateUp[i].pointer, rows: n, dim: f, out: a.act.pointer)
             let next = a.residual[a.layer(l + 1)].pointer
             if next != mid { next.update(from: mid, count: n * h) }
-            BLAS.linearForward(x: a.act[i].pointer, weight: w + o.down, y: next, rows: n, inFeatures: f, outFeatures: h, beta: 1)
+            BLAS.linearForward(x: a.act.pointer, weight: w + o.down, y: next, rows: n, inFeatures: f, outFeatures: h, beta: 1)
         }
         RMSNorm.forward(x: a.residual[a.layer(layers.count)].pointer, weight: w + finalNormOffset, rows: n, dim: h, eps: c.rmsNormEps,
                         out: a.normedFinal.pointer, rstd: a.rstdFinal.pointer)
@@ -89,7 +96,7 @@ extension LlamaModel {
                 a.positions[b * inputLength + t] = Int32(t)
             }
         }
-        try checkTokens(UnsafeBufferPointer(a.tokens))
+        try checkTokens(UnsafeBufferPointer(rebasing: a.tokens[..<a.rows]))
         if inputLength > config.maxPositionEmbeddings {
             throw ModelError.sequenceTooLong(length: inputLength, maxPositions: config.maxPositionEmbeddings)
         }

@@ -17,7 +17,17 @@ public final class LlamaModel: @unchecked Sendable {
     /// All weights, `layout.totalCount` floats.
     public let parameters: FloatBuffer
     /// dLoss/dparameters, same layout; `backward` adds into it, `zeroGradients` clears it.
-    public let gradients: FloatBuffer
+    /// Allocated on first use: a model that only runs forwards (a frozen reference, an actor's
+    /// copy) never holds this second buffer of its weights' size.
+    public var gradients: FloatBuffer {
+        if let g = gradientStorage { return g }
+        let g = FloatBuffer(count: layout.totalCount)
+        gradientStorage = g
+        return g
+    }
+    private var gradientStorage: FloatBuffer?
+    /// Whether `gradients` has been allocated (a model that never trained has none).
+    public var holdsGradients: Bool { gradientStorage != nil }
 
     let rope: RoPETable
     let layers: [LayerOffsets]
@@ -48,7 +58,6 @@ public final class LlamaModel: @unchecked Sendable {
         let layout = ParameterLayout(config: config)
         self.layout = layout
         parameters = FloatBuffer(count: layout.totalCount)
-        gradients = FloatBuffer(count: layout.totalCount)
         rope = RoPETable(inverseFrequencies: config.ropeInverseFrequencies(), maxPositions: config.maxPositionEmbeddings)
         func off(_ n: String) -> Int { layout[n]!.offset }
         func optional(_ n: String) -> Int? { layout[n]?.offset }

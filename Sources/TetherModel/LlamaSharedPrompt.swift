@@ -80,7 +80,7 @@ extension LlamaModel {
                 outputIndex[r] = Int32(seq * inputLength + q + k)
             }
         }
-        try checkTokens(UnsafeBufferPointer(a.tokens))
+        try checkTokens(UnsafeBufferPointer(rebasing: a.tokens[..<a.rows]))
         a.headRows = s.prefixRows..<s.rows
         a.outputCount = batch.sequenceCount * max(0, inputLength)
     }

@@ -16,13 +16,18 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     /// Stop tokens besides that one: a chat turn ends at any of the model's end-of-turn ids
     /// (Llama 3 instruct lists several), as `generate` in `transformers` stops on a list.
     public var stopTokenIds: [Int]?
+    /// Sample every sequence to its token limit, past any stop token (vLLM's `ignore_eos`,
+    /// `transformers`' `min_new_tokens`): a benchmark then does the same work whatever the model answers.
+    public var ignoresStopTokens: Bool
 
-    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, eosTokenId: Int? = nil, stopTokenIds: [Int]? = nil) {
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, eosTokenId: Int? = nil, stopTokenIds: [Int]? = nil,
+                ignoresStopTokens: Bool = false) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.eosTokenId = eosTokenId
         self.stopTokenIds = stopTokenIds
+        self.ignoresStopTokens = ignoresStopTokens
     }
 
     public static let greedy = SamplingParameters(temperature: 0)

@@ -1,7 +1,10 @@
 import TetherKernels
 
 /// Everything the training forward keeps for the backward, for the rows of one attention plan,
-/// plus the backward's scratch. Buffers are allocated once per shape and reused across steps.
+/// plus the backward's scratch. Buffers are allocated for one plan and reused for every later plan
+/// that fits in them (`fits`/`adopt`): the micro-batches of a learner step differ in shape (prompt
+/// and completion lengths), and a workspace of hundreds of megabytes allocated, zero-filled and
+/// unmapped per micro-batch costs page faults and memory traffic for nothing.
 ///
 /// With `keepsActivations` false the same class is the workspace of a forward-only pass
 /// (`tokenLogProbs`): every per-layer array holds ONE buffer that each layer reuses, the residual
@@ -9,8 +12,8 @@ import TetherKernels
 /// probabilities live in a per-worker scratch and no backward scratch is allocated, so the memory is
 /// `O(rows × width)` for one layer plus the LM head's block, whatever the depth.
 final class TrainingActivations {
-    let plan: AttentionPlan
-    let rows: Int
+    private(set) var plan: AttentionPlan
+    private(set) var rows: Int
     let keepsActivations: Bool
     let tokens: UnsafeMutableBufferPointer<Int32>
     let positions: UnsafeMutableBufferPointer<Int32>
@@ -31,7 +34,12 @@ final class TrainingActivations {
     let residual: [FloatBuffer]
     /// Residual stream after attention, entering the MLP half of layer l.
     let residualMid: [FloatBuffer]
-    let normed1: [FloatBuffer], rstd1: [FloatBuffer]
+    /// The RMS-normed input of the attention and of the MLP half, for one layer at a time: the
+    /// backward recomputes it from the residual stream it was normed from (`rstd` kept), as it
+    /// recomputes `act` from `gateUp`, so the training forward keeps neither per layer. Bit for bit
+    /// the forward's values (same kernel, same inputs) at a quarter less memory per row.
+    let normed: FloatBuffer
+    let rstd1: [FloatBuffer]
     let qkv: [FloatBuffer]
     /// Qwen3 only (empty otherwise, and in a forward-only pass): q and k before their per-head
     /// norms, `[rows, qDim + kvDim]`, and each head's rstd, `[rows, heads + kvHeads]`.
@@ -39,9 +47,10 @@ final class TrainingActivations {
     /// Attention probabilities per layer (`plan.probsCount`), or one per-worker scratch.
     let probs: [FloatBuffer]
     let attnOut: [FloatBuffer]
-    let normed2: [FloatBuffer], rstd2: [FloatBuffer]
+    let rstd2: [FloatBuffer]
     let gateUp: [FloatBuffer]
-    let act: [FloatBuffer]
+    /// SwiGLU's output for one layer at a time (see `normed`).
+    let act: FloatBuffer
     let normedFinal: FloatBuffer, rstdFinal: FloatBuffer
     /// The fused LM head's `[lmHeadChunkRows, vocab]` block: logits in the forward, recomputed and
     /// overwritten by dLoss/dlogits in the backward (see `lmHeadForward`).
@@ -56,18 +65,21 @@ final class TrainingActivations {
     let logProbs: FloatBuffer
     let entropy: FloatBuffer
     var entropyComputed = false
-    /// Threads for the per-sequence attention loops: the process's BLAS budget at allocation.
-    let attentionWorkers: Int
+    /// Threads for the per-sequence attention loops: the process's BLAS budget, at most the plan's units.
+    private(set) var attentionWorkers: Int
+    /// What the buffers hold room for: rows, attention probabilities, attention scratch (all
+    /// workers), lengths-table entries and sequences.
+    private let rowCapacity: Int, probsCapacity: Int, scratchCapacity: Int, lengthCapacity: Int, sequenceCapacity: Int
 
     // Backward scratch, allocated by the first backward.
     private let hidden: Int, qkvWidth: Int, qDim: Int, intermediate: Int, qkWidth: Int
-    lazy var dResidual = FloatBuffer(count: rows * hidden)
-    lazy var dNormed = FloatBuffer(count: rows * hidden)
-    lazy var dQKV = FloatBuffer(count: rows * qkvWidth)
-    lazy var dAttn = FloatBuffer(count: rows * qDim)
-    lazy var dGateUp = FloatBuffer(count: rows * 2 * intermediate)
-    lazy var dAct = FloatBuffer(count: rows * intermediate)
-    lazy var attnScratch = FloatBuffer(count: attentionWorkers * plan.scratchPerWorker)
+    lazy var dResidual = FloatBuffer(count: rowCapacity * hidden)
+    lazy var dNormed = FloatBuffer(count: rowCapacity * hidden)
+    lazy var dQKV = FloatBuffer(count: rowCapacity * qkvWidth)
+    lazy var dAttn = FloatBuffer(count: rowCapacity * qDim)
+    lazy var dGateUp = FloatBuffer(count: rowCapacity * 2 * intermediate)
+    lazy var dAct = FloatBuffer(count: rowCapacity * intermediate)
+    lazy var attnScratch = FloatBuffer(count: scratchCapacity)
     /// One row of d(q, k before their norms) (Qwen3).
     lazy var dQKRow = FloatBuffer(count: max(1, qkWidth))
 
@@ -93,34 +105,64 @@ final class TrainingActivations {
         headRows = 0..<n
         outputCount = n
         func bufs(_ count: Int, _ k: Int) -> [FloatBuffer] { (0..<count).map { _ in FloatBuffer(count: k) } }
-        attentionWorkers = max(1, min(BLASThreads.current, plan.parallelUnits))
+        attentionWorkers = Self.workers(plan)
+        rowCapacity = n
+        probsCapacity = plan.probsCount
+        scratchCapacity = attentionWorkers * plan.scratchPerWorker
+        lengthCapacity = plan.lengthCount
+        if case .sharedPrefix(let s) = plan { sequenceCapacity = s.sequences } else { sequenceCapacity = 0 }
         if keepsActivations {
             residual = bufs(L + 1, n * h)
             residualMid = bufs(L, n * h)
-            normed1 = bufs(L, n * h)
-            normed2 = bufs(L, n * h)
             probs = bufs(L, plan.probsCount)
         } else {
-            let stream = FloatBuffer(count: n * h), normed = FloatBuffer(count: n * h)
+            let stream = FloatBuffer(count: n * h)
             residual = [stream]
             residualMid = [stream]
-            normed1 = [normed]
-            normed2 = [normed]
-            probs = [FloatBuffer(count: attentionWorkers * plan.scratchPerWorker)]
+            probs = [FloatBuffer(count: scratchCapacity)]
         }
+        normed = FloatBuffer(count: n * h)
         rstd1 = bufs(L, n); rstd2 = bufs(L, n)
         qkv = bufs(L, n * qkvw)
         qkRaw = c.hasQKNorm && keepsActivations ? bufs(L, n * (qd + c.kvDim)) : []
         qkRstd = c.hasQKNorm && keepsActivations ? bufs(L, n * (c.numAttentionHeads + c.numKeyValueHeads)) : []
         attnOut = bufs(L, n * qd)
         gateUp = bufs(L, n * 2 * f)
-        act = bufs(L, n * f)
+        act = FloatBuffer(count: n * f)
         normedFinal = FloatBuffer(count: n * h); rstdFinal = FloatBuffer(count: n)
         self.lmHeadChunkRows = lmHeadChunkRows
         vocab = c.vocabSize
         logSumExp = FloatBuffer(count: n); logProbs = FloatBuffer(count: n); entropy = FloatBuffer(count: n)
         hidden = h; qkvWidth = qkvw; qDim = qd; intermediate = f
         qkWidth = c.hasQKNorm ? qd + c.kvDim : 0
+    }
+
+    private static func workers(_ plan: AttentionPlan) -> Int { max(1, min(BLASThreads.current, plan.parallelUnits)) }
+
+    /// Whether `plan` (of the same kind, plain or shared-prefix) fits in these buffers, with LM-head
+    /// blocks of `lmHeadChunkRows` rows or fewer.
+    func fits(_ plan: AttentionPlan, lmHeadChunkRows chunk: Int) -> Bool {
+        let sequences: Int
+        switch (plan, self.plan) {
+        case (.causal, .causal): sequences = 0
+        case (.sharedPrefix(let s), .sharedPrefix): sequences = s.sequences
+        default: return false
+        }
+        return plan.rows <= rowCapacity && sequences <= sequenceCapacity && plan.lengthCount <= lengthCapacity
+            && (keepsActivations ? plan.probsCount <= probsCapacity : true)
+            && Self.workers(plan) * plan.scratchPerWorker <= scratchCapacity && chunk <= lmHeadChunkRows
+    }
+
+    /// Lays `plan` (which `fits`) over the buffers: every pass indexes by the plan's shape and
+    /// writes what it reads, so what an earlier plan left in them is never seen.
+    func adopt(_ plan: AttentionPlan) {
+        self.plan = plan
+        rows = plan.rows
+        attentionWorkers = Self.workers(plan)
+        headRows = 0..<rows
+        outputCount = rows
+        lmHeadScratchHoldsLogits = false
+        entropyComputed = false
     }
 
     /// Index into the per-layer arrays for layer `l` (every layer shares index 0 in a forward-only pass).

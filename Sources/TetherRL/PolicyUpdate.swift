@@ -179,24 +179,66 @@ public final class PolicyUpdate {
         }
     }
 
-    /// Micro-batches of a minibatch's sequences: consecutive sequences while the padded
-    /// `[sequences, longest]` token matrix stays within `tokens` (at least one sequence each).
-    /// Sequences without completion tokens carry no loss term and are left out.
-    public static func microBatches(of batch: RolloutBatch, tokens budget: Int) -> [[Int]] {
-        var out: [[Int]] = [], current: [Int] = [], longest = 0
-        for s in 0..<batch.sequenceCount where !batch.completionTokens[s].isEmpty {
-            let length = batch.promptTokens[s].count + batch.completionTokens[s].count
-            if !current.isEmpty && (current.count + 1) * max(longest, length) > budget {
-                out.append(current)
-                current = []
-                longest = 0
+    /// Micro-batches of a minibatch's sequences, each within `budget` rows of the forward that runs
+    /// it. Sequences without completion tokens carry no loss term and are left out.
+    ///
+    /// Plain (`sharedPrompts` false): consecutive sequences while the padded `[sequences, longest]`
+    /// token matrix stays within the budget. Shared prompts: the rows the grouped forward really
+    /// computes (`GroupedTokenBatch`: each distinct prompt once, padded to the longest, plus each
+    /// completion, padded to the longest), with every group whole so that its prompt runs once in
+    /// the step; groups are packed in order of first appearance while they fit. A group that does
+    /// not fit the budget alone is split into the fewest runs of consecutive sequences that do, each
+    /// running the prompt again. At least one sequence per micro-batch, whatever the budget.
+    public static func microBatches(of batch: RolloutBatch, tokens budget: Int, sharedPrompts: Bool) -> [[Int]] {
+        let live = (0..<batch.sequenceCount).filter { !batch.completionTokens[$0].isEmpty }
+        guard sharedPrompts else {
+            return pack(live, budget: budget) { $0.count * ($0.map { batch.promptTokens[$0].count + batch.completionTokens[$0].count }.max() ?? 0) }
+        }
+        var groupIndex: [[Int]: Int] = [:], groups: [[Int]] = []
+        for s in live {
+            let p = batch.promptTokens[s]
+            if let g = groupIndex[p] { groups[g].append(s); continue }
+            groupIndex[p] = groups.count
+            groups.append([s])
+        }
+        func rows(_ sequences: [Int]) -> Int {
+            var prompts = Set<[Int]>(), prefix = 0, suffix = 0
+            for s in sequences {
+                if prompts.insert(batch.promptTokens[s]).inserted { prefix = max(prefix, batch.promptTokens[s].count - 1) }
+                suffix = max(suffix, batch.completionTokens[s].count)
             }
-            current.append(s)
-            longest = max(longest, length)
+            return prompts.count * prefix + sequences.count * suffix
+        }
+        var out: [[Int]] = [], current: [Int] = []
+        for group in groups {
+            if rows(current + group) <= budget { current += group; continue }
+            if !current.isEmpty { out.append(current) }
+            current = []
+            if rows(group) <= budget { current = group; continue }
+            out += pack(group, budget: budget, rows: rows)
         }
         if !current.isEmpty { out.append(current) }
         return out
     }
+
+    /// `sequences` cut greedily into consecutive runs within `budget` by `rows` (at least one
+    /// sequence each): the fewest runs for a cost that grows with the run.
+    private static func pack(_ sequences: [Int], budget: Int, rows: ([Int]) -> Int) -> [[Int]] {
+        var out: [[Int]] = [], current: [Int] = []
+        for s in sequences {
+            if !current.isEmpty && rows(current + [s]) > budget {
+                out.append(current)
+                current = []
+            }
+            current.append(s)
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
+    /// Whether micro-batches count the rows of the shared-prompt forwards: the policy's and the
+    /// reference's forwards run grouped; a critic reads the plain batch.
+    var microBatchesSharePrompts: Bool { options.sharePrompts && critic == nil }
 
     // MARK: Loss through the model
 
@@ -208,17 +250,17 @@ public final class PolicyUpdate {
     public func lossAndGradients(_ batch: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?,
                                  proximalLogProbs: [Float]? = nil, proximalVersions: ProximalVersions? = nil,
                                  backward: Bool = true) throws -> RLLossOutput {
-        var parts: [(output: RLLossOutput, share: Double)] = []
-        for indices in Self.microBatches(of: batch, tokens: options.microBatchTokens) {
+        var parts: [(output: RLLossOutput, share: Double, sequences: [Int])] = []
+        for indices in Self.microBatches(of: batch, tokens: options.microBatchTokens, sharedPrompts: microBatchesSharePrompts) {
             let micro = try batch.sequences(indices)
             let share = options.algorithm.aggregation.share(of: micro.layout, in: batch.layout)
             let output = try accumulate(micro, prepared: prepared.sequences(indices, of: batch.layout),
                                         refLogProbs: refLogProbs.map { batch.layout.gather($0, sequences: indices) },
                                         proximalLogProbs: proximalLogProbs.map { batch.layout.gather($0, sequences: indices) },
                                         proximalVersions: proximalVersions, share: share, backward: backward)
-            parts.append((output, share))
+            parts.append((output, share, indices))
         }
-        return RLLossOutput(merging: parts)
+        return RLLossOutput(merging: parts, layout: batch.layout)
     }
 
     /// The one place the policy runs forward and backward: one micro-batch's log-probs and
@@ -269,7 +311,7 @@ public final class PolicyUpdate {
     /// padded tokens, each group's prompt run once when `sharePrompts`.
     public static func completionLogProbs(of model: LlamaModel, _ batch: RolloutBatch, microBatchTokens: Int,
                                           sharePrompts: Bool = true) throws -> [Float] {
-        try perMicroBatch(batch, tokens: microBatchTokens) { micro, map in
+        try perMicroBatch(batch, tokens: microBatchTokens, sharedPrompts: sharePrompts) { micro, map in
             let lp = sharePrompts
                 ? try model.tokenLogProbs(GroupedTokenBatch(promptOfEach: micro.promptTokens, completions: micro.completionTokens))
                 : try model.tokenLogProbs(map.tokens)
@@ -279,14 +321,15 @@ public final class PolicyUpdate {
 
     /// V(s_t) of the state before each completion token, flat, over micro-batches.
     public func completionValues(of critic: ScalarHeadModel, _ batch: RolloutBatch) throws -> [Float] {
-        try Self.perMicroBatch(batch, tokens: options.microBatchTokens) { _, map in
+        try Self.perMicroBatch(batch, tokens: options.microBatchTokens, sharedPrompts: false) { _, map in
             map.gather(try critic.scores(map.tokens), rowStride: map.tokens.length)
         }
     }
 
-    private static func perMicroBatch(_ batch: RolloutBatch, tokens: Int, _ body: (RolloutBatch, TokenIndexMap) throws -> [Float]) throws -> [Float] {
+    private static func perMicroBatch(_ batch: RolloutBatch, tokens: Int, sharedPrompts: Bool,
+                                      _ body: (RolloutBatch, TokenIndexMap) throws -> [Float]) throws -> [Float] {
         var out = [Float](repeating: 0, count: batch.layout.tokenCount)
-        for indices in microBatches(of: batch, tokens: tokens) {
+        for indices in microBatches(of: batch, tokens: tokens, sharedPrompts: sharedPrompts) {
             let micro = try batch.sequences(indices)
             let flat = try body(micro, TokenIndexMap(micro))
             for (k, s) in indices.enumerated() {
@@ -357,19 +400,31 @@ extension RLLossOutput {
         return out
     }
 
-    /// A minibatch's output from its micro-batches' scaled outputs (in order, so the per-token
-    /// gradients concatenate to the minibatch's layout).
-    init(merging parts: [(output: RLLossOutput, share: Double)]) {
+    /// A minibatch's output from its micro-batches' scaled outputs, each part's per-token gradients
+    /// put back at its sequences' places in the minibatch's `layout` (micro-batches that keep groups
+    /// whole need not be consecutive sequences).
+    init(merging parts: [(output: RLLossOutput, share: Double, sequences: [Int])], layout: SequenceLayout) {
         let diagnostics = PolicyLossDiagnostics.merged(parts.map { ($0.output.policy.diagnostics, $0.share) })
+        func placed(_ perPart: (RLLossOutput) -> [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: layout.tokenCount)
+            for part in parts {
+                let values = perPart(part.output)
+                var k = 0
+                for s in part.sequences {
+                    for t in layout.range(of: s) { out[t] = values[k]; k += 1 }
+                }
+            }
+            return out
+        }
         let policy = PolicyLossResult(
-            loss: parts.reduce(0) { $0 + $1.output.policy.loss }, dLogProbs: parts.flatMap(\.output.policy.dLogProbs),
-            dEntropy: parts.contains { $0.output.policy.dEntropy == nil } ? nil : parts.flatMap { $0.output.policy.dEntropy! },
+            loss: parts.reduce(0) { $0 + $1.output.policy.loss }, dLogProbs: placed { $0.policy.dLogProbs },
+            dEntropy: parts.contains { $0.output.policy.dEntropy == nil } ? nil : placed { $0.policy.dEntropy! },
             diagnostics: diagnostics)
         var value: ValueLoss.Result? = nil
         if parts.allSatisfy({ $0.output.value != nil }), !parts.isEmpty {
             let tokens = parts.map { Double($0.output.policy.diagnostics.tokenCount) }
             value = ValueLoss.Result(
-                loss: parts.reduce(0) { $0 + $1.output.value!.loss }, dValues: parts.flatMap { $0.output.value!.dValues },
+                loss: parts.reduce(0) { $0 + $1.output.value!.loss }, dValues: placed { $0.value!.dValues },
                 clipFraction: zip(parts, tokens).reduce(0) { $0 + $1.0.output.value!.clipFraction * $1.1 } / max(tokens.reduce(0, +), 1))
         }
         self.init(policy: policy, value: value)

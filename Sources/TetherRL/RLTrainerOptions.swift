@@ -18,16 +18,20 @@ public struct RLTrainerOptions: Sendable, Equatable {
     /// PPO: weight of the value loss, i.e. the critic's gradient scale.
     public var valueCoefficient: Float
     public var seed: UInt64
-    /// Padded tokens (sequences × longest) per forward/backward: bounds the activations the update
-    /// keeps, whatever the batch (`PolicyUpdate`).
+    /// Rows per forward/backward: bounds the activations the update keeps, whatever the batch
+    /// (`PolicyUpdate.microBatches`). With `sharePrompts`, the rows the grouped forward computes
+    /// (each group's prompt once, every completion), groups kept whole while they fit; else padded
+    /// tokens, sequences × longest.
     public var microBatchTokens: Int
     /// Run each group's shared prompt once in the policy and reference forwards (and the backward),
     /// with every completion attending to it ("Prefix Grouper", 2025): the same log-probs and
     /// gradients as the plain batch (`SharedPromptTests`) for a fraction of the prompt rows.
     public var sharePrompts: Bool
 
-    /// 512 tokens keep a learner step at SmolLM2-135M's shape (64 × 256 tokens) under 4 GB.
-    public static let defaultMicroBatchTokens = 512
+    /// 1024 rows hold a GRPO group of 8 chat-prompted 64-token completions (≈ 560 rows) whole, so
+    /// its prompt runs once, and keep a learner step at SmolLM2-135M's shape (64 × 256 tokens)
+    /// under 4 GB.
+    public static let defaultMicroBatchTokens = 1024
 
     public init(algorithm: RLAlgorithmConfig = .referenceGRPO, groupSize: Int = 8, maxNewTokens: Int = 8,
                 sampling: SamplingParameters = SamplingParameters(), epochsPerBatch: Int = 1, minibatches: Int = 1,

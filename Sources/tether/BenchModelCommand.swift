@@ -49,6 +49,8 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Learner: run each group's prompt once in the policy forward/backward and the reference forward (exact).")
     var learnerSharesPrompts = true
     @Flag(help: "Time only the rollout (no learner step: its memory and time).") var rolloutOnly = false
+    @Flag(help: "Stop each sample at the model's end-of-turn token, as actors do (default: exactly --new-tokens each, as the peers sample).")
+    var stopAtEndOfTurn = false
 
     func validate() throws {
         guard !(learnerOnly && rolloutOnly) else { throw ValidationError("--learner-only and --rollout-only exclude each other") }
@@ -110,7 +112,11 @@ struct BenchModelCommand: ParsableCommand {
                                         rewards: (0..<B).map { _ in rng.nextUnitFloat() }, groupIDs: groupIDs)
             }
             let all = try distinctPrompts().flatMap { Array(repeating: $0, count: group) }
-            let out = try policy.generate(prompts: all, maxNewTokens: completion, sampling: SamplingParameters(temperature: 1),
+            // Exactly `completion` tokens each, past end-of-turn, as the peers sample (min_new_tokens,
+            // ignore_eos): otherwise the work timed depends on what the weights of the moment answer
+            // (an instruct model answers these prompts in two tokens; after a learner step, longer).
+            let sampling = SamplingParameters(temperature: 1, ignoresStopTokens: !stopAtEndOfTurn)
+            let out = try policy.generate(prompts: all, maxNewTokens: completion, sampling: sampling,
                                           seed: rng.next(), sharePromptPrefixes: sharePrompts)
             return try RolloutBatch(promptTokens: all, completionTokens: out.map(\.tokens), behaviourLogProbs: out.flatMap(\.rawLogProbs),
                                     rewards: (0..<B).map { _ in rng.nextUnitFloat() }, groupIDs: groupIDs)
@@ -119,7 +125,10 @@ struct BenchModelCommand: ParsableCommand {
         let warm = try rollout()
         if !rolloutOnly { _ = try update.step(warm) }
         var rolloutTime = 0.0, learnerTime = 0.0
-        var loss = 0.0, batchTokens = 0, promptTokens = 0
+        var loss = 0.0, batchTokens = 0, promptTokens = 0, sampledTokens = 0
+        // Rollout work done: decoded rows (the last sampled token of a sequence is never fed) and
+        // the cached positions their attention reads.
+        var decodeRows = 0.0, decodeAttention = 0.0
         for _ in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let batch = try rollout()
@@ -131,10 +140,15 @@ struct BenchModelCommand: ParsableCommand {
             let prompted = batch.promptTokens.reduce(0) { $0 + $1.count }
             promptTokens = prompted / B
             batchTokens = prompted + batch.layout.tokenCount
+            sampledTokens += batch.layout.tokenCount
+            for (p, c) in zip(batch.promptTokens, batch.completionTokens) where c.count > 1 {
+                decodeRows += Double(c.count - 1)
+                decodeAttention += Double(c.count - 1) * Double(p.count) + Double(c.count * (c.count - 1) / 2)
+            }
         }
         let T = promptTokens + completion
         let peakRSS = Self.peakResidentBytes()
-        let rolloutTPS = Double(B * completion * steps) / rolloutTime
+        let rolloutTPS = Double(sampledTokens) / rolloutTime
         let learnerTPS = Double(batchTokens * steps) / learnerTime
 
         // FLOPs actually performed. Rollout: prefill rows + one row per decoded token (the last
@@ -145,10 +159,8 @@ struct BenchModelCommand: ParsableCommand {
         let perToken = policy.matmulFlopsPerToken
         let h = Double(config.hiddenSize), layersD = Double(config.numHiddenLayers)
         let prefillRows = Double((sharePrompts ? prompts : B) * P)
-        var rolloutFlops = (prefillRows + Double(B * (completion - 1))) * perToken
-        var attnPositions = 0.0
-        for k in 0..<(completion - 1) { attnPositions += Double(P + k + 1) }
-        rolloutFlops += layersD * 4 * h * (Double(B) * attnPositions + (prefillRows / Double(P)) * Double(P * (P + 1) / 2))
+        let rolloutFlops = (prefillRows * Double(steps) + decodeRows) * perToken
+            + layersD * 4 * h * (decodeAttention + Double(steps) * (prefillRows / Double(P)) * Double(P * (P + 1) / 2))
         // Shared prompts: each group's prompt (less its last token) once, then B suffixes of
         // `completion` rows attending to prefix + own rows.
         let prefix = Double(P - 1), comp = Double(completion)
@@ -157,7 +169,7 @@ struct BenchModelCommand: ParsableCommand {
             : Double(B) * Double((T - 1) * (T - 1))
         let forwardFlops = rows * perToken + layersD * 4 * h * attentionPairs
         let learnerFlops = 4 * forwardFlops
-        let rolloutGF = rolloutFlops * Double(steps) / rolloutTime / 1e9
+        let rolloutGF = rolloutFlops / rolloutTime / 1e9
         let learnerGF = learnerFlops * Double(steps) / learnerTime / 1e9
 
         if json {
@@ -167,7 +179,8 @@ struct BenchModelCommand: ParsableCommand {
                 "\"learner_tokens_per_s\": \(rolloutOnly ? "null" : String(round1(learnerTPS)))",
                 "\"rollout_gflops\": \(learnerOnly ? "null" : String(round1(rolloutGF)))", "\"learner_gflops\": \(rolloutOnly ? "null" : String(round1(learnerGF)))",
                 "\"share_prompts\": \(sharePrompts)", "\"learner_shares_prompts\": \(learnerSharesPrompts)", "\"threads\": \(threads)", "\"steps\": \(steps)",
-                "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)", "\"learner_only\": \(learnerOnly)",
+                "\"batch\": \(B)", "\"tokens_per_sequence\": \(T)",
+                "\"rollout_sampled_tokens\": \(learnerOnly ? "null" : String(sampledTokens / steps))", "\"stop_at_end_of_turn\": \(stopAtEndOfTurn)", "\"learner_only\": \(learnerOnly)",
                 "\"micro_batch_tokens\": \(update.options.microBatchTokens)", "\"chat_prompts\": \(chat != nil && !learnerOnly)",
                 "\"peak_rss_mb\": \(peakRSS.map { String(round1(Double($0) / 1_048_576)) } ?? "null")",
             ]
@@ -176,7 +189,7 @@ struct BenchModelCommand: ParsableCommand {
             print("\(checkpoint ?? shape.rawValue): \(policy.layout.totalCount) parameters, \(threads) BLAS threads, \(steps) steps, "
                   + "\(B) sequences × \(T) tokens, share prompts: \(sharePrompts)")
             if !learnerOnly {
-                print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout)")
+                print("rollout  \(round1(rolloutTPS)) tokens/s  (\(round1(rolloutGF)) GFLOP/s, \(round1(rolloutTime / Double(steps) * 1000)) ms per rollout of \(sampledTokens / steps) sampled tokens)")
             }
             print("learner  \(round1(learnerTPS)) tokens/s  (\(round1(learnerGF)) GFLOP/s, \(round1(learnerTime / Double(steps) * 1000)) ms per GRPO step)")
             print("last GRPO loss \(loss), micro-batches of \(update.options.microBatchTokens) tokens")

@@ -29,7 +29,8 @@ final class DecodingTests: XCTestCase {
     /// Batched sampling at the real head layout with more than 8 live rows (attention and sampling
     /// split over threads, GEMMs split by columns), shared and distinct prompts and ragged stops:
     /// each drawn token's log-prob equals the full forward's on the finished sequence, a sequence
-    /// stops right after its stop token and the remaining ones carry on as when sampled alone.
+    /// stops right after its stop token and the remaining ones carry on as when sampled alone; with
+    /// stop tokens ignored every sequence runs to its limit.
     func testBatchedSamplingAtSmolLM2HeadLayoutMatchesFullForwardWithRaggedStops() throws {
         let model = try LlamaModel(config: Self.smolLM2Layout, seed: 3, std: 0.08)
         let base = [[5, 17, 200, 3], [9, 9, 9, 40, 41, 42, 43], [100], [7, 8]]
@@ -61,6 +62,10 @@ final class DecodingTests: XCTestCase {
         alonePrompts[5] = prompts[5]
         let alone = try model.generate(prompts: alonePrompts, maxNewTokens: limits[5], sampling: SamplingParameters(temperature: 1, eosTokenId: stop), seed: 17)
         XCTAssertEqual(alone[5].tokens, stopped[5].tokens)
+        // Ignoring stop tokens (what benchmarks sample) runs every sequence to its limit, as without a stop token.
+        let ignoring = try model.generate(prompts: prompts, maxNewTokens: limits,
+                                          sampling: SamplingParameters(temperature: 1, eosTokenId: stop, ignoresStopTokens: true), seed: 17)
+        XCTAssertEqual(ignoring, free)
     }
 
     func checkKVCache(_ config: LlamaConfig, _ label: String) throws {

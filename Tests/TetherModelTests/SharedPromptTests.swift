@@ -187,6 +187,39 @@ final class SharedPromptTests: XCTestCase {
         }
     }
 
+    /// A model's workspaces are reused for every later batch that fits in them: after larger
+    /// batches of the same kind (grouped, or plain) and their backward, a smaller batch's
+    /// log-probs, entropies and gradients, training and forward-only, are those of a fresh model.
+    func testWorkspaceReusedAfterLargerShapesChangesNothing() throws {
+        let config = Self.small(tied: true)
+        let small = try GroupedTokenBatch(prompts: [[3, 1, 4, 1], [5]], completions: [[9, 2], [6, 5, 3], [5]], groupOf: [0, 1, 0])
+        let larger = [try Self.groupedBatch(vocab: config.vocabSize, seed: 31, scale: 2), try Self.groupedBatch(vocab: config.vocabSize, seed: 32)]
+        let d = Self.coefficients(small, seed: 4)
+        for grouped in [true, false] {
+            func forward(_ model: LlamaModel, _ batch: GroupedTokenBatch) throws -> SequenceLogProbs {
+                try grouped ? model.sequenceLogProbs(batch, entropy: true) : model.sequenceLogProbs(batch.plain, entropy: true)
+            }
+            func forwardOnly(_ model: LlamaModel, _ batch: GroupedTokenBatch) throws -> SequenceLogProbs {
+                try grouped ? model.tokenLogProbs(batch, entropy: true) : model.tokenLogProbs(batch.plain, entropy: true)
+            }
+            func run(_ model: LlamaModel) throws -> [[Float]] {
+                let trained = try forward(model, small)
+                model.zeroGradients()
+                model.backward(dLogProbs: d, dEntropy: d)
+                let only = try forwardOnly(model, small)
+                return [trained.logProbs, trained.entropy!, model.gradients.toArray(), only.logProbs, only.entropy!]
+            }
+            let fresh = try run(try LlamaModel(config: config, seed: 9, std: 0.2))
+            let used = try LlamaModel(config: config, seed: 9, std: 0.2)
+            for batch in larger {
+                _ = try forward(used, batch)
+                used.backward(dLogProbs: Self.coefficients(batch, seed: 5), dEntropy: Self.coefficients(batch, seed: 6))
+                _ = try forwardOnly(used, batch)
+            }
+            for (k, (a, b)) in zip(try run(used), fresh).enumerated() { XCTAssertEqual(a, b, "grouped: \(grouped), output \(k)") }
+        }
+    }
+
     /// Bad grouped batches are typed errors naming the problem.
     func testBadGroupedBatchesAreTypedErrors() throws {
         XCTAssertThrowsError(try GroupedTokenBatch(prompts: [[1]], completions: [[2]], groupOf: [1])) { error in

@@ -61,7 +61,8 @@ final class PolicyUpdateTests: XCTestCase {
                                        maxGradientNorm: 1e9, microBatchTokens: 14)
         let update = try PolicyUpdate(policy: policy, reference: reference, options: options)
         let batch = try make(policy)
-        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 14).count, 4, "want several micro-batches", file: file, line: line)
+        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 14, sharedPrompts: true).count, 4, "want several micro-batches",
+                             file: file, line: line)
 
         let ref = update.needsReference ? try update.completionLogProbs(of: reference, batch) : nil
         var proximal: [Float]? = nil
@@ -73,6 +74,8 @@ final class PolicyUpdateTests: XCTestCase {
         let before = policy.parameters.toArray()
         let metrics = try update.step(batch, learnerVersion: 10)
         XCTAssertEqual(metrics.optimizerSteps, 1, name, file: file, line: line)
+        XCTAssertTrue(policy.holdsGradients, name, file: file, line: line)
+        XCTAssertFalse(reference.holdsGradients, "\(name): the frozen reference needs no gradient buffer of its weights' size", file: file, line: line)
         let after = policy.parameters.toArray()
         _ = policy.parameters.buffer.update(from: before)
 
@@ -215,14 +218,18 @@ final class PolicyUpdateTests: XCTestCase {
              RLAlgorithmConfig(algorithm: .grpo, objective: .decoupledPPO(epsilonLow: 0.2, epsilonHigh: 0.2, behaviourWeightCap: 2, capMode: .mask),
                                kl: kl), 2, 2),
         ]
+        // Budgets of one row (every sequence alone, a group's prompt re-run for each) and of 14 rows
+        // (some groups whole and packed together, the largest split), with shared prompts and plain.
+        let splits: [(microBatchTokens: Int, sharePrompts: Bool)] = [(1, true), (14, true), (1, false)]
         for (name, algorithm, epochs, minibatches) in cases {
-            func run(microBatchTokens: Int) throws -> (delta: [Float], metrics: PolicyUpdateMetrics) {
+            func run(microBatchTokens: Int, sharePrompts: Bool) throws -> (delta: [Float], metrics: PolicyUpdateMetrics) {
                 let policy = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
                 let reference = try LlamaModel(config: Self.config, seed: 6, std: 0.3)
                 let critic = algorithm.algorithm == .ppo
                     ? ScalarHeadModel(backbone: try LlamaModel(config: Self.config, seed: 7, std: 0.3), seed: 8, std: 0.5) : nil
                 let options = RLTrainerOptions(algorithm: algorithm, epochsPerBatch: epochs, minibatches: minibatches, learningRate: 1e-2,
-                                               adamW: AdamWHyperparameters(epsilon: 1e-3, weightDecay: 0), microBatchTokens: microBatchTokens)
+                                               adamW: AdamWHyperparameters(epsilon: 1e-3, weightDecay: 0), microBatchTokens: microBatchTokens,
+                                               sharePrompts: sharePrompts)
                 let update = try PolicyUpdate(policy: policy, reference: reference, critic: critic, options: options)
                 let before = policy.parameters.toArray()
                 let m = try update.step(try makeBatch(policy: policy))
@@ -230,17 +237,39 @@ final class PolicyUpdateTests: XCTestCase {
                 if let critic { delta += critic.head.toArray() }
                 return (delta, m)
             }
-            let whole = try run(microBatchTokens: 10_000), split = try run(microBatchTokens: 1)
-            let largest = whole.delta.map(abs).max()!
-            XCTAssertGreaterThan(largest, 1e-4, "\(name): the step moved nothing")
-            let worst = zip(whole.delta, split.delta).map { abs($0 - $1) }.max()!
-            // 1e-5 of the step, plus a few ulps of the weights (|θ| ≲ 1) the changes are differences of.
-            XCTAssertLessThan(worst, 1e-5 * largest + 3e-7, "\(name): micro-batched step differs by \(worst) (largest change \(largest))")
-            XCTAssertEqual(whole.metrics.loss, split.metrics.loss, accuracy: 1e-5 * max(1, abs(whole.metrics.loss)), name)
-            XCTAssertEqual(whole.metrics.clipFraction, split.metrics.clipFraction, accuracy: 1e-9, name)
-            XCTAssertEqual(whole.metrics.effectiveSampleFraction, split.metrics.effectiveSampleFraction, accuracy: 1e-6, name)
-            XCTAssertEqual(whole.metrics.optimizerSteps, epochs * minibatches, name)
+            for (tokens, share) in splits {
+                let label = "\(name), micro-batches of \(tokens) (shared prompts: \(share))"
+                let whole = try run(microBatchTokens: 10_000, sharePrompts: share), split = try run(microBatchTokens: tokens, sharePrompts: share)
+                let largest = whole.delta.map(abs).max()!
+                XCTAssertGreaterThan(largest, 1e-4, "\(label): the step moved nothing")
+                let worst = zip(whole.delta, split.delta).map { abs($0 - $1) }.max()!
+                // 1e-5 of the step, plus a few ulps of the weights (|θ| ≲ 1) the changes are differences of.
+                XCTAssertLessThan(worst, 1e-5 * largest + 3e-7, "\(label): micro-batched step differs by \(worst) (largest change \(largest))")
+                XCTAssertEqual(whole.metrics.loss, split.metrics.loss, accuracy: 1e-5 * max(1, abs(whole.metrics.loss)), label)
+                XCTAssertEqual(whole.metrics.clipFraction, split.metrics.clipFraction, accuracy: 1e-9, label)
+                XCTAssertEqual(whole.metrics.effectiveSampleFraction, split.metrics.effectiveSampleFraction, accuracy: 1e-6, label)
+                XCTAssertEqual(whole.metrics.optimizerSteps, epochs * minibatches, label)
+            }
         }
+    }
+
+    /// Shared prompts: the budget counts the rows the grouped forward computes (each distinct prompt
+    /// less its last token once, padded to the longest, plus every completion padded to the
+    /// longest); groups stay whole and are packed while they fit, a group over the budget is split
+    /// into the fewest runs that fit, and empty completions are left out. Plain: sequences × longest.
+    func testMicroBatchesCountTheRowsTheForwardComputesAndKeepGroupsWhole() throws {
+        let a = [1, 2, 3], b = [4, 5], c = [6, 7, 8, 9]
+        let batch = try RolloutBatch(promptTokens: [a, b, a, b, a, c], completionTokens: [[1, 1], [2], [3, 3, 3], [4], [], [5]],
+                                     behaviourLogProbs: Array(repeating: -1, count: 8), rewards: Array(repeating: 0, count: 6),
+                                     groupIDs: [0, 1, 0, 1, 0, 2])
+        // Group a: 2 + 2·3 = 8 rows; a with b: 2·2 + 4·3 = 16; b: 1 + 2·1 = 3; b with c: 2·3 + 3·1 = 9; c: 3 + 1 = 4.
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 16, sharedPrompts: true), [[0, 2, 1, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 8, sharedPrompts: true), [[0, 2], [1, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 5, sharedPrompts: true), [[0], [2], [1, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 1, sharedPrompts: true), [[0], [2], [1], [3], [5]])
+        // Plain lengths 5, 3, 6, 3, 5: pairs of 10 and 12 tokens.
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 12, sharedPrompts: false), [[0, 1], [2, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 8, sharedPrompts: false), [[0], [1], [2], [3], [5]])
     }
 
     /// Minibatches split along groups with one rounding rule: ⌈groups / minibatches⌉ each.
