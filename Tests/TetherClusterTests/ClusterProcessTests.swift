@@ -24,13 +24,7 @@ final class ClusterProcessTests: XCTestCase {
             try text.replacingOccurrences(of: "learner:\n", with: "learner:\n  broadcast_every_steps: \(broadcastEvery)\n")
                 .write(to: config, atomically: true, encoding: .utf8)
         }
-        let learner = try h.startLearner(config: config)
-        let a0 = try h.startActor("actor-0", config: config)
-        let a1 = try h.startActor("actor-1", config: config)
-        try h.expectCleanExit(learner, "learner", timeout: 90)
-        try h.expectCleanExit(a0, "actor-0", timeout: 15)
-        try h.expectCleanExit(a1, "actor-1", timeout: 15)
-
+        try runLearnerAndTwoActors(h, config: config)
 
         let lines = h.metrics()
         XCTAssertEqual(lines.count, steps, "one metrics line per learner step")
@@ -52,6 +46,16 @@ final class ClusterProcessTests: XCTestCase {
         return lines
     }
 
+    /// A learner and two actors on `config`, each expected to finish cleanly.
+    private func runLearnerAndTwoActors(_ h: ClusterHarness, config: URL) throws {
+        let learner = try h.startLearner(config: config)
+        let a0 = try h.startActor("actor-0", config: config)
+        let a1 = try h.startActor("actor-1", config: config)
+        try h.expectCleanExit(learner, "learner", timeout: 90)
+        try h.expectCleanExit(a0, "actor-0", timeout: 15)
+        try h.expectCleanExit(a1, "actor-1", timeout: 15)
+    }
+
     /// One run of the tiny config with `staleness` replaced (e.g. `mode: exact`) and `seed`.
     private func runTiny(_ name: String, staleness: String, seed: Int = 1, steps: Int) throws -> [[String: Any]] {
         let h = try ClusterHarness(name)
@@ -61,12 +65,7 @@ final class ClusterProcessTests: XCTestCase {
         try text.replacingOccurrences(of: "staleness: {max_staleness: 0, off_policy_correction: decoupled}", with: "staleness: {\(staleness)}")
             .replacingOccurrences(of: "seed: 1,", with: "seed: \(seed),")
             .write(to: config, atomically: true, encoding: .utf8)
-        let learner = try h.startLearner(config: config)
-        let a0 = try h.startActor("actor-0", config: config)
-        let a1 = try h.startActor("actor-1", config: config)
-        try h.expectCleanExit(learner, "learner", timeout: 90)
-        try h.expectCleanExit(a0, "actor-0", timeout: 15)
-        try h.expectCleanExit(a1, "actor-1", timeout: 15)
+        try runLearnerAndTwoActors(h, config: config)
         let lines = h.metrics()
         XCTAssertEqual(lines.count, steps, "one metrics line per learner step")
         return lines
