@@ -138,23 +138,8 @@ final class SharedPromptTests: XCTestCase {
         _ = try model.sequenceLogProbs(batch, entropy: true)
         model.backward(dLogProbs: cLogp, dEntropy: cEnt)
         let analytic = model.gradients.toArray()
-        let eps: Float = 1e-2
-        for e in model.layout.entries {
-            let scale = max((0..<e.count).map { abs(analytic[e.offset + $0]) }.max()!, 1e-3)
-            var picks = [(0..<e.count).max { abs(analytic[e.offset + $0]) < abs(analytic[e.offset + $1]) }!]
-            for k in 1...3 { picks.append((k * 7919 + 13) % e.count) }
-            for i in picks {
-                let p = model.parameters.pointer + e.offset + i
-                let saved = p.pointee
-                p.pointee = saved + eps; let lp = try loss()
-                p.pointee = saved - eps; let lm = try loss()
-                p.pointee = saved
-                let fd = (lp - lm) / Double(2 * eps)
-                let an = Double(analytic[e.offset + i])
-                XCTAssertLessThan(abs(fd - an), 0.03 * Double(scale) + 0.02 * abs(fd),
-                                  "\(e.name)[\(i)]: finite difference \(fd) vs backward \(an)")
-            }
-        }
+        _ = try checkParameterGradients("shared prompt", parameters: model.parameters.pointer, gradients: analytic,
+                                        tensors: model.layout.entries.map { ($0.name, $0.offset, $0.count) }, spread: 3, loss: loss)
     }
 
     /// The forward-only pass gives the training forward's log-probs and entropies, plain and grouped,
