@@ -113,6 +113,10 @@ public struct MetricsRecord: Equatable, Sendable {
         scalars["optimizer_steps"] = Double(m.optimizerSteps)
         scalars[Key.learnerTokensPerSecond] = m.learnerTokensPerSecond
         scalars["learner/train_seconds"] = m.seconds
+        scalars["learner/reference_seconds"] = m.referenceSeconds
+        scalars["learner/forward_seconds"] = m.forwardSeconds
+        scalars["learner/backward_seconds"] = m.backwardSeconds
+        scalars["learner/optimizer_seconds"] = m.optimizerSeconds
         scalars["learner/reference_precomputed_fraction"] = Double(m.precomputedReferenceSamples) / Double(max(1, m.sequences))
     }
 

@@ -6,27 +6,33 @@ import Foundation
 ///
 /// Rows are laid out as two blocks of one fused projection output: the prefix block
 /// `[groups, prefixLen]` (group g's prefix in rows `g·prefixLen ..< g·prefixLen + prefixLengths[g]`),
-/// then the suffix block `[sequences, suffixLen]` (sequence s in rows
-/// `groups·prefixLen + s·suffixLen ..< … + suffixLengths[s]`). A prefix row attends causally to
+/// then the suffix block, the sequences' suffixes packed end to end without padding (sequence s in
+/// rows `groups·prefixLen + Σ_{s'<s} suffixLengths[s'] ..< … + suffixLengths[s]`): completions of
+/// a GRPO group differ in length, and a padded `[sequences, longest]` block would run every
+/// projection of the decoder over the padding too. A prefix row attends causally to
 /// its group's prefix (plain `CausalAttention`); suffix row i of sequence s in group g attends to
 /// `[prefix K/V of g ; its own K/V rows 0…i]`, so its softmax row is `prefixLengths[g] + i + 1`
 /// wide. In the backward the prefix rows' dK and dV are the sum over every suffix that read them
 /// (and the prefix's own causal term), which is the sum of the G copies' gradients of the plain
 /// computation.
 ///
-/// Suffix probabilities are kept as `[sequences, heads, suffixLen, prefixLen + suffixLen]`, each
+/// Suffix probabilities are kept as `[sequences, heads, suffixLen, prefixLen + suffixLen]` (`suffixLen`
+/// the longest suffix), each
 /// row holding the prefix columns first, then the sequence's own columns starting at column
 /// `prefixLengths[g]`.
 public enum SharedPrefixAttention {
     public struct Shape: Sendable, Equatable {
-        public var groups: Int, prefixLen: Int, sequences: Int, suffixLen: Int
+        /// `suffixLen` is the longest suffix, `suffixRows` the sum of the suffix lengths (the rows of
+        /// the packed suffix block).
+        public var groups: Int, prefixLen: Int, sequences: Int, suffixLen: Int, suffixRows: Int
         public var heads: Int, kvHeads: Int, headDim: Int
-        public init(groups: Int, prefixLen: Int, sequences: Int, suffixLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        public init(groups: Int, prefixLen: Int, sequences: Int, suffixLen: Int, suffixRows: Int, heads: Int, kvHeads: Int, headDim: Int) {
             self.groups = groups; self.prefixLen = prefixLen; self.sequences = sequences; self.suffixLen = suffixLen
+            self.suffixRows = suffixRows
             self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
         }
         public var prefixRows: Int { groups * prefixLen }
-        public var rows: Int { prefixRows + sequences * suffixLen }
+        public var rows: Int { prefixRows + suffixRows }
         /// Width of a suffix row of kept probabilities (and of the backward's dS scratch).
         public var suffixWidth: Int { prefixLen + suffixLen }
         public var prefixShape: CausalAttention.Shape {
@@ -35,10 +41,18 @@ public enum SharedPrefixAttention {
         public var probsCount: Int { prefixShape.probsCount + sequences * heads * suffixLen * suffixWidth }
         /// Floats of scratch per worker, for `backward` and for a forward that keeps no probabilities.
         public var scratchPerWorker: Int { max(prefixLen * prefixLen, suffixLen * suffixWidth, 1) }
+
+        /// The first row of each sequence's suffix, and `rows` after the last.
+        public func suffixStarts(_ suffixLengths: UnsafePointer<Int32>) -> [Int] {
+            var starts = [Int](repeating: prefixRows, count: sequences + 1)
+            for seq in 0..<sequences { starts[seq + 1] = starts[seq] + Int(suffixLengths[seq]) }
+            precondition(starts[sequences] == rows, "suffix lengths sum to \(starts[sequences] - prefixRows), the shape has \(suffixRows) suffix rows")
+            return starts
+        }
     }
 
     /// Strides as in `CausalAttention.forward`; `q`, `k`, `v` and `out` point at row 0 of the prefix
-    /// block. Suffix rows at or past their length get zero output. With `keepProbs` false, `probs`
+    /// block. With `keepProbs` false, `probs`
     /// is a scratch of `scratchPerWorker` floats per worker.
     public static func forward(
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int,
@@ -53,13 +67,13 @@ public enum SharedPrefixAttention {
         }
         nonisolated(unsafe) let (q, k, v, out, prefixLengths, suffixLengths, groupOf) = (q, k, v, out, prefixLengths, suffixLengths, groupOf)
         nonisolated(unsafe) let suffixProbs = keepProbs ? probs + s.prefixShape.probsCount : probs
+        let starts = s.suffixStarts(suffixLengths)
         CausalAttention.splitBatch(s.sequences, workers: workers) { sequences, worker in
             let T = s.suffixLen, W = s.suffixWidth, D = s.headDim, group = s.heads / s.kvHeads
             let scale = 1 / Float(D).squareRoot()
             for seq in sequences {
                 let g = Int(groupOf[seq]), Q = Int(prefixLengths[g]), L = Int(suffixLengths[seq])
-                let rowBase = s.prefixRows + seq * T, preBase = g * s.prefixLen
-                for r in L..<T { (out + (rowBase + r) * ldo).update(repeating: 0, count: s.heads * D) }
+                let rowBase = starts[seq], preBase = g * s.prefixLen
                 guard L > 0 else { continue }
                 for h in 0..<s.heads {
                     let kvh = h / group
@@ -101,17 +115,17 @@ public enum SharedPrefixAttention {
         nonisolated(unsafe) let (q, k, v, dOut, dq, dk, dv, scratch) = (q, k, v, dOut, dq, dk, dv, scratch)
         nonisolated(unsafe) let (prefixLengths, suffixLengths, groupOf) = (prefixLengths, suffixLengths, groupOf)
         nonisolated(unsafe) let suffixProbs = probs + s.prefixShape.probsCount
+        let starts = s.suffixStarts(suffixLengths)
         CausalAttention.splitBatch(s.groups, workers: workers) { groups, worker in
             let T = s.suffixLen, W = s.suffixWidth, D = s.headDim, group = s.heads / s.kvHeads
             let scale = 1 / Float(D).squareRoot()
             let dS = scratch + worker * s.scratchPerWorker
             for seq in 0..<s.sequences where groups.contains(Int(groupOf[seq])) {
                 let g = Int(groupOf[seq]), Q = Int(prefixLengths[g]), L = Int(suffixLengths[seq])
-                let rowBase = s.prefixRows + seq * T, preBase = g * s.prefixLen
-                for r in 0..<T {
+                let rowBase = starts[seq], preBase = g * s.prefixLen
+                for r in 0..<L {
                     (dk + (rowBase + r) * ldkv).update(repeating: 0, count: s.kvHeads * D)
                     (dv + (rowBase + r) * ldkv).update(repeating: 0, count: s.kvHeads * D)
-                    if r >= L { (dq + (rowBase + r) * ldq).update(repeating: 0, count: s.heads * D) }
                 }
                 guard L > 0 else { continue }
                 for h in 0..<s.heads {

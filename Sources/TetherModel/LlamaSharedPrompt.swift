@@ -11,12 +11,15 @@ import TetherKernels
 /// token, so that suffix row k predicts completion token k. The last prompt token is thus run
 /// once per sequence rather than once per group: it is the row whose logits score each
 /// sequence's first completion token, and as a suffix row every LM-head row keeps one target
-/// (one row per sequence, under 2 % of the rows at a 64-token completion).
+/// (one row per sequence, under 2 % of the rows at a 64-token completion). The suffixes are
+/// packed without padding, so the decoder and the LM head run exactly one row per completion
+/// token: no row of the step is spent on a shorter completion's padding.
 extension LlamaModel {
     func sharedPrefixPlan(_ batch: GroupedTokenBatch) -> AttentionPlan {
         .sharedPrefix(SharedPrefixAttention.Shape(
             groups: batch.prompts.count, prefixLen: batch.prompts.map { $0.count - 1 }.max() ?? 0,
             sequences: batch.sequenceCount, suffixLen: batch.completions.map(\.count).max() ?? 0,
+            suffixRows: batch.completions.reduce(0) { $0 + $1.count },
             heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim))
     }
 
@@ -60,16 +63,12 @@ extension LlamaModel {
                 outputIndex[r] = -1
             }
         }
+        var r = s.prefixRows
         for (seq, completion) in batch.completions.enumerated() {
             let g = batch.groupOf[seq], prompt = batch.prompts[g], q = prompt.count - 1, n = completion.count
             a.groupOf[seq] = Int32(g)
             a.lengths[s.groups + seq] = Int32(n)
-            for k in 0..<s.suffixLen {
-                let r = s.prefixRows + seq * s.suffixLen + k
-                guard k < n else {
-                    a.tokens[r] = 0; a.positions[r] = 0; a.targets[r] = -1; outputIndex[r] = -1
-                    continue
-                }
+            for k in 0..<n {
                 let target = completion[k]
                 if target < 0 || Int(target) >= config.vocabSize {
                     throw ModelError.tokenOutOfRange(token: Int(target), vocabSize: config.vocabSize)
@@ -78,6 +77,7 @@ extension LlamaModel {
                 a.positions[r] = Int32(q + k)
                 a.targets[r] = target
                 outputIndex[r] = Int32(seq * inputLength + q + k)
+                r += 1
             }
         }
         try checkTokens(UnsafeBufferPointer(rebasing: a.tokens[..<a.rows]))

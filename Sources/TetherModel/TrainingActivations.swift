@@ -58,8 +58,8 @@ final class TrainingActivations {
     lazy var lmHeadScratch = FloatBuffer(count: lmHeadChunkRows * vocab)
     let lmHeadChunkRows: Int
     let vocab: Int
-    /// Whether `lmHeadScratch` still holds the logits of every head row (they were one block), so
-    /// the backward needs no recompute.
+    /// Whether `lmHeadScratch` still holds the logits of the forward's last block of head rows
+    /// (`LlamaModel.lmHeadBlocks`), so the backward needs no recompute for it.
     var lmHeadScratchHoldsLogits = false
     let logSumExp: FloatBuffer
     let logProbs: FloatBuffer

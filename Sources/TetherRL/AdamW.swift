@@ -63,6 +63,17 @@ public final class AdamW: @unchecked Sendable {
 
     /// One update of `parameters` from `gradients` (clip first, see `GradientClipping`).
     public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate lr: Float) {
+        _ = update(parameters: parameters, gradients: gradients, learningRate: lr, gradientScale: 1)
+    }
+
+    /// One update from `gradientScale · gradients`, the scale applied as each gradient is read (a
+    /// global-norm clip's factor, `GradientClipping.scale`, without a pass that rewrites the
+    /// gradient buffer; `gradients` is left as it was). The bytes of the parameters, moments and
+    /// gradients are read once, on the process's BLAS thread budget of workers: the update is
+    /// bound by memory traffic, not arithmetic. Returns whether every updated parameter is finite,
+    /// checked in the same pass.
+    @discardableResult
+    public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate lr: Float, gradientScale: Float) -> Bool {
         precondition(parameters.count == firstMoment.count && gradients.count == firstMoment.count,
                      "AdamW over \(firstMoment.count) floats given \(parameters.count) parameters, \(gradients.count) gradients")
         step += 1
@@ -70,38 +81,67 @@ public final class AdamW: @unchecked Sendable {
         let bc1 = 1 - Float(pow(Double(h.beta1), Double(step)))
         let bc2 = 1 - Float(pow(Double(h.beta2), Double(step)))
         let stepSize = lr / bc1, invSqrtBC2 = 1 / bc2.squareRoot()
-        let p = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
-        var start = 0
-        func run(_ range: Range<Int>, decay: Float) {
+        nonisolated(unsafe) let (p, g, m, v) = (parameters.pointer, gradients.pointer, firstMoment.pointer, secondMoment.pointer)
+        /// θ, m, v over `range` at one decay rate; false if a new θ is not finite.
+        @Sendable func run(_ range: Range<Int>, decay: Float) -> Bool {
             let keep = 1 - lr * decay
             let b1 = SIMD8<Float>(repeating: h.beta1), b2 = SIMD8<Float>(repeating: h.beta2)
             let c1 = SIMD8<Float>(repeating: 1 - h.beta1), c2 = SIMD8<Float>(repeating: 1 - h.beta2)
             let vk = SIMD8<Float>(repeating: keep), vs = SIMD8<Float>(repeating: stepSize)
             let vb = SIMD8<Float>(repeating: invSqrtBC2), ve = SIMD8<Float>(repeating: h.epsilon)
+            let vscale = SIMD8<Float>(repeating: gradientScale)
+            // θ − θ is 0 for a finite θ and NaN otherwise, so the sum stays 0 only if all are finite.
+            var finite = SIMD8<Float>()
             var i = range.lowerBound
             func ld(_ q: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self) }
             func st(_ x: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: SIMD8<Float>.self) }
             while i + 8 <= range.upperBound {
-                let gv = ld(g)
+                let gv = ld(g) * vscale
                 let mv = b1 * ld(m) + c1 * gv
                 let vv = b2 * ld(v) + c2 * gv * gv
                 st(mv, m); st(vv, v)
-                st(ld(p) * vk - vs * mv / ((vv.squareRoot() * vb) + ve), p)
+                let pv = ld(p) * vk - vs * mv / ((vv.squareRoot() * vb) + ve)
+                st(pv, p)
+                finite += pv - pv
                 i += 8
             }
+            var ok = finite.sum() == 0
             while i < range.upperBound {
-                m[i] = h.beta1 * m[i] + (1 - h.beta1) * g[i]
-                v[i] = h.beta2 * v[i] + (1 - h.beta2) * g[i] * g[i]
+                let gi = g[i] * gradientScale
+                m[i] = h.beta1 * m[i] + (1 - h.beta1) * gi
+                v[i] = h.beta2 * v[i] + (1 - h.beta2) * gi * gi
                 p[i] = p[i] * keep - stepSize * m[i] / ((v[i].squareRoot() * invSqrtBC2) + h.epsilon)
+                ok = ok && p[i].isFinite
                 i += 1
             }
+            return ok
         }
+        // The buffer as (range, decay) runs, cut into one contiguous share per worker.
+        var runs: [(Range<Int>, Float)] = []
+        var start = 0
         for r in noDecay {
-            if r.lowerBound > start { run(start..<r.lowerBound, decay: h.weightDecay) }
-            run(r, decay: 0)
+            if r.lowerBound > start { runs.append((start..<r.lowerBound, h.weightDecay)) }
+            runs.append((r, 0))
             start = r.upperBound
         }
-        if start < parameters.count { run(start..<parameters.count, decay: h.weightDecay) }
+        if start < parameters.count { runs.append((start..<parameters.count, h.weightDecay)) }
+        let workers = max(1, min(BLASThreads.current, parameters.count / (1 << 16)))
+        let shares: [[(Range<Int>, Float)]] = (0..<workers).map { w in
+            // Share boundaries on multiples of 8, so each worker's SIMD loop covers its share.
+            let lo = parameters.count * w / workers / 8 * 8, hi = w == workers - 1 ? parameters.count : parameters.count * (w + 1) / workers / 8 * 8
+            return runs.compactMap { r, decay in
+                let c = r.clamped(to: lo..<hi)
+                return c.isEmpty ? nil : (c, decay)
+            }
+        }
+        if workers == 1 { return shares[0].allSatisfy { run($0.0, decay: $0.1) } }
+        let finite = UnsafeMutableBufferPointer<Bool>.allocate(capacity: workers)
+        defer { finite.deallocate() }
+        nonisolated(unsafe) let results = finite
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            results[w] = shares[w].allSatisfy { run($0.0, decay: $0.1) }
+        }
+        return finite.allSatisfy { $0 }
     }
 }
 
@@ -121,10 +161,19 @@ public enum OptimizerStateError: Error, Equatable, CustomStringConvertible {
 public enum GradientClipping {
     @discardableResult
     public static func clipGlobalNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Float {
-        let norm = Float(VectorOps.sumOfSquares(gradients.pointer, gradients.count).squareRoot())
-        if norm > maxNorm, norm.isFinite {
-            VectorOps.scale(gradients.pointer, maxNorm / (norm + 1e-6), gradients.count)
-        }
+        let norm = globalNorm(gradients)
+        let s = scale(norm: norm, maxNorm: maxNorm)
+        if s != 1 { VectorOps.scale(gradients.pointer, s, gradients.count) }
         return norm
+    }
+
+    /// ‖g‖₂.
+    public static func globalNorm(_ gradients: FloatBuffer) -> Float {
+        Float(VectorOps.sumOfSquares(gradients.pointer, gradients.count).squareRoot())
+    }
+
+    /// The factor the clip multiplies the gradients by: c / (‖g‖₂ + 1e-6) above the threshold, else 1.
+    public static func scale(norm: Float, maxNorm: Float) -> Float {
+        norm > maxNorm && norm.isFinite ? maxNorm / (norm + 1e-6) : 1
     }
 }

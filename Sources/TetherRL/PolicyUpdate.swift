@@ -38,6 +38,8 @@ public final class PolicyUpdate {
     /// The update reads `algorithm`, `epochsPerBatch`, `minibatches`, `learningRate`, `adamW`,
     /// `maxGradientNorm`, `valueCoefficient` and `microBatchTokens`.
     public let options: RLTrainerOptions
+    /// Wall time of the policy's forwards and backwards within the current `step`.
+    private var passSeconds = (forward: 0.0, backward: 0.0)
 
     public init(policy: LlamaModel, reference: LlamaModel?, critic: ScalarHeadModel? = nil, options: RLTrainerOptions) throws {
         let needsReference = (options.algorithm.kl?.beta ?? 0) != 0
@@ -80,8 +82,9 @@ public final class PolicyUpdate {
             if !missing.isEmpty {
                 guard let reference else { throw RLError.missingInput(name: "a reference model", neededBy: "the KL penalty") }
                 let sub = try batch.sequences(missing)
+                let t = Date()
                 let lp = try completionLogProbs(of: reference, sub)
-                reference.releaseActivations()  // the policy's forward comes next; both need not be resident
+                m.referenceSeconds = Date().timeIntervalSince(t)
                 for (k, s) in missing.enumerated() { perSequence[s] = Array(lp[sub.layout.range(of: k)]) }
             }
             refLogProbs = perSequence.flatMap { $0! }
@@ -99,6 +102,7 @@ public final class PolicyUpdate {
         var entropySum = 0.0, clipSum = 0.0, essSum = 0.0
         var lossSum = 0.0, valueLossSum = 0.0, normSum = 0.0
         let lr = options.learningRate
+        passSeconds = (0, 0)
         for _ in 0..<options.epochsPerBatch {
             for indices in minibatches {
                 let mb = try batch.sequences(indices)
@@ -110,10 +114,14 @@ public final class PolicyUpdate {
                                                proximalVersions: approximate
                                                    ? ProximalVersions(learnerVersion: version, step: m.optimizerSteps, steps: stepCount) : nil)
                 guard out.totalLoss.isFinite else { throw NonFiniteUpdate(quantity: "loss (\(out.totalLoss))", learningRate: lr) }
-                let norm = GradientClipping.clipGlobalNorm(policy.gradients, maxNorm: options.maxGradientNorm)
+                let optimizerStart = Date()
+                // Clip and AdamW in one pass over the buffers (the clip's factor applied as AdamW
+                // reads each gradient), the weights' finiteness checked in the same pass.
+                let norm = GradientClipping.globalNorm(policy.gradients)
                 guard norm.isFinite else { throw NonFiniteUpdate(quantity: "gradient norm (\(norm))", learningRate: lr) }
-                optimizer.update(parameters: policy.parameters, gradients: policy.gradients, learningRate: lr)
-                if let bad = policy.parameters.buffer.firstIndex(where: { !$0.isFinite }) {
+                let finite = optimizer.update(parameters: policy.parameters, gradients: policy.gradients, learningRate: lr,
+                                              gradientScale: GradientClipping.scale(norm: norm, maxNorm: options.maxGradientNorm))
+                if !finite, let bad = policy.parameters.buffer.firstIndex(where: { !$0.isFinite }) {
                     throw NonFiniteUpdate(quantity: "weight \(bad) after the optimizer step (\(policy.parameters.buffer[bad]))", learningRate: lr)
                 }
                 if let critic, let co = criticOptimizer, let ho = criticHeadOptimizer {
@@ -122,6 +130,7 @@ public final class PolicyUpdate {
                     co.update(parameters: critic.backbone.parameters, gradients: critic.backbone.gradients, learningRate: lr)
                     ho.update(parameters: critic.head, gradients: critic.headGradient, learningRate: lr)
                 }
+                m.optimizerSeconds += Date().timeIntervalSince(optimizerStart)
                 let d = out.policy.diagnostics
                 klSum += d.refKL ?? 0
                 approxKLSum += d.approxKL
@@ -160,9 +169,12 @@ public final class PolicyUpdate {
         m.tokens = batch.layout.tokenCount + batch.promptTokens.reduce(0) { $0 + $1.count }
         m.responseLength = Double(batch.layout.tokenCount) / Double(max(batch.sequenceCount, 1))
         m.zeroAdvantageGroupFraction = prepared.groups.map { Double($0.fracZeroStd) }
-        // The next step's reference forward must not find this step's activations still held.
-        policy.releaseActivations()
-        critic?.backbone.releaseActivations()
+        // The workspaces (the policy's activations, the reference's forward-only buffers) stay
+        // allocated for the next step: its batch has about the same shape, and allocating them
+        // again would page-fault and zero-fill hundreds of megabytes per step. Peak memory is the
+        // policy's micro-batch activations plus the reference's one-layer forward buffers.
+        m.forwardSeconds = passSeconds.forward
+        m.backwardSeconds = passSeconds.backward
         m.seconds = Date().timeIntervalSince(start)
         return m
     }
@@ -184,8 +196,8 @@ public final class PolicyUpdate {
     ///
     /// Plain (`sharedPrompts` false): consecutive sequences while the padded `[sequences, longest]`
     /// token matrix stays within the budget. Shared prompts: the rows the grouped forward really
-    /// computes (`GroupedTokenBatch`: each distinct prompt once, padded to the longest, plus each
-    /// completion, padded to the longest), with every group whole so that its prompt runs once in
+    /// computes (`GroupedTokenBatch`: each distinct prompt once, padded to the longest, plus one row
+    /// per completion token, the completions packed unpadded), with every group whole so that its prompt runs once in
     /// the step; groups are packed in order of first appearance while they fit. A group that does
     /// not fit the budget alone is split into the fewest runs of consecutive sequences that do, each
     /// running the prompt again. At least one sequence per micro-batch, whatever the budget.
@@ -205,9 +217,9 @@ public final class PolicyUpdate {
             var prompts = Set<[Int]>(), prefix = 0, suffix = 0
             for s in sequences {
                 if prompts.insert(batch.promptTokens[s]).inserted { prefix = max(prefix, batch.promptTokens[s].count - 1) }
-                suffix = max(suffix, batch.completionTokens[s].count)
+                suffix += batch.completionTokens[s].count
             }
-            return prompts.count * prefix + sequences.count * suffix
+            return prompts.count * prefix + suffix
         }
         var out: [[Int]] = [], current: [Int] = []
         for group in groups {
@@ -269,6 +281,7 @@ public final class PolicyUpdate {
     func accumulate(_ micro: RolloutBatch, prepared: PreparedBatch, refLogProbs: [Float]?, proximalLogProbs: [Float]?,
                     proximalVersions: ProximalVersions?, share: Double, backward: Bool) throws -> RLLossOutput {
         let map = TokenIndexMap(micro)
+        let forwardStart = Date()
         let lp = options.sharePrompts
             ? try policy.sequenceLogProbs(GroupedTokenBatch(promptOfEach: micro.promptTokens, completions: micro.completionTokens), entropy: true)
             : try policy.sequenceLogProbs(map.tokens, entropy: true)
@@ -291,7 +304,10 @@ public final class PolicyUpdate {
         }
         let outputs = PolicyOutputs(logProbs: logProbs, entropy: entropy, refLogProbs: refLogProbs, proximalLogProbs: proximal, values: values)
         let out = try RLObjective.evaluate(micro, prepared: prepared, outputs: outputs, config: options.algorithm).scaled(by: share)
+        let backwardStart = Date()
+        passSeconds.forward += backwardStart.timeIntervalSince(forwardStart)
         guard backward else { return out }
+        defer { passSeconds.backward += Date().timeIntervalSince(backwardStart) }
         policy.backward(dLogProbs: map.scatter(out.dLogProbs, rowStride: lp.positions, rows: lp.batch),
                         dEntropy: out.dEntropy.map { map.scatter($0, rowStride: lp.positions, rows: lp.batch) })
         if let critic, let v = out.value {

@@ -47,6 +47,14 @@ public struct PolicyUpdateMetrics: Sendable {
     /// same process did both (`RLTrainer`), else 0.
     public var seconds = 0.0
     public var rolloutSeconds = 0.0
+    /// Where `seconds` went: the reference forward run by the update itself (0 when every
+    /// sequence's π_ref came precomputed), the policy's forwards (LM head and loss included), its
+    /// backwards, and the gradient clipping plus optimizer step; the rest of `seconds` is
+    /// bookkeeping (advantages, gathers, metrics).
+    public var referenceSeconds = 0.0
+    public var forwardSeconds = 0.0
+    public var backwardSeconds = 0.0
+    public var optimizerSeconds = 0.0
 
     public init() {}
 

@@ -26,6 +26,37 @@ final class AdamWTests: XCTestCase {
         XCTAssertEqual(opt.firstMoment[0], 0.095, accuracy: 1e-7)
     }
 
+    /// The fused pass (the clip's factor applied as each gradient is read, split over two workers,
+    /// finiteness checked on the way) against clipping the buffer and then the one-worker update:
+    /// the same bits, over decay and no-decay runs that straddle the workers' shares, and the
+    /// gradients left unscaled. A NaN gradient makes it report non-finite weights.
+    func testFusedClipAndUpdateEqualsClipThenUpdate() {
+        let n = 300_003, exempt = [10..<20, 150_000..<150_100, n - 5..<n]
+        var rng = SeededRandom(seed: 4)
+        let start = (0..<n).map { _ in Float(rng.nextNormal()) }, grad = (0..<n).map { _ in Float(rng.nextNormal()) * 0.01 }
+        let hp = AdamWHyperparameters(weightDecay: 0.1)
+        let saved = BLASThreads.current
+        defer { BLASThreads.set(saved) }
+        BLASThreads.set(1)
+        let p1 = FloatBuffer(start), g1 = FloatBuffer(grad), a1 = AdamW(parameterCount: n, hyperparameters: hp, noDecay: exempt)
+        let norm = GradientClipping.clipGlobalNorm(g1, maxNorm: 0.5)
+        XCTAssertGreaterThan(norm, 0.5, "the clip must act")
+        a1.update(parameters: p1, gradients: g1, learningRate: 1e-2)
+        a1.update(parameters: p1, gradients: g1, learningRate: 1e-2)
+        BLASThreads.set(2)
+        let p2 = FloatBuffer(start), g2 = FloatBuffer(grad), a2 = AdamW(parameterCount: n, hyperparameters: hp, noDecay: exempt)
+        let scale = GradientClipping.scale(norm: GradientClipping.globalNorm(g2), maxNorm: 0.5)
+        XCTAssertTrue(a2.update(parameters: p2, gradients: g2, learningRate: 1e-2, gradientScale: scale))
+        XCTAssertTrue(a2.update(parameters: p2, gradients: g2, learningRate: 1e-2, gradientScale: scale))
+        XCTAssertEqual(p2.toArray(), p1.toArray())
+        XCTAssertEqual(a2.firstMoment.toArray(), a1.firstMoment.toArray())
+        XCTAssertEqual(a2.secondMoment.toArray(), a1.secondMoment.toArray())
+        XCTAssertEqual(g2.toArray(), grad, "the gradients are read, not rescaled")
+        g2[n / 2 + 3] = .nan
+        XCTAssertFalse(a2.update(parameters: p2, gradients: g2, learningRate: 1e-2, gradientScale: scale))
+        XCTAssertTrue(p2[n / 2 + 3].isNaN)
+    }
+
     /// A gradient that changes sign: the update is m̂/(√v̂+ε), not sign(g).
     func testMomentsAndBiasCorrection() {
         let p = FloatBuffer([0]), g = FloatBuffer([1])

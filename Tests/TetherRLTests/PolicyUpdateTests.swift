@@ -58,10 +58,10 @@ final class PolicyUpdateTests: XCTestCase {
         let reference = try LlamaModel(config: Self.config, seed: 4, std: 0.3)
         let lr: Float = 1, epsilon: Float = 1000
         let options = RLTrainerOptions(algorithm: algorithm, learningRate: lr, adamW: AdamWHyperparameters(epsilon: epsilon, weightDecay: 0),
-                                       maxGradientNorm: 1e9, microBatchTokens: 14)
+                                       maxGradientNorm: 1e9, microBatchTokens: 10)
         let update = try PolicyUpdate(policy: policy, reference: reference, options: options)
         let batch = try make(policy)
-        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 14, sharedPrompts: true).count, 4, "want several micro-batches",
+        XCTAssertGreaterThan(PolicyUpdate.microBatches(of: batch, tokens: 10, sharedPrompts: true).count, 4, "want several micro-batches",
                              file: file, line: line)
 
         let ref = update.needsReference ? try update.completionLogProbs(of: reference, batch) : nil
@@ -254,16 +254,19 @@ final class PolicyUpdateTests: XCTestCase {
     }
 
     /// Shared prompts: the budget counts the rows the grouped forward computes (each distinct prompt
-    /// less its last token once, padded to the longest, plus every completion padded to the
-    /// longest); groups stay whole and are packed while they fit, a group over the budget is split
+    /// less its last token once, padded to the longest, plus one row per completion token, the
+    /// completions unpadded); groups stay whole and are packed while they fit, a group over the budget is split
     /// into the fewest runs that fit, and empty completions are left out. Plain: sequences × longest.
     func testMicroBatchesCountTheRowsTheForwardComputesAndKeepGroupsWhole() throws {
         let a = [1, 2, 3], b = [4, 5], c = [6, 7, 8, 9]
         let batch = try RolloutBatch(promptTokens: [a, b, a, b, a, c], completionTokens: [[1, 1], [2], [3, 3, 3], [4], [], [5]],
                                      behaviourLogProbs: Array(repeating: -1, count: 8), rewards: Array(repeating: 0, count: 6),
                                      groupIDs: [0, 1, 0, 1, 0, 2])
-        // Group a: 2 + 2·3 = 8 rows; a with b: 2·2 + 4·3 = 16; b: 1 + 2·1 = 3; b with c: 2·3 + 3·1 = 9; c: 3 + 1 = 4.
+        // Group a: 2 + (2 + 3) = 7 rows; a with b: 2·2 + (2 + 3 + 1 + 1) = 11; b: 1 + 2 = 3; b with c: 2·3 + 3 = 9;
+        // a, b and c: 3·3 + 8 = 17; c: 3 + 1 = 4.
         XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 16, sharedPrompts: true), [[0, 2, 1, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 11, sharedPrompts: true), [[0, 2, 1, 3], [5]])
+        XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 10, sharedPrompts: true), [[0, 2], [1, 3, 5]])
         XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 8, sharedPrompts: true), [[0, 2], [1, 3], [5]])
         XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 5, sharedPrompts: true), [[0], [2], [1, 3], [5]])
         XCTAssertEqual(PolicyUpdate.microBatches(of: batch, tokens: 1, sharedPrompts: true), [[0], [2], [1], [3], [5]])
