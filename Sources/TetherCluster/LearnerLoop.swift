@@ -113,7 +113,8 @@ public final class LearnerLoop {
         model = policy
         try config.checkWeightsFitMessageLimit(policy.config)
         let heldOut = try runTask.heldOutPrompts(count: config.run.evalPrompts)
-        let periodic = PeriodicEvaluation(config: config, heldOut: heldOut)
+        let periodic = PeriodicEvaluation(config: config, heldOut: heldOut,
+                                          scorer: config.run.evalEverySteps > 0 ? try RunTask.evaluationScorer(config: config) : nil)
         if periodic != nil { try runTask.checkPromptLengths(heldOut, what: "held-out") }
         evaluation = periodic
         if !options.resume { try runDir.writeResolvedConfig(config) }
