@@ -205,7 +205,14 @@ public final class LearnerLoop {
                 try finishStep(work)
                 continue
             }
-            if let result = try evaluator.finished() {
+            let evaluated: PeriodicEvaluation.Result?
+            do { evaluated = try evaluator.finished() } catch let f as RewardServiceFailure {
+                // The reward workers failed every attempt on a held-out sample: no figure rather
+                // than one that counts a broken worker as a wrong answer; training goes on.
+                logger.error("held-out evaluation at version \(lastEvaluatedVersion ?? 0) skipped: \(f) (\(f.reason))")
+                continue
+            }
+            if let result = evaluated {
                 try recordEvaluation(result)
                 continue
             }

@@ -7,8 +7,9 @@ accepts and Tether's built-in integer verifiers cannot read.
 
 Each prompt is a chat conversation with one worked example ("What is 7 divided by 2?" -> "7/2"),
 which is what makes SmolLM2-135M-Instruct answer in a few tokens at all (without it, it explains
-and truncates: sampled accuracy ~1 %; with it ~35 %, greedy ~80 %). The held-out problems are
-those Tether's split puts there (by hash of the question; ~20 %), so this file holds both.
+and is cut off: ~1-5 % of sampled completions right; with it 38.6 % at T = 1 and 84.4 % greedy on
+the held-out problems, docs/reward-service.md). The held-out problems are those Tether's split puts
+there (by hash of the question; 77 of 358), so this file holds both.
 
     python3 scripts/rewards/division_task.py > cluster/data/division.jsonl
 """
