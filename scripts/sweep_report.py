@@ -304,8 +304,8 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
               "reward of the groups the actors generated, the groups the learner trained on, and the groups dropped as too "
               "stale. A bound that silently prefers short, easy samples shows as trained length/reward above generated, "
               "stale length above trained.", "",
-              "| correction | η | generated len | trained len | stale len | generated reward | trained reward | stale reward | stale / generated |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| correction | η | generated len | trained len | stale len | generated reward | trained reward | stale reward | stale groups | stale / generated |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in corrs:
         for eta in etas:
             rs = by.get((c, eta), [])
@@ -313,7 +313,8 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
                 continue
             g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
             lines.append(f"| {c} | {eta} | {fmt(g('generated_length'), 2)} | {fmt(g('trained_length'), 2)} | {fmt(g('stale_length'), 2)} | "
-                         f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | {fmt(g('stale_fraction'), 4)} |")
+                         f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | "
+                         f"{sum(r.get('stale_groups', 0) for r in rs):.0f} | {fmt(g('stale_fraction'), 4)} |")
     lines += ["", "## What the loss did with the stale tokens", "",
               "Means over every step of the cell's runs: `mismatch_kl` = KL(π_behav ‖ π_θ) (k3) of the trained tokens; "
               "`approx_kl` the same against the policy the clip is centred on (π_behav for `none`, π_prox for the decoupled "
@@ -422,13 +423,19 @@ def plot(out, runs, evals, pairs):
                 if vals:
                     xs.append(i + (j - 1) * width)
                     ys.append(sum(vals) / len(vals))
-            ax.bar(xs, ys, width=width, label=kind)
+            bars = ax.bar(xs, ys, width=width, label=kind)
+            if kind == "stale":  # a mean over a handful of dropped groups: say how many
+                for bar, eta in zip(bars, [e for e in etas if clean([r.get(f"stale_{q}") for r in runs if r["eta"] == e])]):
+                    n = sum(r.get("stale_groups", 0) for r in runs if r["eta"] == eta)
+                    ax.annotate(f"{n:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                                va="bottom", fontsize=7)
         ax.set_xticks(range(len(etas)))
         ax.set_xticklabels([f"η={e}" for e in etas])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
-    fig.suptitle("survivorship: groups generated, trained, dropped as stale (all corrections)", fontsize=10)
+    fig.suptitle("survivorship: groups generated, trained, dropped as stale (all corrections; "
+                 "number over a stale bar: groups dropped)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "survivorship.png"), dpi=110)
     plt.close(fig)
