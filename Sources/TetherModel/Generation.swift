@@ -100,6 +100,8 @@ extension LlamaModel {
         }
         var live = (0..<n).filter { maxNewTokens[$0] > 0 }
         var next = live
+        // Decoding steps run on weights packed for them (`DecodeWeights`), from the weights as they are now.
+        let packed = maxNewTokens.contains { $0 > 1 } ? packedDecodeWeights() : nil
         // Step 0 samples from the prefill logits; later steps from the decode workspace.
         var fromPrefill = true
         while !live.isEmpty {
@@ -149,7 +151,7 @@ extension LlamaModel {
                 w.lastRows[row] = row
                 cache.lengths[i] += 1
             }
-            forwardCached(rows: live.count, outputs: live.count, cache: cache, workspace: w)
+            forwardCached(rows: live.count, outputs: live.count, cache: cache, workspace: w, packed: packed)
         }
         return completions
     }
