@@ -80,7 +80,8 @@ extension LlamaModel {
             CachedAttention.forward(q: qkv, ldq: qkvw, rows: n, slots: slots, positions: positions,
                                     keys: kBase, values: vBase, capacity: cache.capacity,
                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
-                                    out: w.attn.pointer, ldo: qd, scratch: w.attnScratch.pointer, workers: workers)
+                                    out: w.attn.pointer, ldo: qd, scratch: w.attnScratch.pointer, workers: workers,
+                                    sharedPrefix: cache.sharedPrefix)
             linear(w.attn.pointer, o.o, packedAt: packed?.layers[l].o, x, rows: n, inFeatures: qd, outFeatures: h, accumulate: true)
             if let b = o.oBias { Bias.forward(x, bias: p + b, rows: n, dim: h) }
             RMSNorm.forward(x: x, weight: p + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
