@@ -140,6 +140,21 @@ def survivorship(rows):
     return out
 
 
+# Per-step metrics of the policy loss that say what a correction did to the stale tokens
+# (PolicyLossDiagnostics): key in metrics.jsonl -> column of runs.csv.
+LOSS_DIAGNOSTICS = [("mismatch_kl", "mismatch_kl"), ("approx_kl", "approx_kl"), ("clip_fraction", "clip_fraction"),
+                    ("is/masked_fraction", "masked_fraction"), ("ess", "ess_fraction")]
+
+
+def loss_diagnostics(rows):
+    """Unweighted means over a run's steps of the loss diagnostics (nan where a run never logged one)."""
+    out = {}
+    for key, column in LOSS_DIAGNOSTICS:
+        vals = clean([r.get(key) for r in rows])
+        out[column] = sum(vals) / len(vals) if vals else float("nan")
+    return out
+
+
 def load_run(run_dir, eta, corr, seed, last_k):
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
     train_rows = [r for r in rows if "wall_time" in r and "reward/mean" in r]
@@ -178,6 +193,7 @@ def load_run(run_dir, eta, corr, seed, last_k):
         "reward_last10": mean_std([r.get("reward/mean") for r in train_rows[-10:]])[0],
     }
     run.update(survivorship(train_rows))
+    run.update(loss_diagnostics(train_rows))
     # Scalars only (6 significant digits): the per-sample lists (sample_lags, trained_prompts, …)
     # stay in each run's metrics.jsonl, which keeps steps.csv small enough to commit.
     steps = [dict({"eta": eta, "correction": corr, "seed": seed},
@@ -288,8 +304,8 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
               "reward of the groups the actors generated, the groups the learner trained on, and the groups dropped as too "
               "stale. A bound that silently prefers short, easy samples shows as trained length/reward above generated, "
               "stale length above trained.", "",
-              "| correction | η | generated len | trained len | stale len | generated reward | trained reward | stale reward | stale / generated |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| correction | η | generated len | trained len | stale len | generated reward | trained reward | stale reward | stale groups | stale / generated |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in corrs:
         for eta in etas:
             rs = by.get((c, eta), [])
@@ -297,7 +313,22 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
                 continue
             g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
             lines.append(f"| {c} | {eta} | {fmt(g('generated_length'), 2)} | {fmt(g('trained_length'), 2)} | {fmt(g('stale_length'), 2)} | "
-                         f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | {fmt(g('stale_fraction'), 4)} |")
+                         f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | "
+                         f"{sum(r.get('stale_groups', 0) for r in rs):.0f} | {fmt(g('stale_fraction'), 4)} |")
+    lines += ["", "## What the loss did with the stale tokens", "",
+              "Means over every step of the cell's runs: `mismatch_kl` = KL(π_behav ‖ π_θ) (k3) of the trained tokens; "
+              "`approx_kl` the same against the policy the clip is centred on (π_behav for `none`, π_prox for the decoupled "
+              "corrections); `clip` = fraction of tokens whose gradient PPO's clip removed; `masked` = fraction a behaviour-weight "
+              "rule dropped; `ess` = effective sample size of the importance weights as a fraction of the tokens.", "",
+              "| correction | η | mismatch_kl | approx_kl | clip | masked | ess |", "|---|---|---|---|---|---|---|"]
+    for c in corrs:
+        for eta in etas:
+            rs = by.get((c, eta), [])
+            if not rs:
+                continue
+            g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
+            lines.append(f"| {c} | {eta} | {fmt(g('mismatch_kl'), 4)} | {fmt(g('approx_kl'), 4)} | {fmt(g('clip_fraction'), 4)} | "
+                         f"{fmt(g('masked_fraction'), 4)} | {fmt(g('ess_fraction'), 3)} |")
     lines += ["", "samples/s: trained samples / wall time from launch to the last step (start-up included). "
               "Lags: learner version at training − version that sampled each trained sample. "
               "dropped: groups dropped (too stale) / (dropped + trained).", "",
@@ -392,13 +423,19 @@ def plot(out, runs, evals, pairs):
                 if vals:
                     xs.append(i + (j - 1) * width)
                     ys.append(sum(vals) / len(vals))
-            ax.bar(xs, ys, width=width, label=kind)
+            bars = ax.bar(xs, ys, width=width, label=kind)
+            if kind == "stale":  # a mean over a handful of dropped groups: say how many
+                for bar, eta in zip(bars, [e for e in etas if clean([r.get(f"stale_{q}") for r in runs if r["eta"] == e])]):
+                    n = sum(r.get("stale_groups", 0) for r in runs if r["eta"] == eta)
+                    ax.annotate(f"{n:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                                va="bottom", fontsize=7)
         ax.set_xticks(range(len(etas)))
         ax.set_xticklabels([f"η={e}" for e in etas])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
-    fig.suptitle("survivorship: groups generated, trained, dropped as stale (all corrections)", fontsize=10)
+    fig.suptitle("survivorship: groups generated, trained, dropped as stale (all corrections; "
+                 "number over a stale bar: groups dropped)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "survivorship.png"), dpi=110)
     plt.close(fig)
@@ -409,7 +446,8 @@ DOC_COLUMNS = ["eta", "correction", "seed", "step", "wall_time", "reward/mean", 
                "samples_per_s", "learner/idle_fraction", "dropped/total", "weights/broadcast_latency_s",
                "survivorship/generated_length", "survivorship/trained_length", "survivorship/stale_length",
                "survivorship/generated_reward", "survivorship/trained_reward", "survivorship/stale_reward",
-               "survivorship/generated_groups", "survivorship/stale_groups"]
+               "survivorship/generated_groups", "survivorship/stale_groups",
+               "mismatch_kl", "approx_kl", "clip_fraction", "is/masked_fraction", "ess"]
 PLOTS = ["accuracy_vs_steps.png", "accuracy_vs_wall.png", "final_vs_eta.png", "paired_difference.png", "survivorship.png"]
 
 

@@ -117,6 +117,17 @@ class StatisticsTests(unittest.TestCase):
         self.assertAlmostEqual(s["stale_length"], 9.0)
         self.assertAlmostEqual(s["stale_fraction"], 1 / 5)
 
+    def test_loss_diagnostics_average_the_steps_that_logged_them(self):
+        rows = [{"mismatch_kl": 0.1, "clip_fraction": 0.2, "is/masked_fraction": 0.0, "ess": 1.0},
+                {"mismatch_kl": 0.3, "clip_fraction": 0.0, "is/masked_fraction": 0.5, "ess": 0.5},
+                {"mismatch_kl": float("nan")}]
+        d = sr.loss_diagnostics(rows)
+        self.assertAlmostEqual(d["mismatch_kl"], 0.2)
+        self.assertAlmostEqual(d["clip_fraction"], 0.1)
+        self.assertAlmostEqual(d["masked_fraction"], 0.25)
+        self.assertAlmostEqual(d["ess_fraction"], 0.75)
+        self.assertTrue(math.isnan(d["approx_kl"]))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=1)

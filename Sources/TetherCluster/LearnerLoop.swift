@@ -113,7 +113,8 @@ public final class LearnerLoop {
         model = policy
         try config.checkWeightsFitMessageLimit(policy.config)
         let heldOut = try runTask.heldOutPrompts(count: config.run.evalPrompts)
-        let periodic = PeriodicEvaluation(config: config, heldOut: heldOut)
+        let periodic = PeriodicEvaluation(config: config, heldOut: heldOut,
+                                          scorer: config.run.evalEverySteps > 0 ? try RunTask.evaluationScorer(config: config) : nil)
         if periodic != nil { try runTask.checkPromptLengths(heldOut, what: "held-out") }
         evaluation = periodic
         if !options.resume { try runDir.writeResolvedConfig(config) }
@@ -204,7 +205,14 @@ public final class LearnerLoop {
                 try finishStep(work)
                 continue
             }
-            if let result = try evaluator.finished() {
+            let evaluated: PeriodicEvaluation.Result?
+            do { evaluated = try evaluator.finished() } catch let f as RewardServiceFailure {
+                // The reward workers failed every attempt on a held-out sample: no figure rather
+                // than one that counts a broken worker as a wrong answer; training goes on.
+                logger.error("held-out evaluation at version \(lastEvaluatedVersion ?? 0) skipped: \(f) (\(f.reason))")
+                continue
+            }
+            if let result = evaluated {
                 try recordEvaluation(result)
                 continue
             }

@@ -18,6 +18,8 @@ public struct PeriodicEvaluation: Sendable {
     /// The sampled pass draws the same random numbers at every evaluation (common random numbers),
     /// so differences between versions are the policy's, not the sampler's.
     public let seed: UInt64
+    /// What scores the completions (`RunTask.evaluationScorer`); nil: the task's verifier.
+    public let scorer: (any Verifier)?
 
     public struct Result: Sendable {
         public var version: Int
@@ -44,8 +46,8 @@ public struct PeriodicEvaluation: Sendable {
 
     /// The `run.eval_*` settings on `heldOut` (`RunTask.heldOutPrompts(count: run.eval_prompts)`); every
     /// `everySteps` versions instead of `run.eval_every_steps` when given. Nil when the cadence is 0
-    /// or there are no held-out prompts.
-    public init?(config: RunConfig, heldOut: [TaskPrompt], everySteps: Int? = nil) {
+    /// or there are no held-out prompts. `scorer`: `RunTask.evaluationScorer(config:)`.
+    public init?(config: RunConfig, heldOut: [TaskPrompt], everySteps: Int? = nil, scorer: (any Verifier)? = nil) {
         let r = config.run
         let every = everySteps ?? r.evalEverySteps
         guard every > 0, !heldOut.isEmpty else { return nil }
@@ -54,6 +56,7 @@ public struct PeriodicEvaluation: Sendable {
         samples = r.evalSamples
         maxNewTokens = config.rollout.maxNewTokens
         seed = UInt64(truncatingIfNeeded: r.seed) ^ 0xE7A1_5EED
+        self.scorer = scorer
     }
 
     public func isDue(version: Int, totalSteps: Int) -> Bool {
@@ -64,9 +67,10 @@ public struct PeriodicEvaluation: Sendable {
     /// evaluator: prompts framed and answers scored as in training).
     public func run(version: Int, model: LlamaModel, task: RunTask) throws -> Result {
         let start = Date()
-        let greedy = try task.evaluate(model: model, prompts: prompts, maxNewTokens: maxNewTokens, seed: seed)
+        let greedy = try task.evaluate(model: model, prompts: prompts, maxNewTokens: maxNewTokens, seed: seed, scorer: scorer)
         let sampled = samples > 0
-            ? try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: 1, maxNewTokens: maxNewTokens, seed: seed)
+            ? try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: 1, maxNewTokens: maxNewTokens, seed: seed,
+                                scorer: scorer)
             : nil
         return Result(version: version, greedy: greedy, sampled: sampled, seconds: Date().timeIntervalSince(start))
     }

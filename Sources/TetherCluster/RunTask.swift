@@ -57,7 +57,10 @@ public struct RunTask: Sendable {
             heldOutPool = []
         } else {
             generator = nil
-            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField, tokenizer: self.tokenizer)
+            // A reward service judges answers itself, so they pass through as written (7/2, 0.5,
+            // \frac{1}{3}); the built-in verifiers compare integers and get only those.
+            let all = try TaskPrompt.load(path: t.datasetPath, promptField: t.promptField, answerField: t.answerField,
+                                          answers: config.task.reward == .service ? .text : .integer, tokenizer: self.tokenizer)
             // Held out by problem hash, the same rule as the built-in generators.
             trainPrompts = all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) != .heldout }
             heldOutPool = RunTask.distinct(all.filter { DatasetSplit.of(task: $0.task, prompt: $0.prompt) == .heldout })
@@ -180,12 +183,26 @@ public struct RunTask: Sendable {
     }
 
     /// Accuracy of `model` on `prompts` as every driver measures it: prompts framed by
-    /// `promptTokens`, completions correct by the verifier's `correct` component (`PolicyEvaluator`).
+    /// `promptTokens`, completions correct by the `correct` component (`PolicyEvaluator`) of
+    /// `scorer` (`evaluationScorer(config:)`), by default the task's verifier.
     public func evaluate(model: LlamaModel, prompts: [TaskPrompt], samples: Int = 1, temperature: Float = 0,
-                         maxNewTokens: Int, seed: UInt64 = 0) throws -> PolicyEvaluation {
-        try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: { _ in verifier },
-                                     samples: samples, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed,
-                                     promptTokens: promptTokens)
+                         maxNewTokens: Int, seed: UInt64 = 0, scorer: (any Verifier)? = nil) throws -> PolicyEvaluation {
+        let v = scorer ?? verifier
+        return try PolicyEvaluator.evaluate(model: model, tokenizer: tokenizer, prompts: prompts, verifier: { _ in v },
+                                            samples: samples, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed,
+                                            promptTokens: promptTokens)
+    }
+
+    /// What held-out evaluations of a run score with, so accuracy is measured by the reward the run
+    /// trains on: nil (the task's verifier) unless `task.reward` is `service`, then one worker of
+    /// `task.reward_service.command` (`RewardServiceVerifier`; started by its first request, with
+    /// the configured timeouts and attempts). A reward model gives no accuracy of its own: its runs
+    /// keep the verifier's.
+    public static func evaluationScorer(config: RunConfig) throws -> (any Verifier)? {
+        guard config.task.reward == .service else { return nil }
+        var options = config.task.rewardService.options
+        options.workers = 1
+        return try RewardServiceVerifier(options: options)
     }
 
     /// The tokenizer of `model.checkpoint` when it exists here, else the built-in character

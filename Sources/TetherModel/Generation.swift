@@ -22,11 +22,12 @@ public struct Completion: Sendable, Equatable {
 extension LlamaModel {
     /// Samples completions for many prompts at once with a KV cache: prompts of different lengths
     /// are prefilled together (identical prompts — a GRPO group — only once, then their cached
-    /// prefix is copied), then every live sequence advances one token per step in one batched
-    /// forward. Sequence i draws from its own random stream `(seed, i)`, so its tokens do not depend
-    /// on which other prompts share the batch. `streams` names each sequence's stream instead of its
-    /// index (e.g. by the prompt's draw index, so a prompt samples the same random numbers in every
-    /// run with the seed, whatever ticket it arrives in).
+    /// prefix is shared, not copied: `KVCache.sharePrefix`), then every live sequence advances one
+    /// token per step in one batched forward. Sequence i draws from its own random stream
+    /// `(seed, i)`, so its tokens do not depend on which other prompts share the batch. `streams`
+    /// names each sequence's stream instead of its index (e.g. by the prompt's draw index, so a
+    /// prompt samples the same random numbers in every run with the seed, whatever ticket it
+    /// arrives in).
     /// `sharePromptPrefixes: false` prefills every prompt separately (same results, more work).
     public func generate(prompts: [[Int]], maxNewTokens: Int, sampling: SamplingParameters = SamplingParameters(), seed: UInt64,
                          streams: [UInt64]? = nil, sharePromptPrefixes: Bool = true) throws -> [Completion] {
@@ -72,7 +73,7 @@ extension LlamaModel {
         for (k, u) in unique.enumerated() { uniqueIndex[u.slot] = k }
         for i in 0..<n {
             let src = sharePromptPrefixes ? firstSlot[prompts[i]]! : i
-            if src != i { cache.copySlot(from: src, to: i) }
+            if src != i { cache.sharePrefix(of: src, with: i) }
             logitRow[i] = uniqueIndex[src]!
         }
 
@@ -100,6 +101,8 @@ extension LlamaModel {
         }
         var live = (0..<n).filter { maxNewTokens[$0] > 0 }
         var next = live
+        // Decoding steps run on weights packed for them (`DecodeWeights`), from the weights as they are now.
+        let packed = maxNewTokens.contains { $0 > 1 } ? packedDecodeWeights() : nil
         // Step 0 samples from the prefill logits; later steps from the decode workspace.
         var fromPrefill = true
         while !live.isEmpty {
@@ -149,7 +152,7 @@ extension LlamaModel {
                 w.lastRows[row] = row
                 cache.lengths[i] += 1
             }
-            forwardCached(rows: live.count, outputs: live.count, cache: cache, workspace: w)
+            forwardCached(rows: live.count, outputs: live.count, cache: cache, workspace: w, packed: packed)
         }
         return completions
     }

@@ -14,6 +14,10 @@ public final class KVCache: @unchecked Sendable {
     let values: FloatBuffer
     /// Positions already written per slot; the next token of slot s goes to position `lengths[s]`.
     public internal(set) var lengths: [Int]
+    /// Slot s reads its first `prefixLengths[s]` positions from slot `prefixSources[s]`
+    /// (`sharePrefix`); 0 when it holds all of its own. The tables `CachedAttention.SharedPrefix` reads.
+    let prefixSources: UnsafeMutableBufferPointer<Int32>
+    let prefixLengths: UnsafeMutableBufferPointer<Int32>
 
     public init(config: LlamaConfig, slots: Int, capacity: Int) {
         self.slots = slots
@@ -23,21 +27,32 @@ public final class KVCache: @unchecked Sendable {
         keys = FloatBuffer(count: numLayers * slots * capacity * kvDim)
         values = FloatBuffer(count: numLayers * slots * capacity * kvDim)
         lengths = Array(repeating: 0, count: slots)
+        prefixSources = .allocate(capacity: slots)
+        prefixLengths = .allocate(capacity: slots)
+        _ = prefixSources.initialize(from: (0..<Int32(slots)))
+        prefixLengths.initialize(repeating: 0)
     }
 
-    /// Forgets every slot's contents (the memory is reused).
-    public func reset() { for s in 0..<slots { lengths[s] = 0 } }
+    deinit { prefixSources.deallocate(); prefixLengths.deallocate() }
 
-    /// Copies slot `source`'s cached prefix into slot `destination` (prefix sharing: the G samples
-    /// of one GRPO group share their prompt, prefilled once).
-    public func copySlot(from source: Int, to destination: Int) {
-        let n = lengths[source] * kvDim
-        for l in 0..<numLayers {
-            let src = layerOffset(l) + source * capacity * kvDim, dst = layerOffset(l) + destination * capacity * kvDim
-            (keys.pointer + dst).update(from: keys.pointer + src, count: n)
-            (values.pointer + dst).update(from: values.pointer + src, count: n)
-        }
+    /// Forgets every slot's contents (the memory is reused).
+    public func reset() {
+        for s in 0..<slots { lengths[s] = 0; prefixSources[s] = Int32(s); prefixLengths[s] = 0 }
+    }
+
+    /// Lets slot `destination` start with slot `source`'s cached positions without copying them:
+    /// its attention reads them from `source`, which must hold them itself and keep them unchanged
+    /// while `destination` is in use (a prompt prefilled once for the G samples of its group).
+    public func sharePrefix(of source: Int, with destination: Int) {
+        precondition(prefixLengths[source] == 0, "slot \(source) reads its prefix from another slot; share from the slot that holds it")
+        prefixSources[destination] = Int32(source)
+        prefixLengths[destination] = Int32(lengths[source])
         lengths[destination] = lengths[source]
+    }
+
+    /// The shared-prefix tables for `CachedAttention`, valid while this cache lives.
+    var sharedPrefix: CachedAttention.SharedPrefix {
+        CachedAttention.SharedPrefix(source: UnsafePointer(prefixSources.baseAddress!), length: UnsafePointer(prefixLengths.baseAddress!))
     }
 
     @inline(__always) func layerOffset(_ l: Int) -> Int { l * slots * capacity * kvDim }

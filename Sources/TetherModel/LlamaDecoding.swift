@@ -19,30 +19,42 @@ extension LlamaModel {
     /// A decoding step (at most `splitGEMMRows` rows) borrows the BLAS budget (`BLASThreads.lend`)
     /// and splits every GEMM's output columns over it itself, as attention already was: with a
     /// few dozen rows OpenBLAS's own threading left its worker spinning through attention,
-    /// norms and sampling. A prefill's tall GEMMs keep OpenBLAS's threading.
-    func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace) {
+    /// norms and sampling. Given `packed` weights (packed from the current parameters), its GEMMs
+    /// run on `PackedLinear` instead of OpenBLAS, which would re-pack every weight on every step.
+    /// A prefill's tall GEMMs keep OpenBLAS's threading.
+    func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace, packed: DecodeWeights? = nil) {
         if n <= Self.splitGEMMRows {
-            BLASThreads.lend { forwardCached(rows: n, outputs: outputs, cache: cache, workspace: w, workers: $0, splitGEMMs: true) }
+            BLASThreads.lend {
+                forwardCached(rows: n, outputs: outputs, cache: cache, workspace: w, workers: $0, splitGEMMs: true, packed: packed)
+            }
         } else {
-            forwardCached(rows: n, outputs: outputs, cache: cache, workspace: w, workers: max(1, BLASThreads.current), splitGEMMs: false)
+            forwardCached(rows: n, outputs: outputs, cache: cache, workspace: w, workers: max(1, BLASThreads.current), splitGEMMs: false,
+                          packed: nil)
         }
     }
 
     /// Rows up to which the cached forward splits its GEMMs itself (a decoding step of up to 128 sequences).
     static let splitGEMMRows = 128
 
-    private func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace, workers budget: Int, splitGEMMs: Bool) {
+    private func forwardCached(rows n: Int, outputs: Int, cache: KVCache, workspace w: DecodeWorkspace, workers budget: Int, splitGEMMs: Bool,
+                               packed: DecodeWeights?) {
         let c = config, h = c.hiddenSize, qd = c.qDim, kv = c.kvDim, f = c.intermediateSize, qkvw = qd + 2 * kv
         let p = parameters.pointer
         let x = w.x.pointer, xn = w.normed.pointer, qkv = w.qkv.pointer
         let slots = w.slots.baseAddress!, positions = w.positions.baseAddress!
-        func linear(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                    rows: Int, inFeatures: Int, outFeatures: Int, beta: Float = 0) {
-            if splitGEMMs {
-                BLAS.linearForward(x: input, weight: weight, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, beta: beta,
-                                   workers: budget)
+        /// `y (+)= input · Wᵀ` for the weight at parameter offset `weight`, whose packed form (if
+        /// any) is at `packedAt` in `packed`.
+        func linear(_ input: UnsafePointer<Float>, _ weight: Int, packedAt: Int?, _ y: UnsafeMutablePointer<Float>,
+                    rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
+            if let packed, let packedAt {
+                PackedLinear.forward(x: input, packed: packed.storage.pointer + packedAt, y: y, rows: rows, inFeatures: inFeatures,
+                                     outFeatures: outFeatures, accumulate: accumulate, workers: budget)
+            } else if splitGEMMs {
+                BLAS.linearForward(x: input, weight: p + weight, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                   beta: accumulate ? 1 : 0, workers: budget)
             } else {
-                BLAS.linearForward(x: input, weight: weight, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, beta: beta)
+                BLAS.linearForward(x: input, weight: p + weight, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                   beta: accumulate ? 1 : 0)
             }
         }
         // Attention runs on as many threads as the process's BLAS budget.
@@ -51,7 +63,7 @@ extension LlamaModel {
         Embedding.forward(tokens: w.tokens.baseAddress!, rows: n, table: p + embeddingOffset, dim: h, out: x)
         for (l, o) in layers.enumerated() {
             RMSNorm.forward(x: x, weight: p + o.inputNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
-            linear(xn, p + o.qkv, qkv, rows: n, inFeatures: h, outFeatures: qkvw)
+            linear(xn, o.qkv, packedAt: packed?.layers[l].qkv, qkv, rows: n, inFeatures: h, outFeatures: qkvw)
             if let b = o.qkvBias { Bias.forward(qkv, bias: p + b, rows: n, dim: qkvw) }
             if let qn = o.qNorm, let kn = o.kNorm {
                 QKNorm.forward(qkv, rows: n, rowStride: qkvw, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
@@ -68,18 +80,19 @@ extension LlamaModel {
             CachedAttention.forward(q: qkv, ldq: qkvw, rows: n, slots: slots, positions: positions,
                                     keys: kBase, values: vBase, capacity: cache.capacity,
                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
-                                    out: w.attn.pointer, ldo: qd, scratch: w.attnScratch.pointer, workers: workers)
-            linear(w.attn.pointer, p + o.o, x, rows: n, inFeatures: qd, outFeatures: h, beta: 1)
+                                    out: w.attn.pointer, ldo: qd, scratch: w.attnScratch.pointer, workers: workers,
+                                    sharedPrefix: cache.sharedPrefix)
+            linear(w.attn.pointer, o.o, packedAt: packed?.layers[l].o, x, rows: n, inFeatures: qd, outFeatures: h, accumulate: true)
             if let b = o.oBias { Bias.forward(x, bias: p + b, rows: n, dim: h) }
             RMSNorm.forward(x: x, weight: p + o.postNorm, rows: n, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
-            linear(xn, p + o.gateUp, w.gateUp.pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
+            linear(xn, o.gateUp, packedAt: packed?.layers[l].gateUp, w.gateUp.pointer, rows: n, inFeatures: h, outFeatures: 2 * f)
             SwiGLU.forward(gateUp: w.gateUp.pointer, rows: n, dim: f, out: w.act.pointer)
-            linear(w.act.pointer, p + o.down, x, rows: n, inFeatures: f, outFeatures: h, beta: 1)
+            linear(w.act.pointer, o.down, packedAt: packed?.layers[l].down, x, rows: n, inFeatures: f, outFeatures: h, accumulate: true)
         }
         // Only the rows whose next token is wanted go through the final norm and the LM head.
         for i in 0..<outputs { (w.attn.pointer + i * h).update(from: x + w.lastRows[i] * h, count: h) }
         RMSNorm.forward(x: w.attn.pointer, weight: p + finalNormOffset, rows: outputs, dim: h, eps: c.rmsNormEps, out: xn, rstd: nil)
-        linear(xn, p + lmHeadOffset, w.logits.pointer, rows: outputs, inFeatures: h, outFeatures: c.vocabSize)
+        linear(xn, lmHeadOffset, packedAt: packed?.lmHead, w.logits.pointer, rows: outputs, inFeatures: h, outFeatures: c.vocabSize)
     }
 
     /// Appends tokens to sequences held in `cache` and returns the logits after each entry's last

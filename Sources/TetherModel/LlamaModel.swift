@@ -42,6 +42,7 @@ public final class LlamaModel: @unchecked Sendable {
     var training: TrainingActivations?
     var forwardOnly: TrainingActivations?
     var decodeBuffers: DecodeWorkspace?
+    var decodeWeights: DecodeWeights?
     var generationCache: KVCache?
 
     /// Offsets of one layer's tensors; the optional ones exist only in some families

@@ -7,8 +7,10 @@ import TetherModel
 /// - the prompt in the field `promptField` (default `prompt`): a string, or a chat conversation —
 ///   a list of `{"role", "content"}` objects; a line without that field may give the conversation
 ///   as `messages` instead;
-/// - the reference answer in `answerField` (default `answer`): an integer, as a JSON number or
-///   string (`42`, `"-7"`), since the verifiers compare integers;
+/// - the reference answer in `answerField` (default `answer`): under `Answers.integer` (the built-in
+///   verifiers, which compare integers) an integer, as a JSON number or string (`42`, `"-7"`); under
+///   `Answers.text` (a reward service, which judges answers itself) any non-empty string or number,
+///   passed on as written (`"7/2"`, `"\\frac{1}{3}"`, `"x^2 - 1"`);
 /// - optionally `id` (default `jsonl/<index>`, 0-based over the records) and `task` (default `jsonl`); other fields are ignored.
 ///
 /// Every violation is a `DatasetError` naming the file and the line. When a tokenizer is given,
@@ -17,10 +19,22 @@ import TetherModel
 public struct PromptDataset: Sendable {
     public var promptField: String
     public var answerField: String
+    public var answers: Answers
 
-    public init(promptField: String = "prompt", answerField: String = "answer") {
+    /// What a reference answer may be: it depends on who scores it.
+    public enum Answers: Sendable {
+        /// An integer, stored in canonical form (`"042"` → `"42"`): the built-in verifiers compare
+        /// integers, so anything else is refused when the file is read rather than at the first score.
+        case integer
+        /// Any non-empty string, or a JSON number (its JSON text), kept exactly as written: a reward
+        /// service (`task.reward: service`) decides what equals what (SymPy: `7/2` = `3.5`).
+        case text
+    }
+
+    public init(promptField: String = "prompt", answerField: String = "answer", answers: Answers = .integer) {
         self.promptField = promptField
         self.answerField = answerField
+        self.answers = answers
     }
 
     public func load(path: String, tokenizer: Tokenizer? = nil) throws -> [TaskPrompt] {
@@ -84,14 +98,25 @@ public struct PromptDataset: Sendable {
             let raw: String
             if let s = try? c.decode(String.self, forKey: answerKey) { raw = s } else if let n = try? c.decode(Int.self, forKey: answerKey) {
                 raw = String(n)
+            } else if fields.answers == .text, let x = try? c.decode(Double.self, forKey: answerKey) {
+                raw = String(x)
             } else {
-                throw DecodingError.dataCorruptedError(forKey: answerKey, in: c, debugDescription: "must be an integer (a JSON number or string)")
+                throw DecodingError.dataCorruptedError(forKey: answerKey, in: c, debugDescription: fields.answers == .integer
+                    ? "must be an integer (a JSON number or string)" : "must be a string or a number")
             }
-            guard let canonical = IntegerAnswer.canonical(raw.trimmingCharacters(in: .whitespaces)) else {
-                throw DecodingError.dataCorruptedError(forKey: answerKey, in: c, debugDescription:
-                    "\(raw.debugDescription) is not an integer; the verifiers compare integer answers")
+            switch fields.answers {
+            case .integer:
+                guard let canonical = IntegerAnswer.canonical(raw.trimmingCharacters(in: .whitespaces)) else {
+                    throw DecodingError.dataCorruptedError(forKey: answerKey, in: c, debugDescription:
+                        "\(raw.debugDescription) is not an integer; the built-in verifiers compare integer answers (a reward service, task.reward: service, takes answers of any form)")
+                }
+                answer = canonical
+            case .text:
+                guard raw.contains(where: { !$0.isWhitespace }) else {
+                    throw DecodingError.dataCorruptedError(forKey: answerKey, in: c, debugDescription: "is empty")
+                }
+                answer = raw
             }
-            answer = canonical
         }
 
         /// The record as a prompt; `index` (0-based, blank lines not counted) makes the default id.
@@ -104,7 +129,7 @@ public struct PromptDataset: Sendable {
 extension TaskPrompt {
     /// Reads a prompts file under `PromptDataset`'s contract, every prompt tokenizable by `tokenizer` when given.
     public static func load(path: String, promptField: String = "prompt", answerField: String = "answer",
-                            tokenizer: Tokenizer? = nil) throws -> [TaskPrompt] {
-        try PromptDataset(promptField: promptField, answerField: answerField).load(path: path, tokenizer: tokenizer)
+                            answers: PromptDataset.Answers = .integer, tokenizer: Tokenizer? = nil) throws -> [TaskPrompt] {
+        try PromptDataset(promptField: promptField, answerField: answerField, answers: answers).load(path: path, tokenizer: tokenizer)
     }
 }

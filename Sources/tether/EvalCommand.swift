@@ -96,7 +96,8 @@ struct EvalCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("eval: task \(task.name) has \(prompts.count) distinct held-out problems; each is evaluated once\n".utf8))
             }
             result = try task.evaluate(model: model, prompts: prompts, samples: samples, temperature: temperature,
-                                       maxNewTokens: maxNewTokens ?? c.rollout.maxNewTokens, seed: seed)
+                                       maxNewTokens: maxNewTokens ?? c.rollout.maxNewTokens, seed: seed,
+                                       scorer: try RunTask.evaluationScorer(config: c))
         } else {
             let verifier = IntegerAnswerVerifier.correct(extract.format)
             let prompts = try TaskPrompt.load(path: data!, tokenizer: ckpt.tokenizer)

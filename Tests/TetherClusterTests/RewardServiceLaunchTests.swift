@@ -10,7 +10,8 @@ import Glibc
 /// Python reward workers (`RewardWorkerFixture`: every sample scores exactly 1, so one sample
 /// scored as zero would show in the step's reward mean). Each test bounded in time.
 final class RewardServiceLaunchTests: XCTestCase {
-    func launch(_ h: ClusterHarness, steps: Int, workers: Int, plan: String = "", extra: [String] = []) throws -> (Process, URL) {
+    func launch(_ h: ClusterHarness, steps: Int, workers: Int, plan: String = "", extra: [String] = [],
+                environment: [String: String] = [:]) throws -> (Process, URL) {
         let dir = h.root.appendingPathComponent("workers")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let command = try RewardWorkerFixture.install(in: dir)
@@ -20,7 +21,7 @@ final class RewardServiceLaunchTests: XCTestCase {
             "--set", "task.reward=service", "--set", "task.reward_service.command=\(command)",
             "--set", "task.reward_service.workers=\(workers)", "--set", "task.reward_service.timeout_seconds=10",
             "--set", "rollout.prompts_per_ticket=2",
-        ] + extra, environment: ["FIXTURE_DIR": dir.path, "FIXTURE_PLAN": plan])
+        ] + extra, environment: ["FIXTURE_DIR": dir.path, "FIXTURE_PLAN": plan].merging(environment) { $1 })
         return (p, dir)
     }
 
@@ -75,6 +76,36 @@ final class RewardServiceLaunchTests: XCTestCase {
         let log = h.log("launch")
         XCTAssertTrue(log.contains("gave up on prompt"), log.suffix(3000).description)
         XCTAssertTrue(log.contains("non-finite reward"), log.suffix(3000).description)
+    }
+
+    /// Held-out evaluations score through a worker of the same command that the learner starts:
+    /// every fixture sample scores 1, so accuracy is 100 % (the untrained toy's own answers would
+    /// score ~0 by the built-in verifier). When the workers fail every attempt on an evaluation's
+    /// samples, the evaluation is skipped with its reason and the run trains to the end.
+    func testHeldOutEvaluationScoresThroughTheWorkers() throws {
+        let evalKeys = ["--set", "run.eval_every_steps=2", "--set", "run.eval_prompts=4", "--set", "run.eval_samples=1"]
+        for failing in [false, true] {
+            let h = try ClusterHarness(failing ? "rewardevalfail" : "rewardeval")
+            defer { h.cleanup() }
+            let (launch, dir) = try launch(h, steps: 4, workers: 1, extra: evalKeys + ["--set", "task.reward_service.max_attempts=1"],
+                                           environment: failing ? ["FIXTURE_EVAL": "nan"] : [:])
+            XCTAssertTrue(h.wait(launch, timeout: 180), h.allLogs())
+            XCTAssertEqual(launch.terminationStatus, 0, h.log("launch"))
+            XCTAssertEqual(steps(h).count, 4)
+            XCTAssertGreaterThanOrEqual(RewardWorkerFixture.pids(in: dir).count, 2, "the actor's worker and the learner's")
+            let evaluations = h.metrics().filter { $0["eval/accuracy"] != nil }
+            if failing {
+                XCTAssertEqual(evaluations.count, 0, "\(evaluations)")
+                let log = h.log("launch")
+                XCTAssertTrue(log.contains("held-out evaluation at version 0 skipped") && log.contains("non_finite_reward"), log.suffix(3000).description)
+            } else {
+                XCTAssertEqual(evaluations.map { $0.double("version") }, [0, 2, 4])
+                for e in evaluations {
+                    XCTAssertEqual(e.double("eval/accuracy"), 1, "\(e)")
+                    XCTAssertEqual(e.double("eval/sampled_accuracy"), 1, "\(e)")
+                }
+            }
+        }
     }
 
     /// The worker's reward version changes mid-run: the learner logs the change, counts it, and

@@ -3,6 +3,7 @@ import TetherCluster
 import TetherModel
 import TetherRL
 import TetherRewards
+import TetherTestSupport
 import TetherWire
 import XCTest
 
@@ -167,5 +168,45 @@ final class TaskRewardConfigTests: XCTestCase {
         XCTAssertThrowsError(try RunTask(config: config, trainPromptCount: 8)) { e in
             XCTAssertTrue("\(e)".hasPrefix("\(config.task.datasetPath):1: the prompt cannot be tokenized"), "\(e)")
         }
+    }
+
+    /// A JSONL task of fractions: refused for the built-in verifiers (the line named), taken as
+    /// written under `task.reward: service`; only a service run gets an evaluation scorer.
+    func testServiceTaskTakesFreeFormAnswers() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tether-free-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var config = RunConfig()
+        config.task.name = "jsonl"
+        config.task.datasetPath = dir.appendingPathComponent("p.jsonl").path
+        let answers = (1 ... 40).map { "\($0 * 2 + 1)/2" }
+        try answers.map { "{\"prompt\":\"half of \($0.dropLast(2))=\",\"answer\":\"\($0)\"}" }.joined(separator: "\n")
+            .write(toFile: config.task.datasetPath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try RunTask(config: config, trainPromptCount: 8)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("\(config.task.datasetPath):1: field \"answer\": \"3/2\" is not an integer"), "\(e)")
+        }
+        XCTAssertNil(try RunTask.evaluationScorer(config: config))
+        config.task.reward = .service
+        config.task.rewardService.command = "true"
+        let task = try RunTask(config: config, trainPromptCount: 8)
+        XCTAssertEqual(Set((task.trainPrompts + (try task.heldOutPrompts(count: 40))).map(\.answer)), Set(answers))
+        XCTAssertTrue(try RunTask.evaluationScorer(config: config) is RewardServiceVerifier)
+    }
+
+    /// Held-out evaluation of a service run scores with the reference worker as a process: SymPy
+    /// counts 3.5, 3 1/2 and \frac{7}{2} right against 7/2, which no integer rule can read.
+    func testServiceRunEvaluatesWithTheWorkersSymPy() throws {
+        try PeerPython.require(["sympy"])
+        let worker = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/rewards/worker.py")
+        var config = RunConfig()
+        config.task.reward = .service
+        config.task.rewardService.command = "\(PeerPython.name) \(worker.path) --reward math"
+        config.task.rewardService.timeoutSeconds = 120
+        let scorer = try XCTUnwrap(try RunTask.evaluationScorer(config: config))
+        let prompt = TaskPrompt(id: "d/7", task: "division", prompt: "What is 7 divided by 2?", answer: "7/2")
+        let scored = try ["It is 3.5", "3 1/2", "\\frac{7}{2}", "14/4", "3", "7/3"].map { try scorer.checkedScore(completion: $0, for: prompt) }
+        XCTAssertEqual(scored.map(\.isCorrect), [true, true, true, true, false, false])
+        XCTAssertEqual(scored.map { $0["correct"] }, [1, 1, 1, 1, 0, 0])
     }
 }

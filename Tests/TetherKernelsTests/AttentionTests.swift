@@ -115,6 +115,43 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Rows whose slot reads its first positions from another slot (`SharedPrefix`) give what they
+    /// give with those positions copied into their own slot, including rows still inside the prefix
+    /// length and a source slot's own rows.
+    func testCachedAttentionWithSharedPrefixEqualsCopiedPrefix() {
+        let heads = 9, kvHeads = 3, D = 64, capacity = 11, slotsCount = 4, kvDim = kvHeads * D, qd = heads * D
+        var r = Rand(17)
+        var keys = r.array(slotsCount * capacity * kvDim), values = r.array(slotsCount * capacity * kvDim)
+        // Slots 1 and 3 share slot 0's first 6 positions, slot 2 holds its own.
+        let source: [Int32] = [0, 0, 2, 0], length: [Int32] = [0, 6, 0, 6]
+        var copiedKeys = keys, copiedValues = values
+        for s in [1, 3] {
+            for i in 0..<(6 * kvDim) {
+                copiedKeys[s * capacity * kvDim + i] = keys[i]; copiedValues[s * capacity * kvDim + i] = values[i]
+                // What the shared slots hold there is never read.
+                keys[s * capacity * kvDim + i] = .nan; values[s * capacity * kvDim + i] = .nan
+            }
+        }
+        let slots: [Int32] = [1, 1, 3, 0, 2, 1, 3], positions: [Int32] = [10, 6, 7, 9, 4, 2, 5]
+        let rows = slots.count
+        let q = r.array(rows * qd)
+        for workers in [1, 2] {
+            var expected = [Float](repeating: 0, count: rows * qd), out = expected, scratch = [Float](repeating: 0, count: workers * capacity)
+            CachedAttention.forward(q: q, ldq: qd, rows: rows, slots: slots, positions: positions, keys: copiedKeys, values: copiedValues,
+                                    capacity: capacity, heads: heads, kvHeads: kvHeads, headDim: D, out: &expected, ldo: qd,
+                                    scratch: &scratch, workers: workers)
+            source.withUnsafeBufferPointer { s in
+                length.withUnsafeBufferPointer { l in
+                    CachedAttention.forward(q: q, ldq: qd, rows: rows, slots: slots, positions: positions, keys: keys, values: values,
+                                            capacity: capacity, heads: heads, kvHeads: kvHeads, headDim: D, out: &out, ldo: qd,
+                                            scratch: &scratch, workers: workers,
+                                            sharedPrefix: CachedAttention.SharedPrefix(source: s.baseAddress!, length: l.baseAddress!))
+                }
+            }
+            for i in 0..<out.count { XCTAssertEqual(out[i], expected[i], accuracy: 1e-6, "workers \(workers) row \(i / qd)") }
+        }
+    }
+
     /// SmolLM2's head layout (9 query heads over 3 KV heads, D = 64, where the weighted sum runs
     /// in 64-float register blocks) and D = 72 (one block plus the axpy tail), rows of one slot at
     /// several positions and of other slots, against a Double reference, on 1 and 2 workers.

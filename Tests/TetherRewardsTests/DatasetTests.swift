@@ -111,4 +111,33 @@ final class DatasetTests: XCTestCase {
             }
         }
     }
+
+    /// Answers for a reward service (`Answers.text`) pass through exactly as written — a fraction,
+    /// LaTeX, an expression, a decimal JSON number — while the integer contract of the built-in
+    /// verifiers refuses the same file with an error naming the line and saying what would take it.
+    func testFreeFormAnswersPassThroughOnlyForAService() throws {
+        let path = try write("free.jsonl", [
+            #"{"prompt":"What is 7 divided by 2?","answer":"7/2"}"#,
+            #"{"prompt":"What is a third?","answer":" \\frac{1}{3} "}"#,
+            #"{"prompt":"Factor it.","answer":"(x-1)(x+1)"}"#,
+            #"{"prompt":"Half of 7?","answer":3.5}"#,
+            #"{"prompt":"1+1?","answer":2}"#,
+        ].joined(separator: "\n"))
+        let prompts = try TaskPrompt.load(path: path, answers: .text)
+        XCTAssertEqual(prompts.map(\.answer), ["7/2", " \\frac{1}{3} ", "(x-1)(x+1)", "3.5", "2"])
+        XCTAssertThrowsError(try TaskPrompt.load(path: path)) { e in
+            guard case .malformedLine(path, 1, let detail)? = e as? DatasetError else { return XCTFail("\(e)") }
+            XCTAssertTrue(detail.contains("\"7/2\" is not an integer"), detail)
+            XCTAssertTrue(detail.contains("built-in verifiers compare integer answers"), detail)
+            XCTAssertTrue(detail.contains("task.reward: service"), detail)
+        }
+        for (line, message) in [(#"{"prompt":"p","answer":"  "}"#, "is empty"), (#"{"prompt":"p","answer":true}"#, "must be a string or a number"),
+                                (#"{"prompt":"p","answer":["7/2"]}"#, "must be a string or a number"), (#"{"prompt":"p"}"#, "missing field \"answer\"")] {
+            let file = try write("bad-free.jsonl", #"{"prompt":"q","answer":"1/2"}"# + "\n" + line + "\n")
+            XCTAssertThrowsError(try TaskPrompt.load(path: file, answers: .text), line) { e in
+                guard case .malformedLine(file, 2, let detail)? = e as? DatasetError else { return XCTFail("\(line): \(e)") }
+                XCTAssertTrue(detail.contains(message), "\(line): \(detail)")
+            }
+        }
+    }
 }

@@ -140,4 +140,18 @@ final class RewardServiceTests: XCTestCase {
         XCTAssertEqual(reply.rewards.map(\.reward), [1.5, 1.5, 1, 0.5, 1.5])
         XCTAssertTrue(reply.version.hasPrefix("sha256:"), reply.version)
     }
+
+    /// As a `Verifier` (what evaluations score with): a reply becomes the sample's breakdown; a
+    /// worker that fails every attempt is an error with its reason, never a zero.
+    func testServiceVerifierFailsInsteadOfScoringZero() throws {
+        let (pool, _) = try fixture("1=nan,2=nan", attempts: 2)
+        let verifier = RewardServiceVerifier(pool: pool)
+        let prompt = TaskPrompt(id: "p", task: "t", prompt: "1+1=", answer: "2")
+        XCTAssertThrowsError(try verifier.score(completion: "2", for: prompt)) { e in
+            XCTAssertEqual((e as? RewardServiceFailure)?.reason, "non_finite_reward", "\(e)")
+        }
+        let b = try verifier.score(completion: "2", for: prompt)
+        XCTAssertEqual(b.reward, 1)
+        XCTAssertEqual(b["one"], 1)
+    }
 }

@@ -5,6 +5,8 @@ import Foundation
 /// `FIXTURE_PLAN` names by their number, counted across all its processes (`3=nan,4=wrong_count`):
 /// `nan` (a NaN reward), `wrong_count` (one result short), `bad_json`, `hang`, `exit` (dies),
 /// `error` (an error reply), `version:NAME` (from this request on, the reward version is NAME).
+/// With `FIXTURE_EVAL=nan`, a request whose samples carry no `finish_reason` (a held-out
+/// evaluation's, not an actor's) is answered with a NaN, whatever the plan.
 /// Each process writes `pid-<pid>` into `FIXTURE_DIR`; its reward version
 /// is the content of `FIXTURE_DIR/version` when that file exists, read at every request.
 public enum RewardWorkerFixture {
@@ -25,6 +27,8 @@ public enum RewardWorkerFixture {
             n = len(f.read()) + 1
             f.write("x")
         mode = plan.get(str(n), "ok")
+        if os.environ.get("FIXTURE_EVAL") == "nan" and all("finish_reason" not in s.get("metadata", {}) for s in request["samples"]):
+            mode = "nan"
         results = [{"reward": 1.0, "components": {"one": 1.0}} for _ in request["samples"]]
         if mode.startswith("version:"):
             with open(os.path.join(d, "version"), "w") as f:

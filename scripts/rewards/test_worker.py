@@ -41,6 +41,18 @@ class Extraction(unittest.TestCase):
         self.assertEqual(worker.final_answer("3 apples and 1/4 of a pie"), "1/4")
         self.assertIsNone(worker.final_answer("no numbers here"))
 
+    def test_unboxed_latex_fractions_and_mixed_numbers(self):
+        self.assertEqual(worker.final_answer("It is \\frac{7}{2}"), "\\frac{7}{2}")
+        self.assertEqual(worker.final_answer("7 divided by 2 is 3 1/2."), "3 1/2")
+        self.assertEqual(worker.final_answer("7/2 = 3.5."), "3.5")
+        for written in ["3 1/2", "3\\frac{1}{2}", "3 \\dfrac{1}{2}", "\\frac{7}{2}", "14/4", "3.5"]:
+            with self.subTest(written=written):
+                self.assertTrue(worker.equivalent(written, "7/2"))
+        # A mixed number is a sum only with a proper fraction and keeps its sign; 2 3/2 stays a product.
+        self.assertFalse(worker.equivalent("-3 1/2", "7/2"))
+        self.assertTrue(worker.equivalent("-3 1/2", "-7/2"))
+        self.assertTrue(worker.equivalent("2 3/2", "3"))
+
     def test_math_reward(self):
         s = {"prompt": "p", "completion": "Half is \\boxed{0.5}", "answer": "\\frac{1}{2}", "metadata": {}}
         self.assertEqual(worker.reward_math(s, None), {"correct": 1.0})

@@ -49,12 +49,16 @@ def boxed_answers(text):
         i = j
 
 
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:\s*/\s*-?\d+(?:\.\d+)?)?")
+# A number as a completion writes it: \frac{7}{2} (unboxed LaTeX), a mixed number 3 1/2, a fraction
+# 7/2 or a decimal 3.5. Alternatives in that order, so the longest reading wins at each position.
+NUMBER = re.compile(r"\\[dt]?frac\{[^{}]*\}\{[^{}]*\}"
+                    r"|-?\d+\s+\d+\s*/\s*\d+(?!\.?\d)"
+                    r"|-?\d+(?:\.\d+)?(?:\s*/\s*-?\d+(?:\.\d+)?)?")
 
 
 def final_answer(completion):
     """The completion's final answer: the last \\boxed{...}, else what follows the last 'answer is'
-    or 'Answer:', else the last number or fraction."""
+    or 'Answer:', else the last number, fraction (7/2, \\frac{7}{2}) or mixed number (3 1/2)."""
     boxed = boxed_answers(completion)
     if boxed:
         return boxed[-1]
@@ -74,6 +78,7 @@ def latex_to_sympy(text):
     s = re.sub(r"\\(?:left|right|displaystyle|,|!|;)", "", s)
     s = s.replace("\\%", "").replace("%", "").replace("^\\circ", "").replace("°", "")
     s = re.sub(r"\\text\{[^{}]*\}", "", s)
+    s = re.sub(r"(?<![\d.])(-?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}", mixed_number, s)  # 3\frac{1}{2}
     for _ in range(8):  # nested fractions and roots, innermost first
         s2 = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
         s2 = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", s2)
@@ -84,7 +89,17 @@ def latex_to_sympy(text):
     s = s.replace("\\cdot", "*").replace("\\times", "*").replace("\\pi", "pi").replace("^", "**")
     s = s.replace("{", "(").replace("}", ")")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
+    s = re.sub(r"(?<![\d.])(-?)(\d+)\s+(\d+)\s*/\s*(\d+)(?!\.?\d)", mixed_number, s)
     return s
+
+
+def mixed_number(m):
+    """3 1/2 is three and a half (the schoolbook reading), not 3 * 1/2 as implicit multiplication
+    would parse it; only a proper fraction after a whole number reads so (2 3/2 stays a product)."""
+    sign, whole, num, den = m.groups()
+    if int(num) >= int(den):
+        return m.group(0)
+    return f"{sign}({whole}+{num}/{den})"
 
 
 def sympy_value(text):
