@@ -234,6 +234,15 @@ def cells(runs):
     return by
 
 
+def filled_cells(by, corrs, etas):
+    """(correction, η, runs) of every cell that has runs, corrections outermost: the row order of
+    every per-cell table."""
+    for c in corrs:
+        for eta in etas:
+            if by.get((c, eta)):
+                yield c, eta, by[(c, eta)]
+
+
 def paired_table(runs, baseline="none"):
     """Per η and correction ≠ baseline: the paired differences and their intervals."""
     by = cells(runs)
@@ -289,16 +298,12 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
     lines += ["", "## Per (correction, η)", "",
               "| correction | η | runs | final acc | best acc | samples/s | wall s | mean lag | max lag | dropped |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in corrs:
-        for eta in etas:
-            rs = by.get((c, eta), [])
-            if not rs:
-                continue
-            g = lambda k: mean_std([r[k] for r in rs])[0]
-            lines.append(f"| {c} | {eta} | {len(rs)} | {fmt_ci(*mean_ci([r['final_accuracy'] for r in rs]))} | "
-                         f"{fmt_ci(*mean_ci([r['best_accuracy'] for r in rs]))} | "
-                         f"{g('samples_per_s'):.0f} | {g('wall_s'):.0f} | {g('lag_mean'):.2f} | "
-                         f"{max(r['lag_max'] for r in rs):.0f} | {g('dropped_fraction'):.3f} |")
+    for c, eta, rs in filled_cells(by, corrs, etas):
+        g = lambda k: mean_std([r[k] for r in rs])[0]
+        lines.append(f"| {c} | {eta} | {len(rs)} | {fmt_ci(*mean_ci([r['final_accuracy'] for r in rs]))} | "
+                     f"{fmt_ci(*mean_ci([r['best_accuracy'] for r in rs]))} | "
+                     f"{g('samples_per_s'):.0f} | {g('wall_s'):.0f} | {g('lag_mean'):.2f} | "
+                     f"{max(r['lag_max'] for r in rs):.0f} | {g('dropped_fraction'):.3f} |")
     lines += ["", "## Survivorship: generated vs trained vs dropped as stale", "",
               "Per sample, averaged over every step of the cell's runs (weighted by groups): completion length in tokens and "
               "reward of the groups the actors generated, the groups the learner trained on, and the groups dropped as too "
@@ -306,29 +311,21 @@ def summary_markdown(out, runs, pairs, last_k, heldout_n):
               "stale length above trained.", "",
               "| correction | η | generated len | trained len | stale len | generated reward | trained reward | stale reward | stale groups | stale / generated |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in corrs:
-        for eta in etas:
-            rs = by.get((c, eta), [])
-            if not rs:
-                continue
-            g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
-            lines.append(f"| {c} | {eta} | {fmt(g('generated_length'), 2)} | {fmt(g('trained_length'), 2)} | {fmt(g('stale_length'), 2)} | "
-                         f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | "
-                         f"{sum(r.get('stale_groups', 0) for r in rs):.0f} | {fmt(g('stale_fraction'), 4)} |")
+    for c, eta, rs in filled_cells(by, corrs, etas):
+        g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
+        lines.append(f"| {c} | {eta} | {fmt(g('generated_length'), 2)} | {fmt(g('trained_length'), 2)} | {fmt(g('stale_length'), 2)} | "
+                     f"{fmt(g('generated_reward'))} | {fmt(g('trained_reward'))} | {fmt(g('stale_reward'))} | "
+                     f"{sum(r.get('stale_groups', 0) for r in rs):.0f} | {fmt(g('stale_fraction'), 4)} |")
     lines += ["", "## What the loss did with the stale tokens", "",
               "Means over every step of the cell's runs: `mismatch_kl` = KL(π_behav ‖ π_θ) (k3) of the trained tokens; "
               "`approx_kl` the same against the policy the clip is centred on (π_behav for `none`, π_prox for the decoupled "
               "corrections); `clip` = fraction of tokens whose gradient PPO's clip removed; `masked` = fraction a behaviour-weight "
               "rule dropped; `ess` = effective sample size of the importance weights as a fraction of the tokens.", "",
               "| correction | η | mismatch_kl | approx_kl | clip | masked | ess |", "|---|---|---|---|---|---|---|"]
-    for c in corrs:
-        for eta in etas:
-            rs = by.get((c, eta), [])
-            if not rs:
-                continue
-            g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
-            lines.append(f"| {c} | {eta} | {fmt(g('mismatch_kl'), 4)} | {fmt(g('approx_kl'), 4)} | {fmt(g('clip_fraction'), 4)} | "
-                         f"{fmt(g('masked_fraction'), 4)} | {fmt(g('ess_fraction'), 3)} |")
+    for c, eta, rs in filled_cells(by, corrs, etas):
+        g = lambda k: mean_std([r.get(k, float("nan")) for r in rs])[0]
+        lines.append(f"| {c} | {eta} | {fmt(g('mismatch_kl'), 4)} | {fmt(g('approx_kl'), 4)} | {fmt(g('clip_fraction'), 4)} | "
+                     f"{fmt(g('masked_fraction'), 4)} | {fmt(g('ess_fraction'), 3)} |")
     lines += ["", "samples/s: trained samples / wall time from launch to the last step (start-up included). "
               "Lags: learner version at training − version that sampled each trained sample. "
               "dropped: groups dropped (too stale) / (dropped + trained).", "",
