@@ -47,8 +47,13 @@ tether_peers_venv() {
     local missing=() i
     read -r -a missing <<<"$("$venv/bin/python" -c '
 import importlib.util, sys
+def missing(module):
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:  # a dotted name whose parent package is absent (google.protobuf)
+        return True
 pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
-print(" ".join(p for p, m in pairs if importlib.util.find_spec(m) is None))
+print(" ".join(p for p, m in pairs if missing(m)))
 ' $(for i in "${!TETHER_PEER_PACKAGES[@]}"; do echo "${TETHER_PEER_PACKAGES[$i]} ${TETHER_PEER_MODULES[$i]}"; done))"
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing peers into $venv: ${missing[*]}"
