@@ -10,7 +10,17 @@ import XCTest
 final class ChatTemplateParityTests: XCTestCase {
     static let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../scripts/peers/hf_chat_template.py").standardizedFileURL.path
-    static let smolTokenizerDirectory = "/tmp/smol/hf-tokenizer"
+    /// The real SmolLM2 tokenizer: the repo's model (`scripts/get-model`, its template in
+    /// tokenizer_config.json), else a directory transformers saved (`chat_template.jinja`).
+    static let smolTokenizerDirectory = TokenizerParityTests.smolDirectory() ?? "/tmp/smol/hf-tokenizer"
+
+    /// The real tokenizer's template, as transformers reads it from that directory; nil when absent.
+    static let smolTemplate: String? = {
+        if let jinja = try? String(contentsOfFile: smolTokenizerDirectory + "/chat_template.jinja", encoding: .utf8) { return jinja }
+        guard let data = FileManager.default.contents(atPath: smolTokenizerDirectory + "/tokenizer_config.json"),
+              let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return config["chat_template"] as? String
+    }()
 
     struct Case {
         var template: String
@@ -158,7 +168,7 @@ final class ChatTemplateParityTests: XCTestCase {
             ["role": "assistant", "content": nil, "reasoning_content": "step 1"],
             ["role": "user", "content": "x", "name": nil, "thinking": "t2", "reasoning": "r"],
         ], addGenerationPrompt: false))
-        if FileManager.default.fileExists(atPath: smolTokenizerDirectory + "/chat_template.jinja") {
+        if smolTemplate != nil {
             for conversation in conversations {
                 all.append(Case(template: "smollm2-real", messages: conversation, addGenerationPrompt: true, tokenizerDirectory: smolTokenizerDirectory))
             }
@@ -172,7 +182,7 @@ final class ChatTemplateParityTests: XCTestCase {
         case "qwen25": return ChatTemplateFixtures.qwen25
         case "llama31": return ChatTemplateFixtures.llama31
         case "llama3": return ChatTemplateFixtures.llama3
-        case "smollm2-real": return try String(contentsOfFile: smolTokenizerDirectory + "/chat_template.jinja", encoding: .utf8)
+        case "smollm2-real": return try XCTUnwrap(smolTemplate, "no chat template in \(smolTokenizerDirectory)")
         default: return snippets[Int(name.dropFirst("snippet".count))!]
         }
     }
@@ -270,8 +280,8 @@ final class ChatTemplateParityTests: XCTestCase {
 
     /// The template transformers saved for the real SmolLM2 tokenizer, through `AutoTokenizer`.
     func testRealSmolLM2TokenizerMatchesTransformers() throws {
-        guard FileManager.default.fileExists(atPath: Self.smolTokenizerDirectory + "/chat_template.jinja") else {
-            throw XCTSkip("\(Self.smolTokenizerDirectory) is absent (it holds what transformers makes of SmolLM2-135M-Instruct's tokenizer)")
+        guard Self.smolTemplate != nil else {
+            throw XCTSkip("no SmolLM2 tokenizer with a chat template: neither models/smollm2-135m-instruct (scripts/get-model smollm2-135m-instruct) nor \(Self.smolTokenizerDirectory)")
         }
         XCTAssertEqual(try Self.templateSource("smollm2-real"), ChatTemplateFixtures.smolLM2)
         try assertParity { $0 == "smollm2-real" }
