@@ -64,9 +64,13 @@ enum WideGEMM {
             return
         }
         let A = Operand(p: a, ld: lda, trans: transA), B = Operand(p: b, ld: ldb, trans: transB)
-        // Split the longer side of C, on whole tiles, never into blocks thinner than a few tiles.
-        let byRows = m >= n
-        let tiles = byRows ? (m + mr - 1) / mr : (n + nr - 1) / nr
+        // Split C on whole tiles, into blocks of at least four, along the side that leaves each
+        // thread the fewest floats to pack: a thread packs its share of the split operand and all
+        // of the other (A only when transposed, as it is read in place otherwise).
+        let tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr
+        let packedByRows = (transA ? m * k / threads : 0) + k * n, packedByColumns = (transA ? m * k : 0) + k * n / threads
+        let byRows = tilesN < 4 * threads || (tilesM >= 4 * threads && packedByRows <= packedByColumns)
+        let tiles = byRows ? tilesM : tilesN
         let w = max(1, min(threads, tiles / 4, m * n * k / minimumVolumePerThread))
         if w == 1 {
             blocked(A, B, rows: 0..<m, columns: 0..<n, k: k, alpha: alpha, beta: beta, c: c, ldc: ldc)
