@@ -8,6 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             BenchModelCommand.self,
             BenchForwardCommand.self,
+            BenchGEMMCommand.self,
             WireBenchCommand.self,
             BenchTokenizerCommand.self,
         ]
