@@ -48,9 +48,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
 
-        // The software prefetch of the packed decoding GEMM (a C builtin Swift cannot call).
-        .target(name: "CTetherPrefetch"),
-        .target(name: "TetherKernels", dependencies: ["CBLAS", "CTetherPrefetch"], swiftSettings: optimize),
+        .target(name: "TetherKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(
             name: "TetherModel",
             dependencies: ["TetherKernels"],

@@ -1,7 +1,4 @@
 import Dispatch
-#if TETHER_AVX512
-import CTetherPrefetch
-#endif
 
 /// A linear layer `y = x·Wᵀ` over a weight packed once into column panels, for the few-row GEMMs
 /// of a decoding step.
@@ -102,35 +99,24 @@ public enum PackedLinear {
         _ range: Range<Int>, x: UnsafePointer<Float>, packed: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
         rows: Int, inFeatures k: Int, outFeatures n: Int, accumulate: Bool
     ) {
-        // The next panel of the range is prefetched into L2 while this one is multiplied: streamed
-        // from memory at the kernel's own pace it stalled the FMAs (a decoding step reads every
-        // weight once, far more than L3 holds; 8×48 on SmolLM2's 30 layers and LM head went from
-        // about 110 to 170 GFLOP/s per core with it). Its 3k cache lines are spread over the
-        // panel's row blocks, `lines` per k step in each block's kernel, so that the blocks together
-        // cover it: block b at step c takes lines (c·blocks + b)·lines ..< +lines.
-        let blocks = (rows + rowBlock - 1) / rowBlock, panelLines = panelWidth * k / 16
-        let lines = (panelLines + blocks * k - 1) / max(1, blocks * k)
         // Partial tiles (a zero-padded last panel, a row remainder of 3, 5, 6 or 7) are computed
         // into this tile and copied out; remainders of 4 and 8 rows of a full panel go straight to `y`.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rowBlock * panelWidth) { buffer in
             let t = buffer.baseAddress!
             for p in range {
                 let panel = packed + p * panelWidth * k, col = p * panelWidth, width = min(panelWidth, n - col)
-                let next = panel + panelWidth * k, nextEnd = p + 1 < range.upperBound ? next + panelWidth * k : next
-                var r = 0, block = 0
+                var r = 0
                 while r < rows {
                     let height = min(rowBlock, rows - r)
                     let direct = width == panelWidth && (height == 8 || height == 4)
                     let out = direct ? y + r * n + col : t, ldy = direct ? n : panelWidth
-                    let prefetch = Prefetch(next: next + block * lines * 16, stride: blocks * lines * 16, lines: lines, end: nextEnd)
                     // Rows past the end repeat the last one: computed, never stored.
                     @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { x + (r + min(i, height - 1)) * k }
                     if height > 4 {
                         microKernel8(row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7), panel: panel, k: k,
-                                     y: out, ldy: ldy, accumulate: direct && accumulate, prefetch: prefetch)
+                                     y: out, ldy: ldy, accumulate: direct && accumulate)
                     } else {
-                        microKernel4(row(0), row(1), row(2), row(3), panel: panel, k: k, y: out, ldy: ldy, accumulate: direct && accumulate,
-                                     prefetch: prefetch)
+                        microKernel4(row(0), row(1), row(2), row(3), panel: panel, k: k, y: out, ldy: ldy, accumulate: direct && accumulate)
                     }
                     if !direct {
                         for i in 0..<height {
@@ -143,26 +129,8 @@ public enum PackedLinear {
                         }
                     }
                     r += height
-                    block += 1
                 }
             }
-        }
-    }
-
-    /// The cache lines of the next panel one micro-kernel call prefetches: `lines` consecutive
-    /// lines from `next` at each k step, advancing by `stride` floats, none at or past `end`.
-    struct Prefetch {
-        var next: UnsafePointer<Float>
-        let stride: Int, lines: Int, end: UnsafePointer<Float>
-
-        @inline(__always)
-        mutating func step() {
-            var line = next
-            for _ in 0..<lines where line < end {
-                tether_prefetch_l2(line)
-                line += 16
-            }
-            next += stride
         }
     }
 
@@ -171,7 +139,7 @@ public enum PackedLinear {
     static func microKernel8(
         _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>,
         _ x4: UnsafePointer<Float>, _ x5: UnsafePointer<Float>, _ x6: UnsafePointer<Float>, _ x7: UnsafePointer<Float>,
-        panel: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, prefetch: Prefetch
+        panel: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
     ) {
         var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>()
         var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>()
@@ -181,9 +149,8 @@ public enum PackedLinear {
         var a50 = SIMD16<Float>(), a51 = SIMD16<Float>(), a52 = SIMD16<Float>()
         var a60 = SIMD16<Float>(), a61 = SIMD16<Float>(), a62 = SIMD16<Float>()
         var a70 = SIMD16<Float>(), a71 = SIMD16<Float>(), a72 = SIMD16<Float>()
-        var b = panel, prefetch = prefetch
+        var b = panel
         for c in 0..<k {
-            prefetch.step()
             let b0 = VectorOps.load16(b), b1 = VectorOps.load16(b + 16), b2 = VectorOps.load16(b + 32)
             var v = SIMD16<Float>(repeating: x0[c])
             a00 = a00.addingProduct(v, b0); a01 = a01.addingProduct(v, b1); a02 = a02.addingProduct(v, b2)
@@ -217,15 +184,14 @@ public enum PackedLinear {
     @inline(__always)
     static func microKernel4(
         _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>,
-        panel: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, prefetch: Prefetch
+        panel: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
     ) {
         var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>()
         var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>()
         var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a22 = SIMD16<Float>()
         var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>()
-        var b = panel, prefetch = prefetch
+        var b = panel
         for c in 0..<k {
-            prefetch.step()
             let b0 = VectorOps.load16(b), b1 = VectorOps.load16(b + 16), b2 = VectorOps.load16(b + 32)
             var v = SIMD16<Float>(repeating: x0[c])
             a00 = a00.addingProduct(v, b0); a01 = a01.addingProduct(v, b1); a02 = a02.addingProduct(v, b2)
