@@ -3,14 +3,14 @@ import XCTest
 
 /// The panel-packed linear layer of decoding steps equals `cblas_sgemm` (`BLAS.sgemm`) on the unpacked weight.
 final class PackedLinearTests: XCTestCase {
-    /// Every row count from 1 to 70 (full 4-row blocks and each remainder), output widths that are
-    /// and are not a multiple of the 24-wide panel, odd input widths, overwrite and accumulate, one
+    /// Every row count from 1 to 70 (full row blocks, 4 or 8 rows, and each remainder), output widths
+    /// that are and are not a multiple of the panel (24 or 48 wide), odd input widths, overwrite and accumulate, one
     /// to three workers. The tolerance is relative to Σ_k |x_k·w_k|, the scale of the rounding of a
     /// dot product in any summation order (an entry near zero by cancellation has no relative
     /// accuracy to test).
     func testPackedLinearEqualsSgemm() {
         var r = Rand(11)
-        for (outFeatures, inFeatures) in [(24, 8), (50, 13), (97, 40), (192, 33), (7, 3), (960, 57)] {
+        for (outFeatures, inFeatures) in [(24, 8), (50, 13), (97, 40), (192, 33), (7, 3), (960, 57), (144, 1)] {
             let w = r.array(outFeatures * inFeatures)
             var packed = [Float](repeating: .nan, count: PackedLinear.packedCount(outFeatures: outFeatures, inFeatures: inFeatures))
             PackedLinear.pack(weight: w, outFeatures: outFeatures, inFeatures: inFeatures, into: &packed, workers: 2)
