@@ -55,12 +55,14 @@ final class RewardModelTests: XCTestCase {
         var config = LlamaConfig.tiny
         config.bosTokenId = tok.bosId; config.eosTokenId = tok.eosId
         // InstructGPT's recipe: the reward model starts from the SFT policy (a short SFT on the
-        // task's train split), whose hidden states already carry what the answer should be.
+        // task's train split), whose hidden states already carry what the answer should be. At 300 SFT
+        // steps the held-out accuracy sat at the bar and fell to 0.8775 when the GEMM's rounding changed;
+        // 500 steps make a backbone that clears it.
         let backbone = try LlamaModel(config: config, seed: 0)
         let sft = try (TaskDataset.sft(task, split: .sft, count: 1200, seed: 0) + TaskDataset.sft(task, split: .train, count: 800, seed: 0)).map {
             try SFTSequence(SFTExample(prompt: $0.prompt, completion: $0.completion), tokenizer: .standard)
         }
-        _ = try SFTTrainer(model: backbone, options: SFTOptions(steps: 300, batchSize: 32, learningRate: 3e-3, seed: 0)).train(sft)
+        _ = try SFTTrainer(model: backbone, options: SFTOptions(steps: 500, batchSize: 32, learningRate: 3e-3, seed: 0)).train(sft)
         let model = ScalarHeadModel(backbone: backbone, seed: 0)
         let trainer = RewardModelTrainer(model: model, options: RewardModelOptions(steps: 600, batchSize: 32, learningRate: 1e-3, seed: 0),
                                          padToken: tok.padId)
