@@ -18,8 +18,9 @@ extension LlamaModel {
             a.adopt(plan)
             return a
         }
+        let previous = training?.capacity ?? .init()
         training = nil  // free the old shape before allocating the new one
-        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk)
+        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, growingFrom: previous)
         training = a
         return a
     }
@@ -37,8 +38,9 @@ extension LlamaModel {
             a.adopt(plan)
             return a
         }
+        let previous = forwardOnly?.capacity ?? .init()
         forwardOnly = nil
-        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false)
+        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false, growingFrom: previous)
         forwardOnly = a
         return a
     }

@@ -83,38 +83,65 @@ final class TrainingActivations {
     /// One row of d(q, k before their norms) (Qwen3).
     lazy var dQKRow = FloatBuffer(count: max(1, qkWidth))
 
-    init(config c: LlamaConfig, plan: AttentionPlan, lmHeadChunkRows: Int, keepsActivations: Bool = true) {
+    /// What a workspace holds room for, so that its successor can be sized from it.
+    struct Capacity {
+        var rows = 0, probs = 0, scratch = 0, lengths = 0, sequences = 0
+
+        /// Half as much again as `self`, the next shape's own need where that is more: a learner's
+        /// batches grow in steps (a longer completion, more completion rows), and a workspace sized
+        /// to each new largest shape would be reallocated, hundreds of megabytes faulted in and
+        /// zeroed, at every one. Growth by 1.5× makes that logarithmic in the largest shape.
+        func grown(toFit plan: AttentionPlan, workers: Int) -> Capacity {
+            var c = Capacity(rows: plan.rows, probs: plan.probsCount, scratch: workers * plan.scratchPerWorker,
+                             lengths: plan.lengthCount, sequences: 0)
+            if case .sharedPrefix(let s) = plan { c.sequences = s.sequences }
+            guard rows > 0 else { return c }
+            return Capacity(rows: max(c.rows, rows * 3 / 2), probs: max(c.probs, probs * 3 / 2),
+                            scratch: max(c.scratch, scratch * 3 / 2), lengths: max(c.lengths, lengths * 3 / 2),
+                            sequences: max(c.sequences, sequences * 3 / 2))
+        }
+    }
+
+    var capacity: Capacity {
+        Capacity(rows: rowCapacity, probs: probsCapacity, scratch: scratchCapacity, lengths: lengthCapacity, sequences: sequenceCapacity)
+    }
+
+    /// A workspace for `plan`, with room for at least `growingFrom.grown(toFit: plan)` (the plan
+    /// alone when there is no earlier workspace).
+    init(config c: LlamaConfig, plan: AttentionPlan, lmHeadChunkRows: Int, keepsActivations: Bool = true,
+         growingFrom previous: Capacity = Capacity()) {
         self.plan = plan
         rows = plan.rows
         self.keepsActivations = keepsActivations
-        let n = rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize
+        attentionWorkers = Self.workers(plan)
+        let room = previous.grown(toFit: plan, workers: attentionWorkers)
+        let n = room.rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize
         let L = keepsActivations ? c.numHiddenLayers : 1
         func ints(_ k: Int) -> UnsafeMutableBufferPointer<Int32> {
             let p = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(k, 1))
             p.initialize(repeating: 0)
             return p
         }
-        tokens = ints(n); positions = ints(n); lengths = ints(plan.lengthCount); targets = ints(n)
-        if case .sharedPrefix(let s) = plan {
-            groupOf = ints(s.sequences)
+        tokens = ints(n); positions = ints(n); lengths = ints(room.lengths); targets = ints(n)
+        if case .sharedPrefix = plan {
+            groupOf = ints(room.sequences)
             outputIndex = ints(n)
         } else {
             groupOf = ints(1)
             outputIndex = nil
         }
-        headRows = 0..<n
-        outputCount = n
+        headRows = 0..<plan.rows
+        outputCount = plan.rows
         func bufs(_ count: Int, _ k: Int) -> [FloatBuffer] { (0..<count).map { _ in FloatBuffer(count: k) } }
-        attentionWorkers = Self.workers(plan)
         rowCapacity = n
-        probsCapacity = plan.probsCount
-        scratchCapacity = attentionWorkers * plan.scratchPerWorker
-        lengthCapacity = plan.lengthCount
-        if case .sharedPrefix(let s) = plan { sequenceCapacity = s.sequences } else { sequenceCapacity = 0 }
+        probsCapacity = room.probs
+        scratchCapacity = room.scratch
+        lengthCapacity = room.lengths
+        sequenceCapacity = room.sequences
         if keepsActivations {
             residual = bufs(L + 1, n * h)
             residualMid = bufs(L, n * h)
-            probs = bufs(L, plan.probsCount)
+            probs = bufs(L, room.probs)
         } else {
             let stream = FloatBuffer(count: n * h)
             residual = [stream]
