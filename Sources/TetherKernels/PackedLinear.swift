@@ -83,6 +83,20 @@ public enum PackedLinear {
         }
     }
 
+    /// The valid `rows × width` corner of a partial tile (`panelWidth` floats a row) into `y`,
+    /// added to it or overwriting it.
+    @inline(__always)
+    static func copyOut(_ tile: UnsafePointer<Float>, rows: Int, width: Int, to y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        for i in 0..<rows {
+            let dst = y + i * ldy, src = tile + i * panelWidth
+            if accumulate {
+                for j in 0..<width { dst[j] += src[j] }
+            } else {
+                dst.update(from: src, count: width)
+            }
+        }
+    }
+
     /// Runs `body` over `workers` contiguous, near-equal ranges of `0..<panels`, side by side.
     static func forEachPanelRange(panels: Int, workers: Int, _ body: (Range<Int>) -> Void) {
         let w = max(1, min(workers, panels))
@@ -118,16 +132,7 @@ public enum PackedLinear {
                     } else {
                         microKernel4(row(0), row(1), row(2), row(3), panel: panel, k: k, y: out, ldy: ldy, accumulate: direct && accumulate)
                     }
-                    if !direct {
-                        for i in 0..<height {
-                            let dst = y + (r + i) * n + col, src = t + i * panelWidth
-                            if accumulate {
-                                for j in 0..<width { dst[j] += src[j] }
-                            } else {
-                                dst.update(from: src, count: width)
-                            }
-                        }
-                    }
+                    if !direct { copyOut(t, rows: height, width: width, to: y + r * n + col, ldy: n, accumulate: accumulate) }
                     r += height
                 }
             }
@@ -243,14 +248,7 @@ public enum PackedLinear {
                         microKernel(x0, x1, x2, x3, panel: panel, k: k, y: y + r * n + col, ldy: n, accumulate: accumulate)
                     } else {
                         microKernel(x0, x1, x2, x3, panel: panel, k: k, y: t, ldy: panelWidth, accumulate: false)
-                        for i in 0..<height {
-                            let dst = y + (r + i) * n + col, src = t + i * panelWidth
-                            if accumulate {
-                                for j in 0..<width { dst[j] += src[j] }
-                            } else {
-                                dst.update(from: src, count: width)
-                            }
-                        }
+                        copyOut(t, rows: height, width: width, to: y + r * n + col, ldy: n, accumulate: accumulate)
                     }
                     r += rowBlock
                 }

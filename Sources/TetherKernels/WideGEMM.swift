@@ -155,7 +155,7 @@ enum WideGEMM {
                 // op(A)[r, k] = A[k, r]: each k step is a contiguous run of the stored row.
                 let src = A.p + p0 * A.ld + row0 + i
                 if valid == mr {
-                    for k in 0..<kc { storeVector8(loadVector8(src + k * A.ld), d + k * mr) }
+                    for k in 0..<kc { VectorOps.store(VectorOps.load(src + k * A.ld), d + k * mr) }
                 } else {
                     for k in 0..<kc {
                         for r in 0..<mr { d[k * mr + r] = r < valid ? src[k * A.ld + r] : 0 }
@@ -189,9 +189,9 @@ enum WideGEMM {
                 if valid == nr {
                     for k in 0..<kc {
                         let s = src + k * B.ld, o = d + k * nr
-                        storeVector16(loadVector16(s), o)
-                        storeVector16(loadVector16(s + 16), o + 16)
-                        storeVector16(loadVector16(s + 32), o + 32)
+                        VectorOps.store16(VectorOps.load16(s), o)
+                        VectorOps.store16(VectorOps.load16(s + 16), o + 16)
+                        VectorOps.store16(VectorOps.load16(s + 32), o + 32)
                     }
                 } else {
                     for k in 0..<kc {
@@ -223,15 +223,15 @@ enum WideGEMM {
     /// row-major into column-major).
     @inline(__always)
     static func transpose8x8(_ src: UnsafePointer<Float>, ld: Int, into d: UnsafeMutablePointer<Float>, stride: Int) {
-        var t = (loadVector8(src), loadVector8(src + ld), loadVector8(src + 2 * ld), loadVector8(src + 3 * ld),
-                 loadVector8(src + 4 * ld), loadVector8(src + 5 * ld), loadVector8(src + 6 * ld), loadVector8(src + 7 * ld))
+        var t = (VectorOps.load(src), VectorOps.load(src + ld), VectorOps.load(src + 2 * ld), VectorOps.load(src + 3 * ld),
+                 VectorOps.load(src + 4 * ld), VectorOps.load(src + 5 * ld), VectorOps.load(src + 6 * ld), VectorOps.load(src + 7 * ld))
         for _ in 0..<3 {
             let p0 = SIMD16(lowHalf: t.0, highHalf: t.1), p1 = SIMD16(lowHalf: t.2, highHalf: t.3)
             let p2 = SIMD16(lowHalf: t.4, highHalf: t.5), p3 = SIMD16(lowHalf: t.6, highHalf: t.7)
             t = (p0.evenHalf, p1.evenHalf, p2.evenHalf, p3.evenHalf, p0.oddHalf, p1.oddHalf, p2.oddHalf, p3.oddHalf)
         }
-        storeVector8(t.0, d); storeVector8(t.1, d + stride); storeVector8(t.2, d + 2 * stride); storeVector8(t.3, d + 3 * stride)
-        storeVector8(t.4, d + 4 * stride); storeVector8(t.5, d + 5 * stride); storeVector8(t.6, d + 6 * stride); storeVector8(t.7, d + 7 * stride)
+        VectorOps.store(t.0, d); VectorOps.store(t.1, d + stride); VectorOps.store(t.2, d + 2 * stride); VectorOps.store(t.3, d + 3 * stride)
+        VectorOps.store(t.4, d + 4 * stride); VectorOps.store(t.5, d + 5 * stride); VectorOps.store(t.6, d + 6 * stride); VectorOps.store(t.7, d + 7 * stride)
     }
 
     /// The micro-kernel on a packed A panel (8 floats per k step).
@@ -256,13 +256,13 @@ enum WideGEMM {
         @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).load(as: SIMD16<Float>.self) }
         @inline(__always) func store(_ v0: SIMD16<Float>, _ v1: SIMD16<Float>, _ v2: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
             if beta == 0 {
-                storeVector16(alpha * v0, p); storeVector16(alpha * v1, p + 16); storeVector16(alpha * v2, p + 32)
+                VectorOps.store16(alpha * v0, p); VectorOps.store16(alpha * v1, p + 16); VectorOps.store16(alpha * v2, p + 32)
             } else if alpha == 1 && beta == 1 {
-                storeVector16(loadVector16(p) + v0, p); storeVector16(loadVector16(p + 16) + v1, p + 16); storeVector16(loadVector16(p + 32) + v2, p + 32)
+                VectorOps.store16(VectorOps.load16(p) + v0, p); VectorOps.store16(VectorOps.load16(p + 16) + v1, p + 16); VectorOps.store16(VectorOps.load16(p + 32) + v2, p + 32)
             } else {
-                storeVector16((beta * loadVector16(p)).addingProduct(alpha, v0), p)
-                storeVector16((beta * loadVector16(p + 16)).addingProduct(alpha, v1), p + 16)
-                storeVector16((beta * loadVector16(p + 32)).addingProduct(alpha, v2), p + 32)
+                VectorOps.store16((beta * VectorOps.load16(p)).addingProduct(alpha, v0), p)
+                VectorOps.store16((beta * VectorOps.load16(p + 16)).addingProduct(alpha, v1), p + 16)
+                VectorOps.store16((beta * VectorOps.load16(p + 32)).addingProduct(alpha, v2), p + 32)
             }
         }
         var c00 = SIMD16<Float>(); var c01 = SIMD16<Float>(); var c02 = SIMD16<Float>()
@@ -322,9 +322,4 @@ enum WideGEMM {
     }()
 }
 
-@inline(__always) private func loadVector8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-@inline(__always) private func storeVector8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
-@inline(__always) private func loadVector16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
-@inline(__always) private func loadVector16(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
-@inline(__always) private func storeVector16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self) }
 #endif
