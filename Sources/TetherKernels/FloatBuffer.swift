@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A Float32 array over one contiguous, 64-byte-aligned allocation (llm.c's `malloc`ed slabs).
 ///
 /// Kernels take `UnsafeMutablePointer<Float>` views hoisted out of it, so hot loops see no Array
@@ -10,15 +14,45 @@
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    /// Bytes mapped with mmap(2) by `init(reserving:)`, 0 for a heap allocation.
+    private let mappedBytes: Int
+
+    private init(count: Int, pointer: UnsafeMutablePointer<Float>, mappedBytes: Int) {
+        self.count = count
+        self.pointer = pointer
+        self.mappedBytes = mappedBytes
+    }
 
     /// A zero-filled buffer of `count` floats.
-    public init(count: Int) {
+    public convenience init(count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
-        self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
+        self.init(count: count, pointer: pointer, mappedBytes: 0)
     }
+
+    /// A zero-filled buffer of `count` floats whose pages cost nothing until first touched: private
+    /// anonymous memory from mmap(2) is zero by definition, so nothing is written up front. A
+    /// workspace reserved for the largest shape a run can bring then faults in only the pages the
+    /// shapes that do arrive use, and is never reallocated (and faulted in again) when a larger
+    /// one comes. On a VM whose host backs guest memory lazily a first touch costs ~3 s per GB, so
+    /// the difference is seconds per learner step. Falls back to `init(count:)` for small buffers
+    /// and when the mapping fails.
+    public convenience init(reserving count: Int) {
+        precondition(count >= 0, "FloatBuffer count must be non-negative")
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard bytes >= Self.reservationThreshold,
+              let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED
+        else {
+            self.init(count: count)
+            return
+        }
+        self.init(count: count, pointer: raw.bindMemory(to: Float.self, capacity: max(count, 1)), mappedBytes: bytes)
+    }
+
+    /// Below this a heap allocation is cheaper than a mapping of its own.
+    static let reservationThreshold = 1 << 20
 
     public convenience init(_ values: [Float]) {
         self.init(count: values.count)
@@ -27,7 +61,9 @@ public final class FloatBuffer: @unchecked Sendable {
         }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        if mappedBytes > 0 { munmap(UnsafeMutableRawPointer(pointer), mappedBytes) } else { UnsafeMutableRawPointer(pointer).deallocate() }
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 

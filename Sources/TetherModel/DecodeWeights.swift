@@ -26,7 +26,7 @@ final class DecodeWeights {
             Layer(qkv: take(qkvw, h), o: take(h, c.qDim), gateUp: take(2 * f, h), down: take(h, f))
         }
         lmHead = take(c.vocabSize, h)
-        storage = FloatBuffer(count: offset)
+        storage = FloatBuffer(reserving: offset)  // `pack` writes every entry
     }
 
     /// Packs the current weights of `model` (whose configuration this was made for), every matrix
@@ -45,6 +45,12 @@ final class DecodeWeights {
 }
 
 extension LlamaModel {
+    /// Allocates and packs the decoding weights now rather than in the first `generate`: a
+    /// trainer calls it when built, with its optimizer state, so that memory every step needs is
+    /// taken (and faulted in, the weights' size again) at start-up, where running out of it stops
+    /// the run before any sampling, and the first step costs what later ones do.
+    public func prepareDecoding() { _ = packedDecodeWeights() }
+
     /// The packed decoding weights, packed from the current `parameters` now.
     func packedDecodeWeights() -> DecodeWeights {
         let w = decodeWeights ?? DecodeWeights(config: config)

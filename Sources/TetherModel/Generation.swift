@@ -54,8 +54,13 @@ extension LlamaModel {
         let capacity = zip(prompts, maxNewTokens).map { $0.count + max(0, $1) }.max()!
         let cache: KVCache
         if let c = generationCache, c.slots >= n, c.capacity >= capacity { cache = c; cache.reset() } else {
+            // Half as long again as the last cache when it was too short: its pages fault in only
+            // where sequences reach (`FloatBuffer(reserving:)`), so the room is nearly free and a
+            // slightly longer prompt next step does not fault a whole cache in again.
+            let previous = generationCache
             generationCache = nil
-            cache = KVCache(config: config, slots: n, capacity: capacity)
+            cache = KVCache(config: config, slots: max(n, previous?.slots ?? 0),
+                            capacity: max(capacity, (previous?.capacity ?? 0) * 3 / 2))
             generationCache = cache
         }
         let V = config.vocabSize

@@ -24,8 +24,8 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = capacity
         numLayers = config.numHiddenLayers
         kvDim = config.kvDim
-        keys = FloatBuffer(count: numLayers * slots * capacity * kvDim)
-        values = FloatBuffer(count: numLayers * slots * capacity * kvDim)
+        keys = FloatBuffer(reserving: numLayers * slots * capacity * kvDim)
+        values = FloatBuffer(reserving: numLayers * slots * capacity * kvDim)
         lengths = Array(repeating: 0, count: slots)
         prefixSources = .allocate(capacity: slots)
         prefixLengths = .allocate(capacity: slots)

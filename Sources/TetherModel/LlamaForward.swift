@@ -13,16 +13,7 @@ extension LlamaModel {
     /// The training activations for `plan`: the last workspace when the plan fits in it, else a
     /// new one.
     func activations(plan: AttentionPlan) -> TrainingActivations {
-        let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = training, a.fits(plan, lmHeadChunkRows: chunk) {
-            a.adopt(plan)
-            return a
-        }
-        let previous = training?.capacity ?? .init()
-        training = nil  // free the old shape before allocating the new one
-        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, growingFrom: previous)
-        training = a
-        return a
+        workspace(\.training, plan: plan, keepsActivations: true)
     }
 
     /// Frees the activations the last training forward kept (and the forward-only workspace). A
@@ -33,15 +24,26 @@ extension LlamaModel {
     /// The workspace of a forward-only pass for `plan` (kept apart from the training activations,
     /// so a reference or proximal forward between `sequenceLogProbs` and `backward` is harmless).
     func forwardOnlyWorkspace(plan: AttentionPlan) -> TrainingActivations {
-        let chunk = lmHeadChunkRows(rows: plan.rows)
-        if let a = forwardOnly, a.fits(plan, lmHeadChunkRows: chunk) {
+        workspace(\.forwardOnly, plan: plan, keepsActivations: false)
+    }
+
+    /// The workspace in `slot` laid over `plan` when the plan fits in it (its attention
+    /// probabilities regrown alone if they are all that is short), else a new one sized from the
+    /// old one and `workspaceReservation`, the old one freed first.
+    private func workspace(_ slot: ReferenceWritableKeyPath<LlamaModel, TrainingActivations?>, plan: AttentionPlan,
+                           keepsActivations: Bool) -> TrainingActivations {
+        let chunk = lmHeadChunkRows(rows: max(plan.rows, workspaceReservation?.rows ?? 0))
+        if let a = self[keyPath: slot], a.fits(plan, lmHeadChunkRows: chunk) {
+            a.growProbabilities(toFit: plan)
             a.adopt(plan)
             return a
         }
-        let previous = forwardOnly?.capacity ?? .init()
-        forwardOnly = nil
-        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: false, growingFrom: previous)
-        forwardOnly = a
+        let previous = self[keyPath: slot]?.capacity ?? .init()
+        self[keyPath: slot] = nil
+        let a = TrainingActivations(config: config, plan: plan, lmHeadChunkRows: chunk, keepsActivations: keepsActivations,
+                                    growingFrom: previous, reservation: workspaceReservation)
+        self[keyPath: slot] = a
+        workspaceAllocations += 1
         return a
     }
 

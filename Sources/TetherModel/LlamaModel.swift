@@ -39,6 +39,12 @@ public final class LlamaModel: @unchecked Sendable {
     /// much whatever the batch. 128 MiB is 682 rows at a 49k vocabulary, enough for the GEMMs to
     /// run at full speed; a 64-token vocabulary fits any realistic batch in one block.
     public var lmHeadScratchBytes = 128 << 20
+    /// Floor of the training and forward-only workspaces (see `WorkspaceReservation`); nil lets
+    /// them grow with the batches.
+    public var workspaceReservation: WorkspaceReservation?
+    /// Training and forward-only workspaces this model has allocated so far: one each for a run
+    /// whose reservation covers its batches.
+    public internal(set) var workspaceAllocations = 0
     var training: TrainingActivations?
     var forwardOnly: TrainingActivations?
     var decodeBuffers: DecodeWorkspace?

@@ -45,7 +45,7 @@ final class TrainingActivations {
     /// norms, `[rows, qDim + kvDim]`, and each head's rstd, `[rows, heads + kvHeads]`.
     let qkRaw: [FloatBuffer], qkRstd: [FloatBuffer]
     /// Attention probabilities per layer (`plan.probsCount`), or one per-worker scratch.
-    let probs: [FloatBuffer]
+    private(set) var probs: [FloatBuffer]
     let attnOut: [FloatBuffer]
     let rstd2: [FloatBuffer]
     let gateUp: [FloatBuffer]
@@ -55,7 +55,7 @@ final class TrainingActivations {
     /// The fused LM head's `[lmHeadChunkRows, vocab]` block: logits in the forward, recomputed and
     /// overwritten by dLoss/dlogits in the backward (see `lmHeadForward`).
     /// Allocated on first use: a scalar-head model (reward model, critic) never touches it.
-    lazy var lmHeadScratch = FloatBuffer(count: lmHeadChunkRows * vocab)
+    lazy var lmHeadScratch = FloatBuffer(reserving: lmHeadChunkRows * vocab)
     let lmHeadChunkRows: Int
     let vocab: Int
     /// Whether `lmHeadScratch` still holds the logits of the forward's last block of head rows
@@ -69,19 +69,20 @@ final class TrainingActivations {
     private(set) var attentionWorkers: Int
     /// What the buffers hold room for: rows, attention probabilities, attention scratch (all
     /// workers), lengths-table entries and sequences.
-    private let rowCapacity: Int, probsCapacity: Int, scratchCapacity: Int, lengthCapacity: Int, sequenceCapacity: Int
+    private let rowCapacity: Int, scratchCapacity: Int, lengthCapacity: Int, sequenceCapacity: Int
+    private var probsCapacity: Int
 
     // Backward scratch, allocated by the first backward.
     private let hidden: Int, qkvWidth: Int, qDim: Int, intermediate: Int, qkWidth: Int
-    lazy var dResidual = FloatBuffer(count: rowCapacity * hidden)
-    lazy var dNormed = FloatBuffer(count: rowCapacity * hidden)
-    lazy var dQKV = FloatBuffer(count: rowCapacity * qkvWidth)
-    lazy var dAttn = FloatBuffer(count: rowCapacity * qDim)
-    lazy var dGateUp = FloatBuffer(count: rowCapacity * 2 * intermediate)
-    lazy var dAct = FloatBuffer(count: rowCapacity * intermediate)
-    lazy var attnScratch = FloatBuffer(count: scratchCapacity)
+    lazy var dResidual = FloatBuffer(reserving: rowCapacity * hidden)
+    lazy var dNormed = FloatBuffer(reserving: rowCapacity * hidden)
+    lazy var dQKV = FloatBuffer(reserving: rowCapacity * qkvWidth)
+    lazy var dAttn = FloatBuffer(reserving: rowCapacity * qDim)
+    lazy var dGateUp = FloatBuffer(reserving: rowCapacity * 2 * intermediate)
+    lazy var dAct = FloatBuffer(reserving: rowCapacity * intermediate)
+    lazy var attnScratch = FloatBuffer(reserving: scratchCapacity)
     /// One row of d(q, k before their norms) (Qwen3).
-    lazy var dQKRow = FloatBuffer(count: max(1, qkWidth))
+    lazy var dQKRow = FloatBuffer(reserving: max(1, qkWidth))
 
     /// What a workspace holds room for, so that its successor can be sized from it.
     struct Capacity {
@@ -100,6 +101,12 @@ final class TrainingActivations {
                             scratch: max(c.scratch, scratch * 3 / 2), lengths: max(c.lengths, lengths * 3 / 2),
                             sequences: max(c.sequences, sequences * 3 / 2))
         }
+
+        /// Element-wise the larger of two capacities.
+        func atLeast(_ other: Capacity) -> Capacity {
+            Capacity(rows: max(rows, other.rows), probs: max(probs, other.probs), scratch: max(scratch, other.scratch),
+                     lengths: max(lengths, other.lengths), sequences: max(sequences, other.sequences))
+        }
     }
 
     var capacity: Capacity {
@@ -107,14 +114,19 @@ final class TrainingActivations {
     }
 
     /// A workspace for `plan`, with room for at least `growingFrom.grown(toFit: plan)` (the plan
-    /// alone when there is no earlier workspace).
+    /// alone when there is no earlier workspace) and for `reservation`'s micro-batches. Every
+    /// buffer is `FloatBuffer(reserving:)`, so room beyond what the plans use costs address space,
+    /// not memory.
     init(config c: LlamaConfig, plan: AttentionPlan, lmHeadChunkRows: Int, keepsActivations: Bool = true,
-         growingFrom previous: Capacity = Capacity()) {
+         growingFrom previous: Capacity = Capacity(), reservation: WorkspaceReservation? = nil) {
         self.plan = plan
         rows = plan.rows
         self.keepsActivations = keepsActivations
         attentionWorkers = Self.workers(plan)
-        let room = previous.grown(toFit: plan, workers: attentionWorkers)
+        var room = previous.grown(toFit: plan, workers: attentionWorkers)
+        if let reservation {
+            room = room.atLeast(Capacity(reservation, workers: max(1, BLASThreads.current)))
+        }
         let n = room.rows, h = c.hiddenSize, qd = c.qDim, qkvw = c.qDim + 2 * c.kvDim, f = c.intermediateSize
         let L = keepsActivations ? c.numHiddenLayers : 1
         func ints(_ k: Int) -> UnsafeMutableBufferPointer<Int32> {
@@ -132,7 +144,7 @@ final class TrainingActivations {
         }
         headRows = 0..<plan.rows
         outputCount = plan.rows
-        func bufs(_ count: Int, _ k: Int) -> [FloatBuffer] { (0..<count).map { _ in FloatBuffer(count: k) } }
+        func bufs(_ count: Int, _ k: Int) -> [FloatBuffer] { (0..<count).map { _ in FloatBuffer(reserving: k) } }
         rowCapacity = n
         probsCapacity = room.probs
         scratchCapacity = room.scratch
@@ -143,23 +155,23 @@ final class TrainingActivations {
             residualMid = bufs(L, n * h)
             probs = bufs(L, room.probs)
         } else {
-            let stream = FloatBuffer(count: n * h)
+            let stream = FloatBuffer(reserving: n * h)
             residual = [stream]
             residualMid = [stream]
-            probs = [FloatBuffer(count: scratchCapacity)]
+            probs = [FloatBuffer(reserving: scratchCapacity)]
         }
-        normed = FloatBuffer(count: n * h)
+        normed = FloatBuffer(reserving: n * h)
         rstd1 = bufs(L, n); rstd2 = bufs(L, n)
         qkv = bufs(L, n * qkvw)
         qkRaw = c.hasQKNorm && keepsActivations ? bufs(L, n * (qd + c.kvDim)) : []
         qkRstd = c.hasQKNorm && keepsActivations ? bufs(L, n * (c.numAttentionHeads + c.numKeyValueHeads)) : []
         attnOut = bufs(L, n * qd)
         gateUp = bufs(L, n * 2 * f)
-        act = FloatBuffer(count: n * f)
-        normedFinal = FloatBuffer(count: n * h); rstdFinal = FloatBuffer(count: n)
+        act = FloatBuffer(reserving: n * f)
+        normedFinal = FloatBuffer(reserving: n * h); rstdFinal = FloatBuffer(reserving: n)
         self.lmHeadChunkRows = lmHeadChunkRows
         vocab = c.vocabSize
-        logSumExp = FloatBuffer(count: n); logProbs = FloatBuffer(count: n); entropy = FloatBuffer(count: n)
+        logSumExp = FloatBuffer(reserving: n); logProbs = FloatBuffer(reserving: n); entropy = FloatBuffer(reserving: n)
         hidden = h; qkvWidth = qkvw; qDim = qd; intermediate = f
         qkWidth = c.hasQKNorm ? qd + c.kvDim : 0
     }
@@ -167,7 +179,8 @@ final class TrainingActivations {
     private static func workers(_ plan: AttentionPlan) -> Int { max(1, min(BLASThreads.current, plan.parallelUnits)) }
 
     /// Whether `plan` (of the same kind, plain or shared-prefix) fits in these buffers, with LM-head
-    /// blocks of `lmHeadChunkRows` rows or fewer.
+    /// blocks of `lmHeadChunkRows` rows or fewer, once `growProbabilities` has made room for its
+    /// attention probabilities.
     func fits(_ plan: AttentionPlan, lmHeadChunkRows chunk: Int) -> Bool {
         let sequences: Int
         switch (plan, self.plan) {
@@ -176,11 +189,21 @@ final class TrainingActivations {
         default: return false
         }
         return plan.rows <= rowCapacity && sequences <= sequenceCapacity && plan.lengthCount <= lengthCapacity
-            && (keepsActivations ? plan.probsCount <= probsCapacity : true)
             && Self.workers(plan) * plan.scratchPerWorker <= scratchCapacity && chunk <= lmHeadChunkRows
     }
 
-    /// Lays `plan` (which `fits`) over the buffers: every pass indexes by the plan's shape and
+    /// Reallocates the per-layer attention probabilities alone, half as large again as before or
+    /// `plan`'s need, for a plan that fits everything else. Their padded `[sequence, head, T, W]`
+    /// layout grows with the longest completion squared, so a reservation does not cover them: a
+    /// bound for every batch would be gigabytes of address space at long completions, while the
+    /// probabilities themselves are a few megabytes per layer.
+    func growProbabilities(toFit plan: AttentionPlan) {
+        guard keepsActivations, plan.probsCount > probsCapacity else { return }
+        probsCapacity = max(plan.probsCount, probsCapacity * 3 / 2)
+        probs = probs.map { _ in FloatBuffer(reserving: probsCapacity) }
+    }
+
+    /// Lays `plan` (which `fits`, its probabilities grown) over the buffers: every pass indexes by the plan's shape and
     /// writes what it reads, so what an earlier plan left in them is never seen.
     func adopt(_ plan: AttentionPlan) {
         self.plan = plan
@@ -198,5 +221,16 @@ final class TrainingActivations {
     deinit {
         tokens.deallocate(); positions.deallocate(); lengths.deallocate(); targets.deallocate(); groupOf.deallocate()
         outputIndex?.deallocate()
+    }
+}
+
+// In an extension, so the memberwise initializer stays.
+extension TrainingActivations.Capacity {
+    /// Room for every micro-batch of `r` (see `WorkspaceReservation`) but their attention
+    /// probabilities (`growProbabilities`). A worker's scratch holds one head's scores over the
+    /// full context.
+    init(_ r: WorkspaceReservation, workers: Int) {
+        self.init(rows: r.rows, probs: 0, scratch: workers * r.contextTokens * r.contextTokens,
+                  lengths: r.groups + r.sequences, sequences: r.sequences)
     }
 }

@@ -60,6 +60,10 @@ public final class PolicyUpdate {
             criticOptimizer = nil
             criticHeadOptimizer = nil
         }
+        // The gradients with the moments, at start-up rather than in the first backward (see
+        // `LlamaModel.prepareDecoding`).
+        policy.zeroGradients()
+        self.critic?.zeroGradients()
     }
 
     /// Whether the loss has a KL term, i.e. needs π_ref of every token.
@@ -72,6 +76,7 @@ public final class PolicyUpdate {
     /// approximation reads it.
     public func step(_ batch: RolloutBatch, learnerVersion: Int? = nil) throws -> PolicyUpdateMetrics {
         let start = Date()
+        reserveWorkspaces(for: batch)
         let config = options.algorithm
         var m = PolicyUpdateMetrics()
         var refLogProbs: [Float]? = nil
@@ -177,6 +182,25 @@ public final class PolicyUpdate {
         m.backwardSeconds = passSeconds.backward
         m.seconds = Date().timeIntervalSince(start)
         return m
+    }
+
+    /// Sizes the workspaces of the policy, the reference and the critic (`WorkspaceReservation`)
+    /// for the largest micro-batch a batch like `batch` can bring: prompts half as long again as its
+    /// longest, every completion `maxNewTokens` long, the largest group whole. Batches within that
+    /// reuse the first step's workspaces instead of reallocating them as completions grow.
+    func reserveWorkspaces(for batch: RolloutBatch) {
+        let longestPrompt = batch.promptTokens.map(\.count).max() ?? 0
+        let prompt = longestPrompt + longestPrompt / 2
+        let completion = max(options.maxNewTokens, batch.completionTokens.map(\.count).max() ?? 0)
+        var groupSizes: [Int: Int] = [:]
+        for id in batch.groupIDs { groupSizes[id, default: 0] += 1 }
+        let largestGroup = groupSizes.values.max() ?? 0
+        let rowsOfOne = microBatchesSharePrompts ? prompt + largestGroup * completion : prompt + completion
+        let need = WorkspaceReservation(rows: max(options.microBatchTokens, rowsOfOne), sequences: batch.sequenceCount,
+                                        groups: groupSizes.count, contextTokens: prompt + completion)
+        for model in [policy, reference, critic?.backbone].compactMap({ $0 }) where !(model.workspaceReservation?.covers(need) ?? false) {
+            model.workspaceReservation = need
+        }
     }
 
     /// The sequence indices of each minibatch: the batch's distinct groups in ascending id order,

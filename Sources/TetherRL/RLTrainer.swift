@@ -32,6 +32,7 @@ public final class RLTrainer {
         }
         update = try PolicyUpdate(policy: policy, reference: reference, critic: critic, options: options)
         self.padToken = padToken
+        policy.prepareDecoding()
     }
 
     /// Continues from a checkpoint: the step count and the AdamW moments.

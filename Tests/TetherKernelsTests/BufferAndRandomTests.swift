@@ -11,6 +11,26 @@ final class BufferAndRandomTests: XCTestCase {
         XCTAssertEqual(VectorOps.sumOfSquares(b.pointer, b.count), 12)
     }
 
+    /// A reserved buffer, mapped (1 M floats and more) or not, reads zero everywhere before its
+    /// first write, is aligned, and holds what is written, however many are made and freed.
+    func testReservedFloatBufferIsZeroedAlignedAndWritable() {
+        for count in [0, 37, 300_000, 1 << 20, 3_000_017] {
+            for round in 0..<3 {
+                let b = FloatBuffer(reserving: count)
+                XCTAssertEqual(b.count, count)
+                XCTAssertEqual(Int(bitPattern: b.pointer) % 64, 0, "count \(count)")
+                XCTAssertTrue(b.toArray().allSatisfy { $0 == 0 }, "count \(count), round \(round): not zero before the first write")
+                guard count > 1 else { continue }
+                let half = count / 2, value = Float(round + 1)
+                b.slice(half, count - half).update(repeating: value)
+                XCTAssertEqual(b[half - 1], 0)
+                XCTAssertEqual(b[half], value)
+                XCTAssertEqual(b[count - 1], value)
+                XCTAssertEqual(b.toArray().filter { $0 == value }.count, count - half)
+            }
+        }
+    }
+
     func testSeededRandomIsReproducibleAndRoughlyNormal() {
         var a = SeededRandom(seed: 42), b = SeededRandom(seed: 42), c = SeededRandom(seed: 43)
         let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }

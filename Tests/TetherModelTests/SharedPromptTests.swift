@@ -188,13 +188,27 @@ final class SharedPromptTests: XCTestCase {
                 return [trained.logProbs, trained.entropy!, model.gradients.toArray(), only.logProbs, only.entropy!]
             }
             let fresh = try run(try LlamaModel(config: config, seed: 9, std: 0.2))
-            let used = try LlamaModel(config: config, seed: 9, std: 0.2)
-            for batch in larger {
-                _ = try forward(used, batch)
-                used.backward(dLogProbs: Self.coefficients(batch, seed: 5), dEntropy: Self.coefficients(batch, seed: 6))
-                _ = try forwardOnly(used, batch)
+            // Unreserved (growing with the batches), reserved for all of them, and reserved for
+            // the rows but too short a context (regrown beyond the reservation).
+            let covering = WorkspaceReservation(rows: 400, sequences: 9, groups: 3, contextTokens: 40)
+            let reservations: [WorkspaceReservation?] = [nil, covering, WorkspaceReservation(rows: 400, sequences: 9, groups: 3, contextTokens: 4)]
+            for reservation in reservations {
+                let used = try LlamaModel(config: config, seed: 9, std: 0.2)
+                used.workspaceReservation = reservation
+                for batch in [small] + larger {
+                    _ = try forward(used, batch)
+                    used.backward(dLogProbs: Self.coefficients(batch, seed: 5), dEntropy: Self.coefficients(batch, seed: 6))
+                    _ = try forwardOnly(used, batch)
+                }
+                for (k, (a, b)) in zip(try run(used), fresh).enumerated() {
+                    XCTAssertEqual(a, b, "grouped: \(grouped), reservation \(String(describing: reservation)), output \(k)")
+                }
+                if reservation == covering {
+                    XCTAssertEqual(used.workspaceAllocations, 2, "one training and one forward-only workspace for every batch within the reservation")
+                } else {
+                    XCTAssertGreaterThan(used.workspaceAllocations, 2, "the batches outgrow the first workspaces")
+                }
             }
-            for (k, (a, b)) in zip(try run(used), fresh).enumerated() { XCTAssertEqual(a, b, "grouped: \(grouped), output \(k)") }
         }
     }
 

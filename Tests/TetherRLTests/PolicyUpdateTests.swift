@@ -10,15 +10,15 @@ final class PolicyUpdateTests: XCTestCase {
     static let config = LlamaConfig(vocabSize: 11, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
                                     intermediateSize: 24, maxPositionEmbeddings: 24)
 
-    /// Three groups of four with ragged completions (one empty) and behaviour log-probs nudged off
-    /// the policy (ratios ≠ 1, inside the clip range).
-    func makeBatch(policy: LlamaModel) throws -> RolloutBatch {
+    /// Three groups of four with ragged completions (one empty) of at most `longest` tokens and
+    /// behaviour log-probs nudged off the policy (ratios ≠ 1, inside the clip range).
+    func makeBatch(policy: LlamaModel, longest: Int = 5) throws -> RolloutBatch {
         let prompts = [[1, 4, 7], [1, 9], [1, 3, 3, 5]]
         var rng = SeededRandom(seed: 41)
         var promptTokens: [[Int]] = [], completions: [[Int]] = [], groups: [Int] = [], rewards: [Float] = []
         for (g, p) in prompts.enumerated() {
             for i in 0..<4 {
-                let length = (g == 1 && i == 2) ? 0 : 1 + (g + 2 * i) % 5
+                let length = (g == 1 && i == 2) ? 0 : min(longest, 1 + (g + 2 * i) % 5)
                 promptTokens.append(p)
                 completions.append((0..<length).map { _ in Int(rng.next() % 11) })
                 groups.append(g)
@@ -276,6 +276,28 @@ final class PolicyUpdateTests: XCTestCase {
     }
 
     /// Minibatches split along groups with one rounding rule: ⌈groups / minibatches⌉ each.
+    /// The first step reserves the workspaces of the policy and the reference for completions of
+    /// `maxNewTokens`: later steps whose completions grow up to it reuse them, where without the
+    /// reservation each longer batch reallocated them.
+    func testStepsReuseTheWorkspacesReservedForTheLongestCompletions() throws {
+        let policy = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
+        let reference = try LlamaModel(config: Self.config, seed: 6, std: 0.3)
+        let options = RLTrainerOptions(algorithm: RLAlgorithmConfig(algorithm: .grpo, kl: KLPenalty(beta: 0.1, estimator: .k3)),
+                                       groupSize: 4, maxNewTokens: 5, learningRate: 1e-3, microBatchTokens: 16)
+        let update = try PolicyUpdate(policy: policy, reference: reference, options: options)
+        let sampler = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
+        let batches = try [1, 3, 5].map { try makeBatch(policy: sampler, longest: $0) }
+        for batch in batches { _ = try update.step(batch) }
+        XCTAssertEqual(policy.workspaceAllocations, 1, "the policy's training workspace")
+        XCTAssertEqual(reference.workspaceAllocations, 1, "the reference's forward-only workspace")
+
+        let unreserved = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
+        for batch in batches {
+            _ = try unreserved.sequenceLogProbs(GroupedTokenBatch(promptOfEach: batch.promptTokens, completions: batch.completionTokens))
+        }
+        XCTAssertEqual(unreserved.workspaceAllocations, 3, "each longer batch outgrows an unreserved workspace")
+    }
+
     func testMinibatchesKeepGroupsWhole() throws {
         let batch = try RolloutBatch(promptTokens: Array(repeating: [1], count: 10), completionTokens: Array(repeating: [2], count: 10),
                                      behaviourLogProbs: Array(repeating: -1, count: 10), rewards: Array(repeating: 0, count: 10),
