@@ -10,8 +10,10 @@ additions, "What is 3 + 4? Answer with just the number.", random.Random(0)): TRL
 (task `arithmetic`) with the same P, G, max new tokens, learning rate, β, clip 0.2, token-mean
 loss and steps. Seconds per step are each trainer's own per-step timing (TRL's `step_time`,
 Tether's rollout + update seconds in metrics.jsonl): model loading and checkpoint writing are out.
+A second line compares the whole processes' wall time, start-up and model loading included, and
+Tether's final checkpoint (TRL saves none).
 """
-import argparse, ast, json, os, random, shutil, statistics, subprocess, sys
+import argparse, ast, json, os, random, shutil, statistics, subprocess, sys, time
 
 
 def trl_prompts(steps, prompts):
@@ -66,12 +68,15 @@ run:
 
 
 def run_logged(argv, log):
-    """Runs argv with stdout and stderr in `log`, unbuffered, so an interrupted run keeps what it printed."""
+    """Runs argv with stdout and stderr in `log`, unbuffered, so an interrupted run keeps what it
+    printed. Returns the exit status, the output and the wall seconds."""
     print("== " + " ".join(argv) + f"   (log: {log})", file=sys.stderr, flush=True)
+    start = time.monotonic()
     with open(log, "w") as f:
         p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.monotonic() - start
     with open(log, errors="replace") as f:
-        return p.returncode, f.read()
+        return p.returncode, f.read(), seconds
 
 
 def parse_trl(stdout, returncode):
@@ -89,11 +94,12 @@ def parse_trl(stdout, returncode):
 
 
 def run_trl(a, trl_json):
-    returncode, output = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
+    returncode, output, seconds = run_logged([a.python, os.path.join(a.peers_dir, "trl_grpo.py"), "--checkpoint", a.checkpoint, "--steps", str(a.steps),
                     "--prompts", str(a.prompts), "--group", str(a.group), "--max-new-tokens", str(a.max_new_tokens),
                     "--lr", str(a.lr), "--beta", str(a.beta), "--out", os.path.join(a.out, "trl")],
                    os.path.join(a.out, "trl.log"))
     trl = parse_trl(output, returncode)
+    trl["process_seconds"] = round(seconds, 1)
     with open(trl_json, "w") as f:
         json.dump(trl, f)
 
@@ -114,8 +120,10 @@ def run(a):
         run_trl(a, trl_json)
     run_dir = os.path.join(a.out, "tether")
     shutil.rmtree(run_dir, ignore_errors=True)
-    returncode, _ = run_logged([a.tether, "train", "--config", config, "--out", run_dir, "--eval-prompts", "0"],
-                               os.path.join(a.out, "tether.log"))
+    returncode, _, seconds = run_logged([a.tether, "train", "--config", config, "--out", run_dir, "--eval-prompts", "0"],
+                                        os.path.join(a.out, "tether.log"))
+    with open(os.path.join(a.out, "tether.json"), "w") as f:
+        json.dump({"process_seconds": round(seconds, 1), "exit": returncode}, f)
     if returncode != 0:
         print(f"tether train failed (exit {returncode}); see {a.out}/tether.log", file=sys.stderr)
     print(table(a.out))
@@ -162,8 +170,20 @@ def table(out_dir):
         rows.append("Tether: no steps in metrics.jsonl (see tether.log)")
     if trl_mean and tether_mean:
         rows.append(f"Tether is {trl_mean / tether_mean:.1f}× faster per step than TRL's GRPOTrainer "
-                    f"(TRL's wall time per step including its own overhead: {fmt(trl.get('seconds_per_step'))} s)")
+                    f"(TRL's trainer.train() wall time per step, its own overhead included: {fmt(trl.get('seconds_per_step'))} s)")
+    trl_process, tether_process = trl.get("process_seconds"), tether_process_seconds(out_dir)
+    if trl_process and tether_process:
+        rows.append(f"Whole processes, start-up, model loading and checkpoint writing included: TRL {trl_process:.0f} s, "
+                    f"Tether {tether_process:.0f} s, {trl_process / tether_process:.1f}×")
     return "\n".join(rows)
+
+
+def tether_process_seconds(out_dir):
+    try:
+        with open(os.path.join(out_dir, "tether.json")) as f:
+            return json.load(f).get("process_seconds")
+    except (OSError, ValueError):
+        return None
 
 
 def mean_of(xs):

@@ -80,8 +80,9 @@ public final class ReferenceScorer<Key: Hashable & Sendable>: @unchecked Sendabl
             lock.unlock()
 
             let batch = try? RolloutBatch(concatenating: work.map(\.group))
+            // The forward-only workspace (one layer's rows and the LM head's block, ~150 MB at
+            // SmolLM2's shape) is kept for the next round: freeing it would fault it in again each time.
             let scored = try? batch.map { try PolicyUpdate.completionLogProbs(of: model, $0, microBatchTokens: microBatchTokens) }
-            model.releaseActivations()
 
             lock.lock()
             if let batch, let scored {

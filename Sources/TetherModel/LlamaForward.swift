@@ -16,11 +16,6 @@ extension LlamaModel {
         workspace(\.training, plan: plan, keepsActivations: true)
     }
 
-    /// Frees the activations the last training forward kept (and the forward-only workspace). A
-    /// model used only for forwards whose backward never follows (a frozen reference) calls this so
-    /// that its activations do not sit beside the policy's for the rest of the step.
-    public func releaseActivations() { training = nil; forwardOnly = nil }
-
     /// The workspace of a forward-only pass for `plan` (kept apart from the training activations,
     /// so a reference or proximal forward between `sequenceLogProbs` and `backward` is harmless).
     func forwardOnlyWorkspace(plan: AttentionPlan) -> TrainingActivations {

@@ -100,7 +100,7 @@ final class PeerBenchmarkScriptTests: XCTestCase {
 
     func testCompareTRLTableSetsStepsSideBySideWithTheSpeedRatio() throws {
         let dir = try makeTemporaryDirectory(self, "tether-compare-trl")
-        try #"{"peer": "trl-grpo", "steps": 2, "seconds_per_step": 130.0, "steps_log": [{"reward": 0.25, "step_time": 120.0}, {"reward": 0.5, "step_time": 100.0}]}"#
+        try #"{"peer": "trl-grpo", "steps": 2, "seconds_per_step": 130.0, "process_seconds": 300.0, "steps_log": [{"reward": 0.25, "step_time": 120.0}, {"reward": 0.5, "step_time": 100.0}]}"#
             .write(toFile: dir + "/trl.json", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: dir + "/tether", withIntermediateDirectories: true)
         try """
@@ -108,12 +108,14 @@ final class PeerBenchmarkScriptTests: XCTestCase {
         {"reward/mean":0.375,"step":1,"\(MetricsRecord.Key.stepSeconds)":12.0,"time/rollout_s":8.0,"wall_time":2.0}
         {"reward/mean":0.625,"step":2,"\(MetricsRecord.Key.stepSeconds)":10.0,"time/rollout_s":6.0,"wall_time":3.0}
         """.write(toFile: dir + "/tether/metrics.jsonl", atomically: true, encoding: .utf8)
+        try #"{"process_seconds": 40.0, "exit": 0}"#.write(toFile: dir + "/tether.json", atomically: true, encoding: .utf8)
         let out = try runDriver(["table", dir], script: Self.scripts + "/compare_trl.py")
         let rows = out.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
         XCTAssertTrue(rows.contains("1 120.0 0.250 12.0 0.375"), out)  // Tether: the step's wall seconds, the key `tether train` writes
         XCTAssertTrue(rows.contains("2 100.0 0.500 10.0 0.625"), out)
         XCTAssertTrue(rows.contains("mean 110.0 0.375 11.0 0.500"), out)
         XCTAssertTrue(out.contains("Tether is 10.0× faster per step"), out)
+        XCTAssertTrue(out.contains("TRL 300 s, Tether 40 s, 7.5×"), out)
 
         // An interrupted TRL run: the Trainer's log lines give the steps it finished.
         let partial = try PeerPython.run("""
