@@ -156,8 +156,8 @@ public enum AtomicFile {
     }
 
     /// Bytes handed to one write(2). Linux moves at most 2 GiB − 4 KiB per call anyway; smaller
-    /// pieces keep each call (and the kernel's copy into the page cache) short, so a signal or a
-    /// partial write restarts a bounded amount.
+    /// pieces keep each call (the kernel's copy into the page cache) short, so a pending signal
+    /// waits for at most one piece.
     public static let maxWriteBytes = 8 << 20
 
     /// Writes all of `bytes` to `fd`, continuing after partial writes and EINTR; a failure is a
