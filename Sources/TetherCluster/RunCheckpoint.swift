@@ -24,7 +24,7 @@ public enum RunCheckpoint {
     /// Writes step `step`: the policy with its training state, whatever `extras` adds to the
     /// staging directory, the checksums; then commits it and prunes to `keep` checkpoints.
     public static func write(run: RunDirectory, step: Int, keep: Int, policy: LlamaModel, tokenizer: Tokenizer,
-                             trainerState: TrainerState, optimizerState: OptimizerState,
+                             trainerState: TrainerState, optimizerState: any OptimizerMoments,
                              extras: (URL) throws -> Void = { _ in }) throws {
         // A committed step-N from an abandoned timeline (killed between the rename and the `latest`
         // update, or the same version checkpointed before a drain) is superseded by this one.
@@ -53,10 +53,8 @@ public enum RunCheckpoint {
             trainer: learnerTrainerName, step: version, totalSteps: config.run.steps, policyVersion: version,
             seed: UInt64(truncatingIfNeeded: config.run.seed), examplesSeen: controller.statistics.trainedGroups,
             optimizer: .init(learningRate: l.learningRate, beta1: l.adamBeta1, beta2: l.adamBeta2, epsilon: l.adamEps, weightDecay: l.weightDecay))
-        let moments = OptimizerState(step: optimizer.step, firstMoment: Array(optimizer.firstMoment.buffer),
-                                     secondMoment: Array(optimizer.secondMoment.buffer))
         try write(run: run, step: version, keep: config.checkpoint.keep, policy: model, tokenizer: tokenizer,
-                  trainerState: state, optimizerState: moments) { staging in
+                  trainerState: state, optimizerState: optimizer) { staging in
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             try AtomicFile.write(encoder.encode(controller.snapshot()), to: staging.appendingPathComponent(clusterStateFile))

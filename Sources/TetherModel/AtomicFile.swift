@@ -39,6 +39,13 @@ public enum AtomicFile {
     public static let temporaryMarker = ".tmp-"
 
     public static func write(_ data: Data, to url: URL) throws {
+        try write(to: url) { fd, temporary in try writeAll(data, to: fd, path: temporary) }
+    }
+
+    /// The streaming form: `contents` writes the file's bytes to `fd` (an empty temporary file;
+    /// errors should name `temporaryPath`), so a large file (a checkpoint's tensors) goes from the
+    /// caller's buffers to the file without first being assembled in memory.
+    public static func write(to url: URL, contents: (_ fd: Int32, _ temporaryPath: String) throws -> Void) throws {
         let directory = url.deletingLastPathComponent().path
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0 ... .max))").path
@@ -48,7 +55,7 @@ public enum AtomicFile {
         defer { if !renamed { unlink(temporary) } }
         do {
             defer { close(fd) }
-            try writeAll(data, to: fd, path: temporary)
+            try contents(fd, temporary)
             guard fsync(fd) == 0 else { throw DurableFileError.from(errno: errno, path: temporary, operation: "fsync") }
         }
         guard rename(temporary, url.path) == 0 else {
@@ -56,6 +63,11 @@ public enum AtomicFile {
         }
         renamed = true
         try syncDirectory(directory)
+    }
+
+    /// Path-string spelling of `write(to:contents:)`.
+    public static func write(to path: String, contents: (_ fd: Int32, _ temporaryPath: String) throws -> Void) throws {
+        try write(to: URL(fileURLWithPath: path), contents: contents)
     }
 
     public static func write(_ text: String, to url: URL) throws { try write(Data(text.utf8), to: url) }
@@ -140,20 +152,31 @@ public enum AtomicFile {
     }()
 
     public static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
-        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            var offset = 0
-            while offset < raw.count {
-                #if canImport(Glibc)
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                #else
-                let n = Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                #endif
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DurableFileError.from(errno: errno, path: path, operation: "write")
-                }
-                offset += n
+        try data.withUnsafeBytes { try writeAll($0, to: fd, path: path) }
+    }
+
+    /// Bytes handed to one write(2). Linux moves at most 2 GiB − 4 KiB per call anyway; smaller
+    /// pieces keep each call (the kernel's copy into the page cache) short, so a pending signal
+    /// waits for at most one piece.
+    public static let maxWriteBytes = 8 << 20
+
+    /// Writes all of `bytes` to `fd`, continuing after partial writes and EINTR; a failure is a
+    /// `DurableFileError` naming `path`.
+    public static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32, path: String) throws {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            #if canImport(Glibc)
+            let n = Glibc.write(fd, base + offset, min(bytes.count - offset, maxWriteBytes))
+            #else
+            let n = Darwin.write(fd, base + offset, min(bytes.count - offset, maxWriteBytes))
+            #endif
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DurableFileError.from(errno: errno, path: path, operation: "write")
             }
+            guard n > 0 else { throw DurableFileError.io(path: path, operation: "write", reason: "the file accepted no bytes") }
+            offset += n
         }
     }
 

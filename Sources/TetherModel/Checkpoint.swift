@@ -51,10 +51,11 @@ public struct LlamaCheckpoint: Sendable {
         }
     }
 
-    /// Writes from a parameter buffer the caller owns (a live model's), without copying it first.
+    /// Writes from a parameter buffer the caller owns (a live model's) and moments it lends (a live
+    /// optimizer's), streaming each to its file without copying it first.
     public static func write(
         config: LlamaConfig, parameters: UnsafeBufferPointer<Float>, tokenizer: Tokenizer,
-        trainerState: TrainerState? = nil, optimizerState: OptimizerState? = nil, to directory: String
+        trainerState: TrainerState? = nil, optimizerState: (any OptimizerMoments)? = nil, to directory: String
     ) throws {
         try config.validate()
         let layout = ParameterLayout(config: config)
@@ -64,8 +65,12 @@ public struct LlamaCheckpoint: Sendable {
         guard tokenizer.vocabSize <= config.vocabSize else {
             throw ModelError.invalidConfig("tokenizer has \(tokenizer.vocabSize) tokens but vocab_size is \(config.vocabSize)")
         }
-        if let o = optimizerState, o.firstMoment.count != layout.totalCount || o.secondMoment.count != layout.totalCount {
-            throw ModelError.invalidConfig("optimizer moments hold \(o.firstMoment.count)/\(o.secondMoment.count) floats, the layout needs \(layout.totalCount)")
+        if let o = optimizerState {
+            try o.withMoments { m, v in
+                guard m.count == layout.totalCount, v.count == layout.totalCount else {
+                    throw ModelError.invalidConfig("optimizer moments hold \(m.count)/\(v.count) floats, the layout needs \(layout.totalCount)")
+                }
+            }
         }
         try AtomicFile.replaceDirectory(at: directory) { tmp in
             try AtomicFile.write(config.huggingFaceJSON(), to: tmp + "/" + configFile)

@@ -20,9 +20,10 @@ extension LlamaModel {
         return (model, ckpt)
     }
 
-    /// Writes this model's weights (atomically, see `LlamaCheckpoint.write`) without copying them first.
+    /// Writes this model's weights and the optimizer's moments (atomically, see
+    /// `LlamaCheckpoint.write`) without copying either first.
     public func save(to directory: String, tokenizer: Tokenizer = .standard,
-                     trainerState: TrainerState? = nil, optimizerState: OptimizerState? = nil) throws {
+                     trainerState: TrainerState? = nil, optimizerState: (any OptimizerMoments)? = nil) throws {
         try LlamaCheckpoint.write(config: config, parameters: UnsafeBufferPointer(parameters.buffer), tokenizer: tokenizer,
                                   trainerState: trainerState, optimizerState: optimizerState, to: directory)
     }

@@ -278,8 +278,9 @@ public enum SafeTensorsWriter {
         }
     }
 
-    /// The complete file image. `transformers` refuses files whose metadata lacks `format: pt`.
-    public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:]) -> Data {
+    /// The 8-byte length and the padded JSON header: everything before the first tensor's bytes.
+    /// `transformers` refuses files whose metadata lacks `format: pt`.
+    static func headerBytes(_ tensors: [Tensor], metadata: [String: String]) -> [UInt8] {
         var meta = metadata
         if meta["format"] == nil { meta["format"] = "pt" }
         var header = "{\"__metadata__\":{"
@@ -293,12 +294,16 @@ public enum SafeTensorsWriter {
             offset += bytes
         }
         header += "}"
-        var headerBytes = Array(header.utf8)
-        while headerBytes.count % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
-        var out = Data(capacity: 8 + headerBytes.count + offset)
-        var n = UInt64(headerBytes.count).littleEndian
-        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
-        out.append(contentsOf: headerBytes)
+        var json = Array(header.utf8)
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        return withUnsafeBytes(of: UInt64(json.count).littleEndian) { [UInt8]($0) } + json
+    }
+
+    /// The complete file image in memory, for small files and tests; checkpoints use `write`.
+    public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:]) -> Data {
+        let header = headerBytes(tensors, metadata: metadata)
+        var out = Data(capacity: header.count + 4 * tensors.reduce(0) { $0 + $1.values.count })
+        out.append(contentsOf: header)
         for t in tensors where t.values.count > 0 {
             #if _endian(big)
             for v in t.values { var le = v.bitPattern.littleEndian; withUnsafeBytes(of: &le) { out.append(contentsOf: $0) } }
@@ -310,8 +315,34 @@ public enum SafeTensorsWriter {
         return out
     }
 
-    /// Encodes and writes atomically (see `AtomicFile`).
+    /// Writes the file atomically (see `AtomicFile`), the same bytes `encode` gives: the header,
+    /// then each tensor straight from its buffer to the file descriptor. Nothing the size of the
+    /// file is allocated, so saving a model does not fault in a second copy of its weights.
     public static func write(_ tensors: [Tensor], metadata: [String: String] = [:], to path: String) throws {
-        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+        let header = headerBytes(tensors, metadata: metadata)
+        try AtomicFile.write(to: path) { fd, temporary in
+            try header.withUnsafeBytes { try AtomicFile.writeAll($0, to: fd, path: temporary) }
+            for t in tensors {
+                #if _endian(big)
+                try writeLittleEndian(t.values, to: fd, path: temporary)
+                #else
+                try AtomicFile.writeAll(UnsafeRawBufferPointer(t.values), to: fd, path: temporary)
+                #endif
+            }
+        }
     }
+
+    #if _endian(big)
+    /// Byte-swaps through a bounded scratch buffer, one `AtomicFile.maxWriteBytes` piece at a time.
+    private static func writeLittleEndian(_ values: UnsafeBufferPointer<Float>, to fd: Int32, path: String) throws {
+        var scratch = [UInt32](repeating: 0, count: min(values.count, AtomicFile.maxWriteBytes / 4))
+        var i = 0
+        while i < values.count {
+            let n = min(scratch.count, values.count - i)
+            for k in 0..<n { scratch[k] = values[i + k].bitPattern.littleEndian }
+            try scratch.withUnsafeBytes { try AtomicFile.writeAll(UnsafeRawBufferPointer(rebasing: $0.prefix(4 * n)), to: fd, path: path) }
+            i += n
+        }
+    }
+    #endif
 }

@@ -96,12 +96,31 @@ public struct TrainerState: Codable, Equatable, Sendable {
     }
 }
 
-/// AdamW's state in the parameter layout: the first and second moment estimates (m, v of Kingma &
-/// Ba, Algorithm 1) and the step count t that their bias correction needs.
-///
-/// Stored as `optimizer.safetensors` with tensors `exp_avg.<param>` and `exp_avg_sq.<param>` (the
-/// names PyTorch's AdamW uses for m and v) shaped like the parameter, and `step` in the metadata.
-public struct OptimizerState: Equatable, Sendable {
+/// What `optimizer.safetensors` is written from: AdamW's step and its first and second moment
+/// estimates (m, v of Kingma & Ba, Algorithm 1) in the parameter layout, lent for the duration of
+/// the write. A live optimizer lends its own buffers, so a checkpoint streams them to the file
+/// instead of copying ~2 × 4 bytes per parameter into arrays first.
+public protocol OptimizerMoments {
+    var step: Int { get }
+    func withMoments<R>(_ body: (_ first: UnsafeBufferPointer<Float>, _ second: UnsafeBufferPointer<Float>) throws -> R) rethrows -> R
+}
+
+extension OptimizerMoments {
+    /// `optimizer.safetensors`: tensors `exp_avg.<param>` and `exp_avg_sq.<param>` (the names
+    /// PyTorch's AdamW uses for m and v) shaped like the parameter, and `step` in the metadata.
+    func write(layout: ParameterLayout, to path: String) throws {
+        try withMoments { m, v in
+            try SafeTensorsWriter.write(
+                LlamaCheckpoint.tensors(layout, m, prefix: OptimizerState.firstPrefix)
+                    + LlamaCheckpoint.tensors(layout, v, prefix: OptimizerState.secondPrefix),
+                metadata: ["optimizer": "adamw", "step": String(step)], to: path)
+        }
+    }
+}
+
+/// AdamW's state read back from `optimizer.safetensors` (see `OptimizerMoments`), owned, for
+/// resuming: the moments and the step count t that their bias correction needs.
+public struct OptimizerState: OptimizerMoments, Equatable, Sendable {
     public var step: Int
     public var firstMoment: [Float]
     public var secondMoment: [Float]
@@ -115,15 +134,8 @@ public struct OptimizerState: Equatable, Sendable {
     static let firstPrefix = "exp_avg."
     static let secondPrefix = "exp_avg_sq."
 
-    func write(layout: ParameterLayout, to path: String) throws {
-        let data = firstMoment.withUnsafeBufferPointer { m in
-            secondMoment.withUnsafeBufferPointer { v in
-                SafeTensorsWriter.encode(
-                    LlamaCheckpoint.tensors(layout, m, prefix: Self.firstPrefix) + LlamaCheckpoint.tensors(layout, v, prefix: Self.secondPrefix),
-                    metadata: ["optimizer": "adamw", "step": String(step)])
-            }
-        }
-        try AtomicFile.write(data, to: path)
+    public func withMoments<R>(_ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try firstMoment.withUnsafeBufferPointer { m in try secondMoment.withUnsafeBufferPointer { v in try body(m, v) } }
     }
 
     static func read(path: String, layout: ParameterLayout) throws -> OptimizerState {

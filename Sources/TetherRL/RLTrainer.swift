@@ -41,8 +41,9 @@ public final class RLTrainer {
         if let s = optimizerState { try optimizer.restore(step: s.step, firstMoment: s.firstMoment, secondMoment: s.secondMoment) }
     }
 
-    public func optimizerState() -> OptimizerState {
-        OptimizerState(step: optimizer.step, firstMoment: optimizer.firstMoment.toArray(), secondMoment: optimizer.secondMoment.toArray())
+    /// AdamW's moments for `optimizer.safetensors`; lent, not copied.
+    public func optimizerState() -> any OptimizerMoments {
+        optimizer
     }
 
     /// The sampling seed of a step: a pure function of the run seed and the step, so a resumed run

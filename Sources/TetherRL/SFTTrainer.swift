@@ -232,8 +232,8 @@ public final class SFTTrainer {
             metrics: lastMetrics)
     }
 
-    /// AdamW moments for `optimizer.safetensors`, so a later run can resume.
-    public func optimizerState() -> OptimizerState {
-        optimizer.checkpointState
+    /// AdamW's moments for `optimizer.safetensors`, so a later run can resume; lent, not copied.
+    public func optimizerState() -> any OptimizerMoments {
+        optimizer
     }
 }

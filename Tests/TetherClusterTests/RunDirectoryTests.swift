@@ -65,6 +65,20 @@ final class RunDirectoryTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["config.yaml"])
     }
 
+    /// The streaming write publishes only what its closure finished: a closure that throws after
+    /// writing part of the file leaves the old contents and no temporary.
+    func testStreamingWriteThatThrowsKeepsTheOldFile() throws {
+        struct Interrupted: Error {}
+        let url = directory.appendingPathComponent("weights.bin")
+        try AtomicFile.write(to: url) { fd, path in try AtomicFile.writeAll(Data("old".utf8), to: fd, path: path) }
+        XCTAssertThrowsError(try AtomicFile.write(to: url) { fd, path in
+            try AtomicFile.writeAll(Data("partial new".utf8), to: fd, path: path)
+            throw Interrupted()
+        }) { XCTAssertTrue($0 is Interrupted, "\($0)") }
+        XCTAssertEqual(try read(url), "old")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["weights.bin"])
+    }
+
     func testUnwritableDirectoryIsAClearError() throws {
         let file = directory.appendingPathComponent("not-a-dir")
         try AtomicFile.write("x", to: file)

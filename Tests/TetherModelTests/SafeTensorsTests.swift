@@ -3,6 +3,9 @@ import TetherKernels
 import TetherModel
 import TetherTestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class SafeTensorsTests: XCTestCase {
     /// A safetensors image from a hand-written header and data section (the format, not our writer).
@@ -38,6 +41,101 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try f.floats("b\"q"), b)
         let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         XCTAssertEqual(headerLength % 8, 0, "data section must start 8-byte aligned")
+    }
+
+    /// `write` streams the header and then each tensor from its own buffer; the file must be
+    /// exactly the in-memory image, for a tensor larger than one write(2) piece, an empty tensor
+    /// and tensors that are unaligned slices of one buffer.
+    func testStreamedWriteIsByteIdenticalToTheEncodedImage() throws {
+        let dir = try makeTemporaryDirectory(self)
+        var rng = SplitMix64(seed: 3)
+        let big = AtomicFile.maxWriteBytes / 4 + 12_345
+        let flat = rng.floats(7 + big + 5)
+        let path = dir + "/t.safetensors"
+        let metadata = ["step": "3", "optimizer": "adamw"]
+        let expected = try flat.withUnsafeBufferPointer { all -> Data in
+            let tensors: [SafeTensorsWriter.Tensor] = [
+                .init(name: "small", shape: [7], values: UnsafeBufferPointer(rebasing: all[0..<7])),
+                .init(name: "empty", shape: [0, 3], values: UnsafeBufferPointer(rebasing: all[7..<7])),
+                .init(name: "big", shape: [big], values: UnsafeBufferPointer(rebasing: all[7..<(7 + big)])),
+                .init(name: "tail", shape: [5, 1], values: UnsafeBufferPointer(rebasing: all[(7 + big)...])),
+            ]
+            try SafeTensorsWriter.write(tensors, metadata: metadata, to: path)
+            return SafeTensorsWriter.encode(tensors, metadata: metadata)
+        }
+        let onDisk = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(onDisk.count, expected.count)
+        XCTAssertTrue(onDisk == expected, "the streamed file differs from the encoded image")
+        XCTAssertEqual(try SafeTensorsFile.open(path: path).floats("big").map(\.bitPattern), flat[7..<(7 + big)].map(\.bitPattern))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["t.safetensors"])
+    }
+
+    /// The streamed file against a header written by hand from the format (not by our encoder):
+    /// sorted metadata with `format: pt`, tensors in the order given, F32 little-endian, padded
+    /// with spaces to a multiple of 8.
+    func testStreamedWriteMatchesAHandWrittenHeader() throws {
+        let path = try makeTemporaryDirectory(self) + "/h.safetensors"
+        let a: [Float] = [1, -2.5], b: [Float] = [0.15625]
+        try a.withUnsafeBufferPointer { pa in try b.withUnsafeBufferPointer { pb in
+            try SafeTensorsWriter.write([.init(name: "a", shape: [2], values: pa), .init(name: "b", shape: [1, 1], values: pb)],
+                                        metadata: ["step": "3"], to: path)
+        } }
+        var header = #"{"__metadata__":{"format":"pt","step":"3"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+            + #""b":{"dtype":"F32","shape":[1,1],"data_offsets":[8,12]}}"#
+        while header.utf8.count % 8 != 0 { header += " " }
+        // 1.0 = 0x3F800000, -2.5 = 0xC0200000, 0.15625 = 0x3E200000, little-endian.
+        let data: [UInt8] = [0, 0, 0x80, 0x3F, 0, 0, 0x20, 0xC0, 0, 0, 0x20, 0x3E]
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Self.image(header: header, data: data))
+    }
+
+    /// A write that cannot create its file (missing directory, a file where the directory should
+    /// be, a read-only directory) is a typed error naming the path and leaves nothing behind.
+    func testStreamedWriteIntoAnUnwritableDirectoryIsANamedError() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let v: [Float] = [1, 2, 3]
+        func write(_ path: String) throws {
+            try v.withUnsafeBufferPointer { try SafeTensorsWriter.write([.init(name: "v", shape: [3], values: $0)], to: path) }
+        }
+        FileManager.default.createFile(atPath: dir + "/file", contents: Data("x".utf8))
+        var targets = [dir + "/missing/w.safetensors", dir + "/file/w.safetensors"]
+        if geteuid() != 0 {  // root writes into a 0555 directory regardless
+            try FileManager.default.createDirectory(atPath: dir + "/ro", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o555])
+            targets.append(dir + "/ro/w.safetensors")
+        }
+        for target in targets {
+            XCTAssertThrowsError(try write(target)) { error in
+                guard case .notWritable(let path, _)? = error as? DurableFileError else { return XCTFail("\(target): \(error)") }
+                XCTAssertTrue(path.hasPrefix((target as NSString).deletingLastPathComponent + "/.w.safetensors.tmp-"), path)
+            }
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), geteuid() != 0 ? ["file", "ro"] : ["file"])
+        if geteuid() != 0 { XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/ro"), []) }
+    }
+
+    /// A write that fails half-way through the tensors (the file-size limit makes write(2) stop,
+    /// as a full disk does) is `noSpace`, keeps the previous file and removes its temporary.
+    func testStreamedWriteFailingHalfWayKeepsThePreviousFile() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir + "/w.safetensors"
+        try Data("previous".utf8).write(to: URL(fileURLWithPath: path))
+        var rng = SplitMix64(seed: 4)
+        let values = rng.floats(AtomicFile.maxWriteBytes / 4 + 1000)
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved), 0)
+        let previousHandler = signal(SIGXFSZ, SIG_IGN)
+        var small = saved
+        small.rlim_cur = rlim_t(values.count * 2)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small), 0)
+        var thrown: Error?
+        do {
+            try values.withUnsafeBufferPointer { try SafeTensorsWriter.write([.init(name: "v", shape: [values.count], values: $0)], to: path) }
+        } catch { thrown = error }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
+        signal(SIGXFSZ, previousHandler)
+        guard case .noSpace(let p)? = thrown as? DurableFileError else { return XCTFail("expected noSpace, got \(String(describing: thrown))") }
+        XCTAssertTrue(p.contains(".w.safetensors.tmp-"), p)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data("previous".utf8))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["w.safetensors"])
     }
 
     func testBF16WidensExactly() throws {

@@ -2,6 +2,7 @@ import Foundation
 import TetherKernels
 import TetherModel
 import TetherRL
+import TetherTestSupport
 import XCTest
 
 final class AdamWTests: XCTestCase {
@@ -78,6 +79,48 @@ final class AdamWTests: XCTestCase {
         b.update(parameters: pb, gradients: g, learningRate: 0.01)
         XCTAssertEqual(pa.toArray(), pb.toArray())
         XCTAssertThrowsError(try b.restore(step: 1, firstMoment: [0], secondMoment: [0, 0]))
+    }
+
+    /// A checkpoint written from the live optimizer (its buffers lent, not copied) reads back to
+    /// the exact moments, step and weights; its optimizer.safetensors is byte-identical to one
+    /// written from an owned copy of the same state; and the restored optimizer's next update is
+    /// bit-identical to the original's.
+    func testCheckpointFromLiveMomentsRoundTripsAndResumesBitExactly() throws {
+        let model = try LlamaModel(config: .tiny, seed: 2)
+        let opt = AdamW(layout: model.layout)
+        var rng = SplitMix64(seed: 5)
+        func randomGradients() { for i in 0..<model.gradients.count { model.gradients[i] = rng.float() } }
+        for _ in 0..<3 {
+            randomGradients()
+            opt.update(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-2)
+        }
+        let root = try makeTemporaryDirectory(self)
+        try model.save(to: root + "/live", optimizerState: opt)
+        let copy = OptimizerState(step: opt.step, firstMoment: opt.firstMoment.toArray(), secondMoment: opt.secondMoment.toArray())
+        try model.save(to: root + "/copy", optimizerState: copy)
+
+        let back = try LlamaCheckpoint.read(from: root + "/live")
+        let state = try XCTUnwrap(back.optimizerState)
+        XCTAssertEqual(state.step, 3)
+        XCTAssertEqual(state.firstMoment.map(\.bitPattern), copy.firstMoment.map(\.bitPattern))
+        XCTAssertEqual(state.secondMoment.map(\.bitPattern), copy.secondMoment.map(\.bitPattern))
+        XCTAssertEqual(back.parameters.map(\.bitPattern), model.parameters.toArray().map(\.bitPattern))
+        let liveFile = try Data(contentsOf: URL(fileURLWithPath: root + "/live/" + LlamaCheckpoint.optimizerFile))
+        XCTAssertTrue(liveFile == (try Data(contentsOf: URL(fileURLWithPath: root + "/copy/" + LlamaCheckpoint.optimizerFile))))
+
+        let resumed = AdamW(layout: model.layout)
+        try resumed.restore(state)
+        randomGradients()
+        let pa = FloatBuffer(model.parameters.toArray()), pb = FloatBuffer(back.parameters)
+        opt.update(parameters: pa, gradients: model.gradients, learningRate: 1e-2)
+        resumed.update(parameters: pb, gradients: model.gradients, learningRate: 1e-2)
+        XCTAssertEqual(pa.toArray().map(\.bitPattern), pb.toArray().map(\.bitPattern))
+
+        XCTAssertThrowsError(try model.save(to: root + "/wrong", optimizerState: AdamW(parameterCount: 3))) { error in
+            guard case .invalidConfig(let why)? = error as? ModelError else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("optimizer moments hold 3/3 floats"), why)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/wrong"))
     }
 
     func testLayoutOptimizerExemptsNormsOnly() throws {
