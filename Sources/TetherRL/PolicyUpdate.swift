@@ -186,18 +186,15 @@ public final class PolicyUpdate {
 
     /// Sizes the workspaces of the policy, the reference and the critic (`WorkspaceReservation`)
     /// for the largest micro-batch a batch like `batch` can bring: prompts half as long again as its
-    /// longest, every completion `maxNewTokens` long, the largest group whole. Batches within that
-    /// reuse the first step's workspaces instead of reallocating them as completions grow.
+    /// longest, every completion `maxNewTokens` long. `microBatches` keeps each within the budget
+    /// unless one sequence alone is longer. Batches within that reuse the first step's workspaces
+    /// instead of reallocating them as completions grow.
     func reserveWorkspaces(for batch: RolloutBatch) {
         let longestPrompt = batch.promptTokens.map(\.count).max() ?? 0
         let prompt = longestPrompt + longestPrompt / 2
         let completion = max(options.maxNewTokens, batch.completionTokens.map(\.count).max() ?? 0)
-        var groupSizes: [Int: Int] = [:]
-        for id in batch.groupIDs { groupSizes[id, default: 0] += 1 }
-        let largestGroup = groupSizes.values.max() ?? 0
-        let rowsOfOne = microBatchesSharePrompts ? prompt + largestGroup * completion : prompt + completion
-        let need = WorkspaceReservation(rows: max(options.microBatchTokens, rowsOfOne), sequences: batch.sequenceCount,
-                                        groups: groupSizes.count, contextTokens: prompt + completion)
+        let need = WorkspaceReservation(rows: max(options.microBatchTokens, prompt + completion), sequences: batch.sequenceCount,
+                                        groups: Set(batch.groupIDs).count, contextTokens: prompt + completion)
         for model in [policy, reference, critic?.backbone].compactMap({ $0 }) where !(model.workspaceReservation?.covers(need) ?? false) {
             model.workspaceReservation = need
         }
