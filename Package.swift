@@ -47,6 +47,8 @@ let package = Package(
             name: "CTetherWire",
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
+        // CRC-32C on the SSE4.2 instruction (selected per function and at run time, so no flags).
+        .target(name: "CTetherCRC32C"),
 
         .target(name: "TetherKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(
@@ -71,7 +73,7 @@ let package = Package(
         .target(
             name: "TetherCluster",
             dependencies: [
-                "TetherRL", "TetherRewards", "TetherWire", "TetherModel", "TetherKernels",
+                "TetherRL", "TetherRewards", "TetherWire", "TetherModel", "TetherKernels", "CTetherCRC32C",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
