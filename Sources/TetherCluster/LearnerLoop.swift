@@ -121,6 +121,7 @@ public final class LearnerLoop {
         let reference = config.algorithm.klBeta > 0
             ? try runDir.referenceModel(config: config, policy: policy, tokenizer: runTask.tokenizer, resume: options.resume) : nil
         let policyUpdate = try PolicyUpdate(policy: policy, reference: reference, options: config.rlOptions(eosTokenId: nil, synchronous: false))
+        policyUpdate.reserveWorkspaces(prompts: config.rollout.promptsPerBatch, promptTokens: config.task.maxPromptTokens)
         update = policyUpdate
         referenceScorer = try reference.flatMap {
             policyUpdate.needsReference ? try ReferenceScorer(reference: $0, microBatchTokens: config.learner.microBatchTokens) : nil

@@ -22,6 +22,20 @@ extension LlamaModel {
         workspace(\.forwardOnly, plan: plan, keepsActivations: false)
     }
 
+    /// Allocates the training workspace (or, with `training` false, the forward-only one) for
+    /// `workspaceReservation` and maps all of it now. A learner calls it at start-up, with its
+    /// optimizer state, so that the memory every step needs is taken before any sampling (a run
+    /// that cannot have it stops at once) and the first step costs what later ones do. On this
+    /// project's VMs a first touch costs ~3 s per GB.
+    public func prefaultWorkspace(training: Bool, sharedPrompts: Bool) {
+        let plan = sharedPrompts
+            ? AttentionPlan.sharedPrefix(SharedPrefixAttention.Shape(groups: 1, prefixLen: 1, sequences: 1, suffixLen: 1, suffixRows: 1,
+                                                                    heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+                                                                    headDim: config.headDim))
+            : causalPlan(batch: 1, seqLen: 1)
+        workspace(training ? \.training : \.forwardOnly, plan: plan, keepsActivations: training).prefault()
+    }
+
     /// The workspace in `slot` laid over `plan` when the plan fits in it (its attention
     /// probabilities regrown alone if they are all that is short), else a new one sized from the
     /// old one and `workspaceReservation`, the old one freed first.

@@ -203,6 +203,20 @@ final class TrainingActivations {
         probs = probs.map { _ in FloatBuffer(reserving: probsCapacity) }
     }
 
+    /// Maps every page of the workspace now (`LlamaModel.prefaultWorkspace`): the activations,
+    /// the LM head's block, and the backward's scratch of a training workspace. Attention
+    /// probabilities are left to the first plan, which sizes them.
+    func prefault() {
+        var buffers = residual + residualMid + rstd1 + qkv + qkRaw + qkRstd + attnOut + rstd2 + gateUp
+        buffers += [normed, act, normedFinal, rstdFinal, logSumExp, logProbs, entropy, lmHeadScratch]
+        if keepsActivations {
+            buffers += [dResidual, dNormed, dQKV, dAttn, dGateUp, dAct, attnScratch]
+        } else {
+            buffers += probs
+        }
+        for b in buffers { b.prefault() }
+    }
+
     /// Lays `plan` (which `fits`, its probabilities grown) over the buffers: every pass indexes by the plan's shape and
     /// writes what it reads, so what an earlier plan left in them is never seen.
     func adopt(_ plan: AttentionPlan) {

@@ -191,10 +191,25 @@ public final class PolicyUpdate {
     /// instead of reallocating them as completions grow.
     func reserveWorkspaces(for batch: RolloutBatch) {
         let longestPrompt = batch.promptTokens.map(\.count).max() ?? 0
-        let prompt = longestPrompt + longestPrompt / 2
-        let completion = max(options.maxNewTokens, batch.completionTokens.map(\.count).max() ?? 0)
-        let need = WorkspaceReservation(rows: max(options.microBatchTokens, prompt + completion), sequences: batch.sequenceCount,
-                                        groups: Set(batch.groupIDs).count, contextTokens: prompt + completion)
+        reserve(sequences: batch.sequenceCount, groups: Set(batch.groupIDs).count, promptTokens: longestPrompt + longestPrompt / 2,
+                completionTokens: batch.completionTokens.map(\.count).max() ?? 0)
+    }
+
+    /// Reserves the workspaces for batches of `prompts` groups of `groupSize` with prompts of at
+    /// most `promptTokens`, and maps the policy's training workspace and the reference's
+    /// forward-only one now (`LlamaModel.prefaultWorkspace`): a trainer calls it at start-up, with
+    /// the optimizer's moments already allocated, so that its first step faults in nothing more than
+    /// its attention probabilities.
+    public func reserveWorkspaces(prompts: Int, promptTokens: Int) {
+        reserve(sequences: prompts * options.groupSize, groups: prompts, promptTokens: promptTokens, completionTokens: 0)
+        policy.prefaultWorkspace(training: true, sharedPrompts: microBatchesSharePrompts)
+        reference?.prefaultWorkspace(training: false, sharedPrompts: options.sharePrompts)
+    }
+
+    private func reserve(sequences: Int, groups: Int, promptTokens: Int, completionTokens: Int) {
+        let completion = max(options.maxNewTokens, completionTokens)
+        let need = WorkspaceReservation(rows: max(options.microBatchTokens, promptTokens + completion), sequences: sequences,
+                                        groups: groups, contextTokens: promptTokens + completion)
         for model in [policy, reference, critic?.backbone].compactMap({ $0 }) where !(model.workspaceReservation?.covers(need) ?? false) {
             model.workspaceReservation = need
         }

@@ -118,6 +118,7 @@ struct TrainCommand: AsyncParsableCommand {
         try options.validate(promptsPerBatch: c.rollout.promptsPerBatch)
         let trainer = try RLTrainer(policy: policy, reference: reference, critic: critic, options: options, padToken: tokenizer.paddingId)
         try trainer.restore(step: trainerState?.step ?? 0, optimizerState: optimizerState)
+        trainer.update.reserveWorkspaces(prompts: c.rollout.promptsPerBatch, promptTokens: c.task.maxPromptTokens)
 
         let metrics = try MetricsWriter(runDirectory: runDir)
         let evaluation = PeriodicEvaluation(config: c, heldOut: heldOut,

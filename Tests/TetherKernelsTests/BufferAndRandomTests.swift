@@ -12,7 +12,8 @@ final class BufferAndRandomTests: XCTestCase {
     }
 
     /// A reserved buffer, mapped (1 M floats and more) or not, reads zero everywhere before its
-    /// first write, is aligned, and holds what is written, however many are made and freed.
+    /// first write, also once prefaulted, is aligned, and holds what is written, however many are
+    /// made and freed.
     func testReservedFloatBufferIsZeroedAlignedAndWritable() {
         for count in [0, 37, 300_000, 1 << 20, 3_000_017] {
             for round in 0..<3 {
@@ -20,6 +21,8 @@ final class BufferAndRandomTests: XCTestCase {
                 XCTAssertEqual(b.count, count)
                 XCTAssertEqual(Int(bitPattern: b.pointer) % 64, 0, "count \(count)")
                 XCTAssertTrue(b.toArray().allSatisfy { $0 == 0 }, "count \(count), round \(round): not zero before the first write")
+                if round == 1 { b.prefault() }
+                XCTAssertTrue(b.toArray().allSatisfy { $0 == 0 }, "count \(count), round \(round): prefault wrote something")
                 guard count > 1 else { continue }
                 let half = count / 2, value = Float(round + 1)
                 b.slice(half, count - half).update(repeating: value)

@@ -291,6 +291,16 @@ final class PolicyUpdateTests: XCTestCase {
         XCTAssertEqual(policy.workspaceAllocations, 1, "the policy's training workspace")
         XCTAssertEqual(reference.workspaceAllocations, 1, "the reference's forward-only workspace")
 
+        // Reserved and mapped at start-up (prompts of at most 4 tokens): the same workspaces serve
+        // every step, and the weights come out bit for bit as above.
+        let early = try LlamaModel(config: Self.config, seed: 5, std: 0.3), earlyReference = try LlamaModel(config: Self.config, seed: 6, std: 0.3)
+        let earlyUpdate = try PolicyUpdate(policy: early, reference: earlyReference, options: options)
+        earlyUpdate.reserveWorkspaces(prompts: 3, promptTokens: 4)
+        XCTAssertEqual([early.workspaceAllocations, earlyReference.workspaceAllocations], [1, 1], "mapped at start-up")
+        for batch in batches { _ = try earlyUpdate.step(batch) }
+        XCTAssertEqual([early.workspaceAllocations, earlyReference.workspaceAllocations], [1, 1], "no step reallocated them")
+        XCTAssertEqual(early.parameters.toArray(), policy.parameters.toArray())
+
         let unreserved = try LlamaModel(config: Self.config, seed: 5, std: 0.3)
         for batch in batches {
             _ = try unreserved.sequenceLogProbs(GroupedTokenBatch(promptOfEach: batch.promptTokens, completions: batch.completionTokens))
