@@ -113,6 +113,8 @@ public enum PackedLinear {
         _ range: Range<Int>, x: UnsafePointer<Float>, packed: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
         rows: Int, inFeatures k: Int, outFeatures n: Int, accumulate: Bool
     ) {
+        // Full blocks of 8 rows run on WideGEMM's 8 × 48 micro-kernel over the rows in place (the
+        // panel is its B layout); a remainder runs on the 4 × 48 kernel, twice for 5 to 7 rows.
         // Partial tiles (a zero-padded last panel, a row remainder of 3, 5, 6 or 7) are computed
         // into this tile and copied out; remainders of 4 and 8 rows of a full panel go straight to `y`.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rowBlock * panelWidth) { buffer in
@@ -126,11 +128,14 @@ public enum PackedLinear {
                     let out = direct ? y + r * n + col : t, ldy = direct ? n : panelWidth
                     // Rows past the end repeat the last one: computed, never stored.
                     @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { x + (r + min(i, height - 1)) * k }
-                    if height > 4 {
-                        microKernel8(row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7), panel: panel, k: k,
-                                     y: out, ldy: ldy, accumulate: direct && accumulate)
+                    if height == 8 {
+                        WideGEMM.kernelRows(kc: k, a: x + r * k, lda: k, b: panel, c: out, ldc: ldy, alpha: 1,
+                                            beta: direct && accumulate ? 1 : 0)
                     } else {
                         microKernel4(row(0), row(1), row(2), row(3), panel: panel, k: k, y: out, ldy: ldy, accumulate: direct && accumulate)
+                        if height > 4 {
+                            microKernel4(row(4), row(5), row(6), row(7), panel: panel, k: k, y: out + 4 * ldy, ldy: ldy, accumulate: false)
+                        }
                     }
                     if !direct { copyOut(t, rows: height, width: width, to: y + r * n + col, ldy: n, accumulate: accumulate) }
                     r += height
@@ -139,53 +144,7 @@ public enum PackedLinear {
         }
     }
 
-    /// The 8 × 48 block `y[0..<8, 0..<48] (+)= Σ_k x_i[k] · panel[k, 0..<48]`.
-    @inline(__always)
-    static func microKernel8(
-        _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>,
-        _ x4: UnsafePointer<Float>, _ x5: UnsafePointer<Float>, _ x6: UnsafePointer<Float>, _ x7: UnsafePointer<Float>,
-        panel: UnsafePointer<Float>, k: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
-    ) {
-        var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>()
-        var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>()
-        var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a22 = SIMD16<Float>()
-        var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>()
-        var a40 = SIMD16<Float>(), a41 = SIMD16<Float>(), a42 = SIMD16<Float>()
-        var a50 = SIMD16<Float>(), a51 = SIMD16<Float>(), a52 = SIMD16<Float>()
-        var a60 = SIMD16<Float>(), a61 = SIMD16<Float>(), a62 = SIMD16<Float>()
-        var a70 = SIMD16<Float>(), a71 = SIMD16<Float>(), a72 = SIMD16<Float>()
-        var b = panel
-        for c in 0..<k {
-            let b0 = VectorOps.load16(b), b1 = VectorOps.load16(b + 16), b2 = VectorOps.load16(b + 32)
-            var v = SIMD16<Float>(repeating: x0[c])
-            a00 = a00.addingProduct(v, b0); a01 = a01.addingProduct(v, b1); a02 = a02.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x1[c])
-            a10 = a10.addingProduct(v, b0); a11 = a11.addingProduct(v, b1); a12 = a12.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x2[c])
-            a20 = a20.addingProduct(v, b0); a21 = a21.addingProduct(v, b1); a22 = a22.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x3[c])
-            a30 = a30.addingProduct(v, b0); a31 = a31.addingProduct(v, b1); a32 = a32.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x4[c])
-            a40 = a40.addingProduct(v, b0); a41 = a41.addingProduct(v, b1); a42 = a42.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x5[c])
-            a50 = a50.addingProduct(v, b0); a51 = a51.addingProduct(v, b1); a52 = a52.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x6[c])
-            a60 = a60.addingProduct(v, b0); a61 = a61.addingProduct(v, b1); a62 = a62.addingProduct(v, b2)
-            v = SIMD16<Float>(repeating: x7[c])
-            a70 = a70.addingProduct(v, b0); a71 = a71.addingProduct(v, b1); a72 = a72.addingProduct(v, b2)
-            b += panelWidth
-        }
-        store3(a00, a01, a02, y, accumulate)
-        store3(a10, a11, a12, y + ldy, accumulate)
-        store3(a20, a21, a22, y + 2 * ldy, accumulate)
-        store3(a30, a31, a32, y + 3 * ldy, accumulate)
-        store3(a40, a41, a42, y + 4 * ldy, accumulate)
-        store3(a50, a51, a52, y + 5 * ldy, accumulate)
-        store3(a60, a61, a62, y + 6 * ldy, accumulate)
-        store3(a70, a71, a72, y + 7 * ldy, accumulate)
-    }
-
-    /// The 4 × 48 block, for row remainders of at most four.
+    /// The 4 × 48 block `y[0..<4, 0..<48] (+)= Σ_k x_i[k] · panel[k, 0..<48]`, for row remainders.
     @inline(__always)
     static func microKernel4(
         _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>,

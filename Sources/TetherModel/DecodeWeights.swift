@@ -45,11 +45,17 @@ final class DecodeWeights {
 }
 
 extension LlamaModel {
-    /// Allocates and packs the decoding weights now rather than in the first `generate`: a
-    /// trainer calls it when built, with its optimizer state, so that memory every step needs is
-    /// taken (and faulted in, the weights' size again) at start-up, where running out of it stops
-    /// the run before any sampling, and the first step costs what later ones do.
-    public func prepareDecoding() { _ = packedDecodeWeights() }
+    /// Allocates and maps the decoding weights' buffer now rather than in the first `generate`
+    /// (which packs into it, as every call does): a trainer calls it when built, with its
+    /// optimizer state, so that memory every step needs is taken (and faulted in, the weights' size
+    /// again) at start-up, where running out of it stops the run before any sampling, and the first
+    /// step costs what later ones do.
+    public func prepareDecoding() {
+        guard decodeWeights == nil else { return }
+        let w = DecodeWeights(config: config)
+        w.storage.prefault()
+        decodeWeights = w
+    }
 
     /// The packed decoding weights, packed from the current `parameters` now.
     func packedDecodeWeights() -> DecodeWeights {
